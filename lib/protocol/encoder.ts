@@ -1,0 +1,131 @@
+import { HEADER_SIZE, writeHeader } from './frame.js';
+
+/** Options of a {@link FrameEncoder}. */
+export interface FrameEncoderOptions {
+  /** Size of each output block in bytes. Default 64 KiB. */
+  blockSize?: number;
+  /** Payloads at least this large are referenced, not copied. Default 16 KiB. */
+  copyThreshold?: number;
+}
+
+/**
+ * Packs many frames into few large buffers. Small payloads are copied into
+ * the current block; large ones are referenced as views so a 64 KiB payload
+ * is never copied twice. `take()` hands the finished buffers to the link,
+ * which writes them once per event-loop turn.
+ *
+ * Blocks are never rewritten once sealed, so views returned by `take()` stay
+ * valid for as long as the caller keeps them (the resend log relies on it).
+ */
+export class FrameEncoder {
+  private readonly blockSize: number;
+  private readonly copyThreshold: number;
+  private block: Buffer;
+  private start = 0;
+  private pos = 0;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+
+  constructor(options: FrameEncoderOptions = {}) {
+    this.blockSize = options.blockSize ?? 64 * 1024;
+    this.copyThreshold = options.copyThreshold ?? 16 * 1024;
+    this.block = Buffer.allocUnsafe(this.blockSize);
+  }
+
+  /** Bytes encoded and not yet taken. */
+  get pendingBytes(): number {
+    return this.outBytes + (this.pos - this.start);
+  }
+
+  /** Appends one frame. */
+  frame(type: number, flags: number, stream: number, payload?: Uint8Array): void {
+    const len = payload === undefined ? 0 : payload.length;
+    if (len >= this.copyThreshold) {
+      this.reserve(HEADER_SIZE);
+      writeHeader(this.block, this.pos, type, flags, stream, len);
+      this.pos += HEADER_SIZE;
+      this.seal();
+      this.push(payload as Uint8Array);
+      return;
+    }
+    this.reserve(HEADER_SIZE + len);
+    writeHeader(this.block, this.pos, type, flags, stream, len);
+    this.pos += HEADER_SIZE;
+    if (payload !== undefined) {
+      this.block.set(payload, this.pos);
+      this.pos += len;
+    }
+  }
+
+  /**
+   * Appends one frame whose payload is a u32 BE `prefix` followed by
+   * `payload` (the first fragment of a split message carries the total size).
+   */
+  frameWithPrefix(
+    type: number,
+    flags: number,
+    stream: number,
+    prefix: number,
+    payload: Uint8Array,
+  ): void {
+    const len = payload.length;
+    this.reserve(HEADER_SIZE + 4 + (len >= this.copyThreshold ? 0 : len));
+    writeHeader(this.block, this.pos, type, flags, stream, len + 4);
+    this.block.writeUInt32BE(prefix, this.pos + HEADER_SIZE);
+    this.pos += HEADER_SIZE + 4;
+    if (len >= this.copyThreshold) {
+      this.seal();
+      this.push(payload);
+    } else {
+      this.block.set(payload, this.pos);
+      this.pos += len;
+    }
+  }
+
+  /**
+   * Reserves room for a header plus `maxPayload` bytes and returns the block
+   * and the payload's offset, so a caller can encode straight into it; it must
+   * then call {@link commit} with the bytes actually written.
+   */
+  begin(maxPayload: number): { buffer: Buffer; offset: number } {
+    this.reserve(HEADER_SIZE + maxPayload);
+    return { buffer: this.block, offset: this.pos + HEADER_SIZE };
+  }
+
+  /** Finishes a frame started with {@link begin}. */
+  commit(type: number, flags: number, stream: number, payloadLength: number): void {
+    writeHeader(this.block, this.pos, type, flags, stream, payloadLength);
+    this.pos += HEADER_SIZE + payloadLength;
+  }
+
+  /** Returns the encoded buffers in order and starts afresh. */
+  take(): Buffer[] {
+    this.seal();
+    const out = this.out;
+    this.out = [];
+    this.outBytes = 0;
+    return out;
+  }
+
+  private reserve(n: number): void {
+    if (this.block.length - this.pos >= n) return;
+    this.seal();
+    this.block = Buffer.allocUnsafe(Math.max(this.blockSize, n));
+    this.start = 0;
+    this.pos = 0;
+  }
+
+  private seal(): void {
+    if (this.pos > this.start) {
+      this.push(this.block.subarray(this.start, this.pos));
+      this.start = this.pos;
+    }
+  }
+
+  private push(buf: Uint8Array): void {
+    this.out.push(
+      Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength),
+    );
+    this.outBytes += buf.length;
+  }
+}

@@ -1,0 +1,187 @@
+import { ErrorCode, ProtocolError } from '../errors.js';
+import { DEFAULT_FRAME_LIMITS, FrameFlag, FrameType } from './frame.js';
+import type { FrameEncoder } from './encoder.js';
+
+/**
+ * A message larger than the fragment size travels as one DATA frame with
+ * flag MORE, whose payload starts with the message's total size (u32 BE),
+ * followed by CONT frames; the last one has MORE clear. Fragments of one
+ * stream are contiguous in that stream, but frames of other streams (and
+ * control frames) may come between them.
+ */
+
+/**
+ * Writes the fragment of `message` that starts at `offset` into `encoder`
+ * and returns the offset of the next one (`message.length` when done).
+ */
+export function writeFragment(
+  encoder: FrameEncoder,
+  stream: number,
+  flags: number,
+  message: Uint8Array,
+  offset: number,
+  fragmentSize: number,
+): number {
+  const end = Math.min(offset + fragmentSize, message.length);
+  const more = end < message.length ? FrameFlag.MORE : 0;
+  const piece = message.subarray(offset, end);
+  if (offset === 0) {
+    encoder.frameWithPrefix(FrameType.DATA, flags | more, stream, message.length, piece);
+  } else {
+    encoder.frame(FrameType.CONT, (flags & FrameFlag.RAW) | more, stream, piece);
+  }
+  return end;
+}
+
+interface Partial {
+  readonly total: number;
+  readonly flags: number;
+  readonly parts: Buffer[];
+  received: number;
+}
+
+/** Options of a {@link Reassembler}. */
+export interface ReassemblerOptions {
+  /** Largest message accepted, in bytes. Default 64 MiB. */
+  maxMessageSize?: number;
+  /** Largest sum of bytes held in unfinished messages across streams. Default 2x maxMessageSize. */
+  maxPendingBytes?: number;
+}
+
+/**
+ * Rebuilds fragmented messages per stream. Memory follows the bytes actually
+ * received, never the declared totals, and is capped across streams.
+ */
+export class Reassembler {
+  private readonly maxMessageSize: number;
+  private readonly maxPendingBytes: number;
+  private readonly partials = new Map<number, Partial>();
+  private pendingBytes = 0;
+
+  constructor(options: ReassemblerOptions = {}) {
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULT_FRAME_LIMITS.maxMessageSize;
+    this.maxPendingBytes = options.maxPendingBytes ?? this.maxMessageSize * 2;
+  }
+
+  /** Bytes held in unfinished messages. */
+  get pending(): number {
+    return this.pendingBytes;
+  }
+
+  /**
+   * Takes a DATA or CONT frame. Returns the whole message when it is complete
+   * (a view of `payload` for an unfragmented DATA frame), or undefined while
+   * fragments are missing. Throws {@link ProtocolError} on a broken sequence.
+   */
+  add(type: number, flags: number, stream: number, payload: Buffer): Buffer | undefined {
+    const more = (flags & FrameFlag.MORE) !== 0;
+    if (type === FrameType.DATA) {
+      if (this.partials.has(stream)) {
+        throw new ProtocolError(
+          ErrorCode.PROTOCOL,
+          `DATA on stream ${stream} while a fragmented message is unfinished`,
+          {
+            state: 'reassembly',
+          },
+        );
+      }
+      if (!more) {
+        this.completedFlags = flags;
+        return payload;
+      }
+      if (payload.length < 4) {
+        throw new ProtocolError(
+          ErrorCode.PROTOCOL,
+          'first fragment shorter than its 4-byte size prefix',
+          {
+            state: 'reassembly',
+          },
+        );
+      }
+      const total = payload.readUInt32BE(0);
+      if (total > this.maxMessageSize) {
+        throw new ProtocolError(
+          ErrorCode.MESSAGE_TOO_LARGE,
+          `message of ${total} bytes exceeds the ${this.maxMessageSize}-byte maximum`,
+          { state: 'reassembly' },
+        );
+      }
+      const first = payload.subarray(4);
+      if (first.length >= total) {
+        throw new ProtocolError(
+          ErrorCode.PROTOCOL,
+          'first fragment holds the whole message but MORE is set',
+          {
+            state: 'reassembly',
+          },
+        );
+      }
+      this.reserve(first.length);
+      this.partials.set(stream, {
+        total,
+        flags: flags & ~FrameFlag.MORE,
+        parts: [first],
+        received: first.length,
+      });
+      return undefined;
+    }
+    const partial = this.partials.get(stream);
+    if (partial === undefined) {
+      throw new ProtocolError(
+        ErrorCode.PROTOCOL,
+        `CONT on stream ${stream} with no message in progress`,
+        {
+          state: 'reassembly',
+        },
+      );
+    }
+    const received = partial.received + payload.length;
+    if (
+      received > partial.total ||
+      (!more && received !== partial.total) ||
+      (more && received === partial.total)
+    ) {
+      throw new ProtocolError(
+        ErrorCode.PROTOCOL,
+        `fragments of stream ${stream} disagree with the declared size ${partial.total}`,
+        { state: 'reassembly' },
+      );
+    }
+    this.reserve(payload.length);
+    partial.parts.push(payload);
+    partial.received = received;
+    if (more) return undefined;
+    this.partials.delete(stream);
+    this.pendingBytes -= partial.total;
+    this.completedFlags = partial.flags;
+    return Buffer.concat(partial.parts, partial.total);
+  }
+
+  /** Flags of the first frame of the message `add` last returned (RAW, ...), MORE cleared. */
+  completedFlags = 0;
+
+  /** Drops an unfinished message (stream closed or reset). */
+  discard(stream: number): void {
+    const partial = this.partials.get(stream);
+    if (partial === undefined) return;
+    this.partials.delete(stream);
+    this.pendingBytes -= partial.received;
+  }
+
+  /** Drops everything (link torn down). */
+  clear(): void {
+    this.partials.clear();
+    this.pendingBytes = 0;
+  }
+
+  private reserve(n: number): void {
+    this.pendingBytes += n;
+    if (this.pendingBytes > this.maxPendingBytes) {
+      throw new ProtocolError(
+        ErrorCode.MESSAGE_TOO_LARGE,
+        `unfinished messages hold more than ${this.maxPendingBytes} bytes`,
+        { state: 'reassembly' },
+      );
+    }
+  }
+}
