@@ -1,4 +1,4 @@
-import { ErrorCode, ProtocolError } from '../errors.js';
+import { ErrorCode, OptionError, ProtocolError } from '../errors.js';
 import { DEFAULT_FRAME_LIMITS, HEADER_SIZE, LENGTH_OVERHEAD, isKnownFrameType } from './frame.js';
 
 /** Receives decoded frames. One method, so the hot path allocates no frame objects. */
@@ -14,11 +14,16 @@ export interface FrameSink {
 
 /** Options of a {@link FrameDecoder}. */
 export interface FrameDecoderOptions {
-  /** Largest frame payload accepted, in bytes. Default 1 MiB. */
+  /**
+   * Largest frame payload accepted, in bytes. Default 1 MiB. An integer from
+   * 0 to 2^32 - 7; anything else throws {@link OptionError}.
+   */
   maxFramePayload?: number;
 }
 
 const KNOWN_FLAGS = 0x03;
+/** The largest payload a u32 length field can describe. */
+const MAX_PAYLOAD_LENGTH = 0xffffffff - LENGTH_OVERHEAD;
 const STATE_HEADER = 0;
 const STATE_PAYLOAD = 1;
 const STATE_FAILED = 2;
@@ -30,7 +35,11 @@ const STATE_FAILED = 2;
  * After a malformed frame it stays failed and rethrows the same error.
  */
 export class FrameDecoder {
-  private readonly maxFramePayload: number;
+  /**
+   * Largest frame payload accepted, in bytes. Mutable: a link starts tiny
+   * for the handshake and raises it once the peer is authenticated.
+   */
+  maxFramePayload: number;
   private state = STATE_HEADER;
   private readonly header = Buffer.alloc(HEADER_SIZE);
   private headerFill = 0;
@@ -46,7 +55,16 @@ export class FrameDecoder {
     private readonly sink: FrameSink,
     options: FrameDecoderOptions = {},
   ) {
-    this.maxFramePayload = options.maxFramePayload ?? DEFAULT_FRAME_LIMITS.maxFramePayload;
+    const max = options.maxFramePayload ?? DEFAULT_FRAME_LIMITS.maxFramePayload;
+    // A NaN or negative limit would silently disable the size check (every
+    // comparison with NaN is false), so refuse it here.
+    if (!Number.isSafeInteger(max) || max < 0 || max > MAX_PAYLOAD_LENGTH) {
+      throw new OptionError(
+        'maxFramePayload',
+        `expected an integer from 0 to ${MAX_PAYLOAD_LENGTH} bytes, got ${max}`,
+      );
+    }
+    this.maxFramePayload = max;
   }
 
   /** Bytes taken so far (the offset that errors report). */

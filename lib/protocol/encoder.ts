@@ -1,10 +1,14 @@
+import { ErrorCode, OptionError, SwitchboardError } from '../errors.js';
 import { HEADER_SIZE, writeHeader } from './frame.js';
 
 /** Options of a {@link FrameEncoder}. */
 export interface FrameEncoderOptions {
-  /** Size of each output block in bytes. Default 64 KiB. */
+  /** Size of each output block in bytes (a positive integer). Default 64 KiB. */
   blockSize?: number;
-  /** Payloads at least this large are referenced, not copied. Default 16 KiB. */
+  /**
+   * Payloads of at least this many bytes (a non-negative integer) are
+   * referenced, not copied. Default 16 KiB. Empty payloads are never referenced.
+   */
   copyThreshold?: number;
 }
 
@@ -29,6 +33,15 @@ export class FrameEncoder {
   constructor(options: FrameEncoderOptions = {}) {
     this.blockSize = options.blockSize ?? 64 * 1024;
     this.copyThreshold = options.copyThreshold ?? 16 * 1024;
+    if (!Number.isSafeInteger(this.blockSize) || this.blockSize < 1) {
+      throw new OptionError('blockSize', `expected a positive integer, got ${this.blockSize}`);
+    }
+    if (!Number.isSafeInteger(this.copyThreshold) || this.copyThreshold < 0) {
+      throw new OptionError(
+        'copyThreshold',
+        `expected a non-negative integer, got ${this.copyThreshold}`,
+      );
+    }
     this.block = Buffer.allocUnsafe(this.blockSize);
   }
 
@@ -40,7 +53,9 @@ export class FrameEncoder {
   /** Appends one frame. */
   frame(type: number, flags: number, stream: number, payload?: Uint8Array): void {
     const len = payload === undefined ? 0 : payload.length;
-    if (len >= this.copyThreshold) {
+    // `len > 0` keeps an absent or empty payload off the reference path even
+    // with a zero threshold: there is nothing to reference.
+    if (len > 0 && len >= this.copyThreshold) {
       this.reserve(HEADER_SIZE);
       writeHeader(this.block, this.pos, type, flags, stream, len);
       this.pos += HEADER_SIZE;
@@ -69,11 +84,12 @@ export class FrameEncoder {
     payload: Uint8Array,
   ): void {
     const len = payload.length;
-    this.reserve(HEADER_SIZE + 4 + (len >= this.copyThreshold ? 0 : len));
+    const reference = len > 0 && len >= this.copyThreshold;
+    this.reserve(HEADER_SIZE + 4 + (reference ? 0 : len));
     writeHeader(this.block, this.pos, type, flags, stream, len + 4);
     this.block.writeUInt32BE(prefix, this.pos + HEADER_SIZE);
     this.pos += HEADER_SIZE + 4;
-    if (len >= this.copyThreshold) {
+    if (reference) {
       this.seal();
       this.push(payload);
     } else {
@@ -92,8 +108,19 @@ export class FrameEncoder {
     return { buffer: this.block, offset: this.pos + HEADER_SIZE };
   }
 
-  /** Finishes a frame started with {@link begin}. */
+  /**
+   * Finishes a frame started with {@link begin}. Throws a
+   * {@link SwitchboardError} with code `ERR_SB_INTERNAL` when `payloadLength`
+   * does not fit the block `begin` handed out (a caller bug that would
+   * otherwise put garbage on the wire).
+   */
   commit(type: number, flags: number, stream: number, payloadLength: number): void {
+    if (!(payloadLength >= 0 && this.pos + HEADER_SIZE + payloadLength <= this.block.length)) {
+      throw new SwitchboardError(
+        ErrorCode.INTERNAL,
+        `commit of ${payloadLength} payload bytes overruns the block begin() reserved`,
+      );
+    }
     writeHeader(this.block, this.pos, type, flags, stream, payloadLength);
     this.pos += HEADER_SIZE + payloadLength;
   }

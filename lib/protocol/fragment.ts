@@ -1,4 +1,4 @@
-import { ErrorCode, ProtocolError } from '../errors.js';
+import { ErrorCode, OptionError, ProtocolError } from '../errors.js';
 import { DEFAULT_FRAME_LIMITS, FrameFlag, FrameType } from './frame.js';
 import type { FrameEncoder } from './encoder.js';
 
@@ -13,6 +13,9 @@ import type { FrameEncoder } from './encoder.js';
 /**
  * Writes the fragment of `message` that starts at `offset` into `encoder`
  * and returns the offset of the next one (`message.length` when done).
+ * A message of at most `fragmentSize` bytes becomes one plain DATA frame,
+ * without the size prefix. Throws {@link OptionError} when `fragmentSize` is
+ * not a positive integer (the caller's loop would never end).
  */
 export function writeFragment(
   encoder: FrameEncoder,
@@ -22,7 +25,16 @@ export function writeFragment(
   offset: number,
   fragmentSize: number,
 ): number {
+  if (!Number.isSafeInteger(fragmentSize) || fragmentSize < 1) {
+    throw new OptionError('fragmentSize', `expected a positive integer, got ${fragmentSize}`);
+  }
   const end = Math.min(offset + fragmentSize, message.length);
+  if (offset === 0 && end === message.length) {
+    // The reassembler returns an unfragmented DATA payload as is, so a size
+    // prefix here would reach the application as part of the message.
+    encoder.frame(FrameType.DATA, flags & ~FrameFlag.MORE, stream, message);
+    return end;
+  }
   const more = end < message.length ? FrameFlag.MORE : 0;
   const piece = message.subarray(offset, end);
   if (offset === 0) {
@@ -38,13 +50,39 @@ interface Partial {
   readonly flags: number;
   readonly parts: Buffer[];
   received: number;
+  /** What this message counts against maxPendingBytes (bytes plus overheads). */
+  charged: number;
+}
+
+/**
+ * What holding one fragment costs beyond its bytes (the view object, its
+ * array slot, and for a first fragment the stream's record), charged against
+ * maxPendingBytes. Without it a flood of empty or one-byte fragments would
+ * grow memory while the byte count stayed near zero.
+ */
+const FRAGMENT_OVERHEAD = 128;
+
+/**
+ * A view keeps its whole backing chunk alive, so a peer could make a few
+ * counted bytes pin a 64 KiB socket read each. A fragment using less than
+ * half of its backing store is copied into its own store, which keeps what
+ * is held within about twice what is counted.
+ */
+function retain(payload: Buffer): Buffer {
+  if (payload.length * 2 >= payload.buffer.byteLength) return payload;
+  const copy = Buffer.allocUnsafeSlow(payload.length);
+  payload.copy(copy);
+  return copy;
 }
 
 /** Options of a {@link Reassembler}. */
 export interface ReassemblerOptions {
-  /** Largest message accepted, in bytes. Default 64 MiB. */
+  /** Largest message accepted, in bytes (an integer up to 2^32 - 1). Default 64 MiB. */
   maxMessageSize?: number;
-  /** Largest sum of bytes held in unfinished messages across streams. Default 2x maxMessageSize. */
+  /**
+   * Largest sum of bytes held in unfinished messages across streams, each
+   * fragment counting 128 bytes more than its length. Default 2x maxMessageSize.
+   */
   maxPendingBytes?: number;
 }
 
@@ -60,10 +98,27 @@ export class Reassembler {
 
   constructor(options: ReassemblerOptions = {}) {
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_FRAME_LIMITS.maxMessageSize;
+    // The total travels as a u32, so larger limits mean nothing.
+    if (
+      !Number.isSafeInteger(this.maxMessageSize) ||
+      this.maxMessageSize < 0 ||
+      this.maxMessageSize > 0xffffffff
+    ) {
+      throw new OptionError(
+        'maxMessageSize',
+        `expected an integer from 0 to ${0xffffffff} bytes, got ${this.maxMessageSize}`,
+      );
+    }
     this.maxPendingBytes = options.maxPendingBytes ?? this.maxMessageSize * 2;
+    if (!Number.isSafeInteger(this.maxPendingBytes) || this.maxPendingBytes < 0) {
+      throw new OptionError(
+        'maxPendingBytes',
+        `expected a non-negative integer, got ${this.maxPendingBytes}`,
+      );
+    }
   }
 
-  /** Bytes held in unfinished messages. */
+  /** Bytes counted for unfinished messages: their bytes plus 128 per fragment held. */
   get pending(): number {
     return this.pendingBytes;
   }
@@ -116,12 +171,13 @@ export class Reassembler {
           },
         );
       }
-      this.reserve(first.length);
+      const charged = this.reserve(first.length);
       this.partials.set(stream, {
         total,
         flags: flags & ~FrameFlag.MORE,
-        parts: [first],
+        parts: [retain(first)],
         received: first.length,
+        charged,
       });
       return undefined;
     }
@@ -147,12 +203,12 @@ export class Reassembler {
         { state: 'reassembly' },
       );
     }
-    this.reserve(payload.length);
-    partial.parts.push(payload);
+    partial.charged += this.reserve(payload.length);
+    partial.parts.push(retain(payload));
     partial.received = received;
     if (more) return undefined;
     this.partials.delete(stream);
-    this.pendingBytes -= partial.total;
+    this.pendingBytes -= partial.charged;
     this.completedFlags = partial.flags;
     return Buffer.concat(partial.parts, partial.total);
   }
@@ -165,7 +221,7 @@ export class Reassembler {
     const partial = this.partials.get(stream);
     if (partial === undefined) return;
     this.partials.delete(stream);
-    this.pendingBytes -= partial.received;
+    this.pendingBytes -= partial.charged;
   }
 
   /** Drops everything (link torn down). */
@@ -174,14 +230,20 @@ export class Reassembler {
     this.pendingBytes = 0;
   }
 
-  private reserve(n: number): void {
-    this.pendingBytes += n;
-    if (this.pendingBytes > this.maxPendingBytes) {
+  /**
+   * Counts a fragment of `n` bytes against the cap and returns what was
+   * charged. Checks before counting, so a refused fragment leaves no trace.
+   */
+  private reserve(n: number): number {
+    const cost = n + FRAGMENT_OVERHEAD;
+    if (this.pendingBytes + cost > this.maxPendingBytes) {
       throw new ProtocolError(
         ErrorCode.MESSAGE_TOO_LARGE,
         `unfinished messages hold more than ${this.maxPendingBytes} bytes`,
         { state: 'reassembly' },
       );
     }
+    this.pendingBytes += cost;
+    return cost;
   }
 }

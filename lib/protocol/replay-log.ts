@@ -1,4 +1,4 @@
-import { ErrorCode, SwitchboardError } from '../errors.js';
+import { ErrorCode, ProtocolError } from '../errors.js';
 
 /**
  * The sequenced frames a link has written and the peer has not yet
@@ -44,13 +44,25 @@ export class ReplayLog {
     this.appended += frames;
   }
 
-  /** The peer has received `count` frames in all: forget them. Stale counts are ignored. */
+  /**
+   * The peer has received `count` frames in all: forget them. Stale counts are
+   * ignored. Throws {@link ProtocolError} for a count the peer cannot have
+   * (not an integer, or more frames than were sent); nothing changes then.
+   */
   ack(count: number): void {
+    // Checked first: NaN or a fraction would slip past the comparisons below
+    // and leave the cursor between frames.
+    if (!Number.isSafeInteger(count)) {
+      throw new ProtocolError(ErrorCode.PROTOCOL, `peer acknowledged ${count} frames`, {
+        state: 'ack',
+      });
+    }
     if (count <= this.acked) return;
     if (count > this.appended) {
-      throw new SwitchboardError(
+      throw new ProtocolError(
         ErrorCode.PROTOCOL,
         `peer acknowledged ${count} frames but only ${this.appended} were sent`,
+        { state: 'ack' },
       );
     }
     this.skip(count - this.acked);
@@ -63,13 +75,16 @@ export class ReplayLog {
 
   /**
    * Buffers to write again, in order, for a peer that has received `count`
-   * frames in all; acknowledges everything before `count`.
+   * frames in all; acknowledges everything before `count`. Throws
+   * {@link ProtocolError} for a count below what the peer already acknowledged
+   * or above what was sent.
    */
   replayFrom(count: number): Buffer[] {
     if (count < this.acked) {
-      throw new SwitchboardError(
+      throw new ProtocolError(
         ErrorCode.PROTOCOL,
         `peer asks for frames from ${count} but frames up to ${this.acked} were already acknowledged`,
+        { state: 'resume' },
       );
     }
     this.ack(count);

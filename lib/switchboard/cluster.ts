@@ -1,0 +1,689 @@
+import { randomBytes } from 'node:crypto';
+import { debuglog } from 'node:util';
+import pRetry from 'p-retry';
+import type { Observable} from 'rxjs';
+import { Subject } from 'rxjs';
+import {
+  ErrorCode,
+  HandshakeError,
+  NotDeliveredError,
+  RendezvousTimeoutError,
+  SwitchboardError,
+} from '../errors.js';
+import type { FrameSink } from '../protocol/decoder.js';
+import { GoAwayCode } from '../protocol/handshake.js';
+import type { HandshakeOptions, HandshakeResult } from '../protocol/handshake.js';
+import { Connection } from './connection.js';
+import type { ConnectionEvents } from './connection.js';
+import { Link } from './link.js';
+import type { LinkHandler } from './link.js';
+import { clusterFingerprint, dials, formatAddress } from './nodes.js';
+import type { NodeInfo } from './nodes.js';
+import { resolveOptions } from './options.js';
+import type { ResolvedOptions, SwitchboardOptions } from './options.js';
+import { dial, listen } from './transport.js';
+import type { LinkServer, LinkSocket } from './transport.js';
+
+const debug = debuglog('switchboard');
+
+/** Everything the switchboard reports, discriminated on `type`. */
+export type SwitchboardEvent =
+  | { readonly type: 'peer-up'; readonly node: number; readonly incarnation: string }
+  | { readonly type: 'peer-suspect'; readonly node: number; readonly reason: string }
+  | { readonly type: 'peer-reconnected'; readonly node: number }
+  | { readonly type: 'peer-down'; readonly node: number; readonly error: SwitchboardError }
+  | { readonly type: 'peer-restarted'; readonly node: number; readonly incarnation: string }
+  | {
+      readonly type: 'link-error';
+      readonly node: number | undefined;
+      readonly error: SwitchboardError;
+    }
+  | {
+      readonly type: 'auth-failure';
+      readonly node: number | undefined;
+      readonly remoteAddress: string | undefined;
+      readonly error: SwitchboardError;
+    }
+  | {
+      readonly type: 'drop';
+      readonly channel: string;
+      readonly count: number;
+      readonly reason: string;
+    }
+  | { readonly type: 'error'; readonly error: Error };
+
+/** The state of one peer, as `peers()` reports it. */
+export type PeerState = 'connecting' | 'up' | 'suspect' | 'down';
+
+/** A snapshot of one peer. */
+export interface PeerInfo {
+  readonly node: number;
+  readonly address: string;
+  readonly tags: readonly string[];
+  readonly state: PeerState;
+  /** Hex incarnation id of the peer's current session, if any. */
+  readonly incarnation: string | undefined;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly framesIn: number;
+  readonly framesOut: number;
+  /** Bytes queued or sent but not yet acknowledged. */
+  readonly bufferedBytes: number;
+  /** Last heartbeat round trip, ms. */
+  readonly rttMs: number | undefined;
+}
+
+/** Receives what the links carry. The channel layer implements it. */
+export interface ClusterHandler {
+  onMessage(peer: number, stream: number, flags: number, message: Buffer): void;
+  onControl(peer: number, type: number, flags: number, stream: number, payload: Buffer): void;
+  onWritable(peer: number): void;
+  /** A new session with `peer` began (first contact, or a new incarnation). */
+  onSessionStart(peer: number): void;
+  /** The session with `peer` ended: everything in flight to it has an unknown fate. */
+  onSessionEnd(peer: number, reason: SwitchboardError): void;
+}
+
+interface PeerCounters {
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+}
+
+const AUTH_CODES = new Set<string>([
+  ErrorCode.AUTH_FAILED,
+  ErrorCode.FINGERPRINT_MISMATCH,
+  ErrorCode.SECURITY_MISMATCH,
+  ErrorCode.VERSION_MISMATCH,
+  ErrorCode.UNKNOWN_NODE,
+  ErrorCode.DUPLICATE_NODE,
+]);
+
+/**
+ * The cluster layer: one authenticated link per peer, rendezvous, heartbeats
+ * and failure detection, reconnects that resume the session, and the
+ * lifecycle. Channels sit on top through {@link ClusterHandler}.
+ */
+export class Cluster implements ConnectionEvents {
+  /** This node's index. */
+  readonly id: number;
+  /** The validated node list. */
+  readonly nodes: readonly NodeInfo[];
+  /** This process's incarnation id (hex), new at every start. */
+  readonly incarnation: string;
+  /** Peer up/suspect/down/restarted, link errors, auth failures, drops; completes on close. */
+  readonly events$: Observable<SwitchboardEvent>;
+
+  protected readonly options: ResolvedOptions;
+  private readonly events = new Subject<SwitchboardEvent>();
+  private readonly incarnationBytes: Buffer;
+  private readonly fingerprint: Buffer;
+  private readonly links: Array<Link | undefined>;
+  private readonly totals: PeerCounters[];
+  private readonly pending = new Set<Connection>();
+  private readonly lastPing: number[];
+  private readonly ever: boolean[];
+  private readonly abort = new AbortController();
+  private readonly dialing = new Set<number>();
+  private handler: ClusterHandler | undefined;
+  private server: LinkServer | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private state: 'running' | 'closing' | 'closed' = 'running';
+  private closePromise: Promise<void> | undefined;
+  private readonly waiters = new Set<() => void>();
+  protected readonly now: () => number = () => performance.now();
+
+  protected constructor(options: SwitchboardOptions) {
+    this.options = resolveOptions(options);
+    this.id = this.options.id;
+    this.nodes = this.options.nodes;
+    this.incarnationBytes = randomBytes(16);
+    this.incarnation = this.incarnationBytes.toString('hex');
+    this.fingerprint = clusterFingerprint(this.nodes, this.options.clusterName);
+    this.events$ = this.events.asObservable();
+    const settings = {
+      fragmentSize: this.options.fragmentSize,
+      maxMessageSize: this.options.maxMessageSize,
+      bufferBytes: this.options.linkBufferBytes,
+    };
+    // Links report to a private adapter, so subclasses are free to use any method names.
+    const linkHandler: LinkHandler = {
+      onMessage: (link, stream, flags, message) =>
+        this.handler?.onMessage(link.peer, stream, flags, message),
+      onControl: (link, type, flags, stream, payload) =>
+        this.handler?.onControl(link.peer, type, flags, stream, payload),
+      onWritable: (link) => this.handler?.onWritable(link.peer),
+    };
+    this.links = this.nodes.map((n) =>
+      n.id === this.id ? undefined : new Link(n.id, settings, linkHandler),
+    );
+    this.totals = this.nodes.map(() => ({ bytesIn: 0, bytesOut: 0, framesIn: 0 }));
+    this.lastPing = this.nodes.map(() => 0);
+    this.ever = this.nodes.map(() => false);
+  }
+
+  /** Binds the listening socket and starts linking with every peer. */
+  protected async startCluster(): Promise<void> {
+    const o = this.options;
+    const self = this.nodes[this.id]!;
+    this.server = await listen(o.bindHost, self.port, o.tls, (socket) => this.onSocket(socket));
+    this.server.on('error', (err: Error) => this.emit({ type: 'error', error: err }));
+    const tick = Math.max(10, Math.min(o.heartbeatMs / 2, 250));
+    this.ticker = setInterval(() => this.tick(), tick);
+    for (const link of this.links)
+      if (link !== undefined && dials(this.id, link.peer)) this.startDialing(link);
+    debug(
+      'node %d (%s) listening on %s, incarnation %s',
+      this.id,
+      formatAddress(self),
+      o.bindHost,
+      this.incarnation,
+    );
+  }
+
+  /** Sets the receiver of link traffic (the channel layer). */
+  protected setHandler(handler: ClusterHandler): void {
+    this.handler = handler;
+  }
+
+  /** Reports an event on `events$`. */
+  emit(event: SwitchboardEvent): void {
+    if (this.state === 'closed') return;
+    debug('event %s %o', event.type, 'node' in event ? event.node : '');
+    this.events.next(event);
+    for (const w of [...this.waiters]) w();
+  }
+
+  /**
+   * Resolves when every peer is linked and authenticated. Rejects with
+   * {@link RendezvousTimeoutError} naming the missing peers, whichever side
+   * was to dial.
+   * @param options.timeoutMs default 30000
+   */
+  rendezvous(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    return new Promise((resolve, reject) => {
+      const missing = (): number[] =>
+        this.links.filter((l) => l !== undefined && !l.connected).map((l) => l!.peer);
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const check = (): void => {
+        if (this.state !== 'running')
+          done(new SwitchboardError(ErrorCode.CLOSED, 'switchboard closed during rendezvous'));
+        else if (missing().length === 0) done();
+      };
+      const timer = setTimeout(
+        () => done(new RendezvousTimeoutError(missing(), timeoutMs)),
+        timeoutMs,
+      );
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /** A snapshot of every peer. */
+  peers(): PeerInfo[] {
+    return this.nodes
+      .filter((n) => n.id !== this.id)
+      .map((n) => {
+        const link = this.links[n.id]!;
+        const t = this.totals[n.id]!;
+        const c = link.conn;
+        return {
+          node: n.id,
+          address: formatAddress(n),
+          tags: n.tags,
+          state: this.peerState(link),
+          incarnation: link.session?.peerIncarnation.toString('hex'),
+          bytesIn: t.bytesIn + (c?.bytesIn ?? 0),
+          bytesOut: t.bytesOut + (c?.bytesOut ?? 0),
+          framesIn: t.framesIn + (c?.framesIn ?? 0),
+          framesOut: link.framesOut,
+          bufferedBytes: link.bufferedBytes,
+          rttMs: link.rttMs,
+        };
+      });
+  }
+
+  /** True while a session with `peer` exists (connected, or reconnecting within the dead-peer timeout). */
+  hasSession(peer: number): boolean {
+    return this.links[peer]?.hasSession ?? false;
+  }
+
+  /** True while `peer` is connected. */
+  isUp(peer: number): boolean {
+    return this.links[peer]?.connected ?? false;
+  }
+
+  /** True when a message may be queued for `peer` now; otherwise `onWritable` follows. */
+  writable(peer: number): boolean {
+    return this.links[peer]?.writable() ?? false;
+  }
+
+  /** Queues a sequenced control frame for `peer`. */
+  sendFrame(peer: number, type: number, flags: number, stream: number, payload?: Uint8Array): void {
+    this.links[peer]?.sendFrame(type, flags, stream, payload);
+  }
+
+  /** Queues a message for `peer` (fragmented when large). */
+  sendMessage(peer: number, stream: number, flags: number, bytes: Uint8Array): void {
+    this.links[peer]?.sendMessage(stream, flags, bytes);
+  }
+
+  /** True once close() or destroy() began. */
+  get closed(): boolean {
+    return this.state !== 'running';
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, wait up to `lingerMs` for queued data
+   * to be acknowledged, then say GOAWAY and close. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closePromise ??= this.shutdown(true);
+    return this.closePromise;
+  }
+
+  /** Immediate shutdown; everything in flight fails with `err`. Idempotent. */
+  destroy(err?: Error): Promise<void> {
+    this.closePromise ??= this.shutdown(false, err);
+    return this.closePromise;
+  }
+
+  // ---- connections -------------------------------------------------------
+
+  private handshakeOptions(role: 'dialer' | 'acceptor', peer?: number): HandshakeOptions {
+    return {
+      role,
+      self: this.id,
+      nodeCount: this.nodes.length,
+      ...(peer === undefined ? {} : { peer }),
+      fingerprint: this.fingerprint,
+      incarnation: this.incarnationBytes,
+      secret: this.options.secret,
+      mayDial: (from) => dials(from, this.id),
+      resumeFor: (p) => this.links[p]?.resumeState(),
+      admit: (r) => this.admit(r),
+    };
+  }
+
+  /** Refuses a second live process claiming a node id whose session is healthy. */
+  private admit(r: HandshakeResult): void {
+    const link = this.links[r.peer]!;
+    if (
+      link.connected &&
+      link.session !== undefined &&
+      !link.session.peerIncarnation.equals(r.peerIncarnation)
+    ) {
+      throw new HandshakeError(
+        ErrorCode.DUPLICATE_NODE,
+        `node ${r.peer} is already linked to a live process (incarnation ${link.session.peerIncarnation.toString('hex')})`,
+        { state: 'admit' },
+      );
+    }
+  }
+
+  private newConnection(
+    socket: LinkSocket,
+    role: 'dialer' | 'acceptor',
+    peer?: number,
+  ): Connection {
+    const conn = new Connection(
+      socket,
+      role,
+      this.handshakeOptions(role, peer),
+      this.options.maxFramePayload,
+      this,
+      this.now,
+      peer,
+    );
+    this.pending.add(conn);
+    return conn;
+  }
+
+  private onSocket(socket: LinkSocket): void {
+    if (this.state !== 'running' || this.pending.size >= this.options.maxPendingHandshakes) {
+      // Refuse at once: no buffers, no timers for connections we will not serve.
+      socket.destroy();
+      return;
+    }
+    this.newConnection(socket, 'acceptor').start();
+  }
+
+  /** ConnectionEvents: a connection authenticated. */
+  onEstablished(conn: Connection, result: HandshakeResult): FrameSink {
+    this.pending.delete(conn);
+    const link = this.links[result.peer]!;
+    const old = link.conn;
+    if (old !== undefined && old !== conn) {
+      // Same incarnation reconnecting over a connection we still thought alive (half-open).
+      this.detach(link, old);
+      old.fail(
+        new SwitchboardError(ErrorCode.LINK, 'replaced by a newer connection from the same peer'),
+      );
+    }
+    const incarnation = result.peerIncarnation.toString('hex');
+    if (link.session !== undefined && !result.resumed) {
+      const previous = link.session.peerIncarnation.toString('hex');
+      this.endSession(
+        link,
+        new NotDeliveredError(
+          link.peer,
+          previous === incarnation
+            ? `session with node ${link.peer} could not be resumed`
+            : `node ${link.peer} restarted (incarnation ${previous} ended)`,
+        ),
+        previous === incarnation ? 'down' : 'restarted',
+      );
+    }
+    const fresh = !result.resumed;
+    link.attach(conn, result.peerIncarnation, result.resumed, result.peerReceived);
+    this.lastPing[link.peer] = this.now();
+    debug(
+      'node %d linked with %d (%s, %s)',
+      this.id,
+      link.peer,
+      conn.role,
+      result.resumed ? 'resumed' : 'new session',
+    );
+    if (fresh) {
+      const restarted = this.ever[link.peer] === true;
+      this.ever[link.peer] = true;
+      this.handler?.onSessionStart(link.peer);
+      this.emit(
+        restarted
+          ? { type: 'peer-restarted', node: link.peer, incarnation }
+          : { type: 'peer-up', node: link.peer, incarnation },
+      );
+    } else {
+      this.emit({ type: 'peer-reconnected', node: link.peer });
+    }
+    return link;
+  }
+
+  /** ConnectionEvents: a socket closed. */
+  onClosed(conn: Connection, err: SwitchboardError | undefined): void {
+    this.pending.delete(conn);
+    const peer = conn.peer;
+    if (!conn.established) {
+      if (err !== undefined && AUTH_CODES.has(err.code)) {
+        this.emit({
+          type: 'auth-failure',
+          node: peer,
+          remoteAddress: conn.socket.remoteAddress,
+          error: err,
+        });
+      }
+      return;
+    }
+    if (peer === undefined) return;
+    const link = this.links[peer]!;
+    if (link.conn !== conn) return;
+    this.detach(link, conn);
+    if (this.state !== 'running') return;
+    if (err !== undefined && err.code === ErrorCode.CLOSED) {
+      // The peer said goodbye: its session is over, no resume to wait for.
+      this.endSession(
+        link,
+        new NotDeliveredError(peer, `node ${peer} closed: ${err.message}`, { cause: err }),
+        'down',
+      );
+    } else {
+      this.emit({ type: 'peer-suspect', node: peer, reason: err?.message ?? 'connection closed' });
+      if (err !== undefined) this.emit({ type: 'link-error', node: peer, error: err });
+    }
+    if (dials(this.id, peer)) this.startDialing(link);
+  }
+
+  /** ConnectionEvents: a socket drained. */
+  onDrained(conn: Connection): void {
+    const peer = conn.peer;
+    if (peer === undefined || !conn.established) return;
+    const link = this.links[peer]!;
+    if (link.conn === conn) link.drained();
+  }
+
+  private detach(link: Link, conn: Connection): void {
+    const t = this.totals[link.peer]!;
+    t.bytesIn += conn.bytesIn;
+    t.bytesOut += conn.bytesOut;
+    t.framesIn += conn.framesIn;
+    conn.bytesIn = conn.bytesOut = conn.framesIn = 0;
+    link.detach(conn);
+  }
+
+  private endSession(link: Link, reason: SwitchboardError, how: 'down' | 'restarted'): void {
+    if (link.session === undefined) return;
+    link.endSession();
+    this.handler?.onSessionEnd(link.peer, reason);
+    if (how === 'down') this.emit({ type: 'peer-down', node: link.peer, error: reason });
+  }
+
+  // ---- dialing -----------------------------------------------------------
+
+  private startDialing(link: Link): void {
+    if (this.dialing.has(link.peer) || this.state !== 'running') return;
+    this.dialing.add(link.peer);
+    const o = this.options;
+    const node = this.nodes[link.peer]!;
+    const signal = this.abort.signal;
+    const attempt = async (): Promise<void> => {
+      if (link.connected || this.state !== 'running') return;
+      try {
+        await this.dialOnce(node, signal);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        if (!(err instanceof SwitchboardError) && !isNetworkError(err)) {
+          // A bug in the dial path: surface it, then keep the loop alive.
+          this.emit({ type: 'error', error: err instanceof Error ? err : new Error(String(err)) });
+        }
+        throw err instanceof Error
+          ? new Error(err.message, { cause: err })
+          : new Error(String(err));
+      }
+    };
+    pRetry(attempt, {
+      retries: Number.POSITIVE_INFINITY,
+      factor: 2,
+      minTimeout: o.reconnectMinMs,
+      maxTimeout: o.reconnectMaxMs,
+      randomize: true,
+      signal,
+      shouldRetry: () => this.state === 'running',
+      onFailedAttempt: ({ error, attemptNumber }) =>
+        debug('dial %d attempt %d failed: %s', node.id, attemptNumber, error.message),
+    })
+      .catch((err: unknown) => {
+        if (!signal.aborted)
+          this.emit({ type: 'error', error: err instanceof Error ? err : new Error(String(err)) });
+      })
+      .finally(() => {
+        this.dialing.delete(link.peer);
+        if (this.state === 'running' && !link.connected) this.startDialing(link);
+      });
+  }
+
+  private async dialOnce(node: NodeInfo, signal: AbortSignal): Promise<void> {
+    const socket = await dial(node.host, node.port, this.options.tls, signal);
+    if (this.state !== 'running') {
+      socket.destroy();
+      throw new SwitchboardError(ErrorCode.CLOSED, 'switchboard closed');
+    }
+    const conn = this.newConnection(socket, 'dialer', node.id);
+    await new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (conn.established) {
+          cleanup();
+          resolve();
+        } else if (conn.closed) {
+          cleanup();
+          reject(
+            new SwitchboardError(
+              ErrorCode.LINK,
+              `connection to node ${node.id} closed during the handshake`,
+            ),
+          );
+        }
+      };
+      const onClose = (): void => {
+        // Let the connection's own close handler record the reason first.
+        setImmediate(() => {
+          cleanup();
+          if (conn.established) resolve();
+          else
+            reject(
+              conn.failure ??
+                new SwitchboardError(
+                  ErrorCode.LINK,
+                  `connection to node ${node.id} closed during the handshake`,
+                ),
+            );
+        });
+      };
+      const cleanup = (): void => {
+        this.waiters.delete(check);
+        socket.off('close', onClose);
+      };
+      this.waiters.add(check);
+      socket.once('close', onClose);
+      conn.start();
+    });
+  }
+
+  // ---- timers ------------------------------------------------------------
+
+  private tick(): void {
+    const o = this.options;
+    const now = this.now();
+    for (const conn of this.pending) {
+      if (now - conn.startedAt > o.handshakeTimeoutMs) {
+        conn.fail(
+          new HandshakeError(
+            ErrorCode.HANDSHAKE_TIMEOUT,
+            `handshake not finished within ${o.handshakeTimeoutMs} ms`,
+            { state: conn.handshake.status },
+          ),
+        );
+      }
+    }
+    for (const link of this.links) {
+      if (link === undefined || link.session === undefined) continue;
+      const conn = link.conn;
+      if (conn !== undefined && !conn.closed) {
+        const silent = now - conn.lastReceived;
+        if (silent > o.deadPeerMs) {
+          conn.fail(
+            new SwitchboardError(
+              ErrorCode.PEER_LOST,
+              `node ${link.peer} sent nothing for ${Math.round(silent)} ms`,
+            ),
+          );
+          continue;
+        }
+        if (conn.drainWaitSince !== undefined && now - conn.drainWaitSince > o.writeStallMs) {
+          conn.fail(
+            new SwitchboardError(
+              ErrorCode.WRITE_STALL,
+              `socket to node ${link.peer} did not drain for ${o.writeStallMs} ms`,
+            ),
+          );
+          continue;
+        }
+        if (silent > 2 * o.heartbeatMs && !link.suspect) {
+          link.suspect = true;
+          this.emit({
+            type: 'peer-suspect',
+            node: link.peer,
+            reason: `silent for ${Math.round(silent)} ms`,
+          });
+        }
+        if (now - this.lastPing[link.peer]! >= o.heartbeatMs) {
+          this.lastPing[link.peer] = now;
+          link.ping(now);
+        }
+      } else if (now - link.lastHeard > o.deadPeerMs) {
+        this.endSession(
+          link,
+          new NotDeliveredError(
+            link.peer,
+            `node ${link.peer} lost: no contact for ${o.deadPeerMs} ms`,
+            {
+              cause: new SwitchboardError(ErrorCode.PEER_LOST, 'dead-peer timeout'),
+            },
+          ),
+          'down',
+        );
+      }
+    }
+  }
+
+  // ---- shutdown ----------------------------------------------------------
+
+  private async shutdown(graceful: boolean, err?: Error): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closing';
+    for (const w of [...this.waiters]) w();
+    this.abort.abort(new SwitchboardError(ErrorCode.CLOSED, 'switchboard closed'));
+    const serverClosed = new Promise<void>((resolve) => {
+      if (this.server === undefined) resolve();
+      else this.server.close(() => resolve());
+    });
+    for (const conn of this.pending)
+      conn.fail(new SwitchboardError(ErrorCode.CLOSED, 'switchboard closing'));
+    if (graceful) await this.linger();
+    const reason =
+      err instanceof SwitchboardError
+        ? err
+        : new SwitchboardError(
+            ErrorCode.CLOSED,
+            'switchboard closed',
+            err === undefined ? undefined : { cause: err },
+          );
+    const sockets: Array<Promise<void>> = [];
+    for (const link of this.links) {
+      if (link === undefined) continue;
+      const conn = link.conn;
+      if (conn !== undefined && !conn.closed) {
+        sockets.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));
+        if (graceful) conn.goAway(GoAwayCode.SHUTDOWN, 'switchboard closing');
+        else conn.socket.destroy();
+      }
+      if (link.session !== undefined) {
+        link.endSession();
+        this.handler?.onSessionEnd(
+          link.peer,
+          new NotDeliveredError(link.peer, reason.message, { cause: reason }),
+        );
+      }
+    }
+    clearInterval(this.ticker);
+    await Promise.all([serverClosed, ...sockets]);
+    this.state = 'closed';
+    this.events.complete();
+  }
+
+  /** Waits until every link's queued data is acknowledged, at most `lingerMs`. */
+  private async linger(): Promise<void> {
+    const deadline = this.now() + this.options.lingerMs;
+    const busy = (): boolean =>
+      this.links.some((l) => l !== undefined && l.connected && l.bufferedBytes > 0);
+    while (busy() && this.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  private peerState(link: Link): PeerState {
+    if (link.connected) return link.suspect ? 'suspect' : 'up';
+    if (link.session !== undefined) return 'suspect';
+    return this.ever[link.peer] === true ? 'down' : 'connecting';
+  }
+}
+
+function isNetworkError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}

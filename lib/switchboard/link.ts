@@ -1,0 +1,337 @@
+import { ErrorCode, ProtocolError } from '../errors.js';
+import type { FrameSink } from '../protocol/decoder.js';
+import { FrameEncoder } from '../protocol/encoder.js';
+import { writeFragment, Reassembler } from '../protocol/fragment.js';
+import { FrameType, isSequenced } from '../protocol/frame.js';
+import { decodeGoAway, errorCodeForGoAway } from '../protocol/handshake.js';
+import type { ResumeState } from '../protocol/handshake.js';
+import { ReplayLog } from '../protocol/replay-log.js';
+import type { Connection } from './connection.js';
+
+/** Where a link delivers what it receives. Implemented by the router. */
+export interface LinkHandler {
+  /** A whole message (reassembled if it was fragmented). */
+  onMessage(link: Link, stream: number, flags: number, message: Buffer): void;
+  /** Any other sequenced frame (OPEN, CLOSE, CREDIT, CANCEL, ERROR, CONTROL). */
+  onControl(link: Link, type: number, flags: number, stream: number, payload: Buffer): void;
+  /** The link can take more data after having refused some. */
+  onWritable(link: Link): void;
+}
+
+/** A peer session: lives as long as both incarnations do, across reconnects. */
+interface Session {
+  readonly peerIncarnation: Buffer;
+  /** Sequenced frames received from the peer in this session. */
+  received: number;
+  /** The received count last acknowledged to the peer. */
+  ackedReceived: number;
+  readonly log: ReplayLog;
+  readonly reassembler: Reassembler;
+}
+
+/** A frame held back behind a large message on the same stream (FIFO per stream). */
+interface Pending {
+  readonly type: number;
+  readonly flags: number;
+  readonly bytes: Uint8Array | undefined;
+  offset: number;
+}
+
+/** Tunables of a link, from the switchboard options. */
+export interface LinkSettings {
+  readonly fragmentSize: number;
+  readonly maxMessageSize: number;
+  readonly bufferBytes: number;
+}
+
+/** Bytes of large-message fragments written per flush, so control frames and other streams interleave. */
+const FRAGMENT_BUDGET = 256 * 1024;
+
+/**
+ * The one link to one peer. It owns the session (sequence counts, the replay
+ * log, reassembly) and at most one authenticated connection at a time.
+ * Frames queue in two encoders: control (unsequenced: ACK, PING, PONG),
+ * always written first, and data (sequenced). Everything queued in one
+ * event-loop turn goes out in one corked write.
+ */
+export class Link implements FrameSink {
+  conn: Connection | undefined;
+  session: Session | undefined;
+  /** Round-trip time of the last heartbeat, in ms. */
+  rttMs: number | undefined;
+  /** Time the session last heard from the peer (survives reconnects). */
+  lastHeard = 0;
+  suspect = false;
+  framesOut = 0;
+  private readonly ctrl = new FrameEncoder({ blockSize: 4096 });
+  private readonly data = new FrameEncoder();
+  private dataFrames = 0;
+  /** Streams with a large message in progress, and what queued behind it. */
+  private big = new Map<number, Pending[]>();
+  private bigBytes = 0;
+  private flushScheduled = false;
+  private refused = false;
+  private readonly flushNow = (): void => this.flush();
+
+  constructor(
+    readonly peer: number,
+    private readonly settings: LinkSettings,
+    private readonly handler: LinkHandler,
+  ) {}
+
+  /** True while a session with the peer exists (connected or reconnecting). */
+  get hasSession(): boolean {
+    return this.session !== undefined;
+  }
+
+  /** True while an authenticated connection is attached. */
+  get connected(): boolean {
+    return this.conn !== undefined && !this.conn.closed;
+  }
+
+  /** Bytes queued or written but not acknowledged. */
+  get bufferedBytes(): number {
+    return this.data.pendingBytes + this.bigBytes + (this.session?.log.bytes ?? 0);
+  }
+
+  /** What to offer the peer for resumption in a handshake. */
+  resumeState(): ResumeState | undefined {
+    const s = this.session;
+    return s === undefined ? undefined : { incarnation: s.peerIncarnation, received: s.received };
+  }
+
+  /**
+   * True when a session exists and the buffer has room. When it returns
+   * false the handler's `onWritable` fires once room is back.
+   */
+  writable(): boolean {
+    if (this.session !== undefined && this.bufferedBytes < this.settings.bufferBytes) return true;
+    this.refused = true;
+    return false;
+  }
+
+  /**
+   * Queues one sequenced frame. The caller checks {@link writable} for data;
+   * small control frames (credit, open, close) may always be queued.
+   */
+  sendFrame(type: number, flags: number, stream: number, payload?: Uint8Array): void {
+    if (this.session === undefined) return;
+    const held = this.big.get(stream);
+    if (held !== undefined) {
+      held.push({ type, flags, bytes: payload, offset: 0 });
+      this.bigBytes += payload?.length ?? 0;
+    } else {
+      this.data.frame(type, flags, stream, payload);
+      this.dataFrames++;
+    }
+    this.schedule();
+  }
+
+  /** Queues one message, fragmenting it when it exceeds the fragment size. */
+  sendMessage(stream: number, flags: number, bytes: Uint8Array): void {
+    if (this.session === undefined) return;
+    if (bytes.length > this.settings.maxMessageSize) {
+      throw new ProtocolError(
+        ErrorCode.MESSAGE_TOO_LARGE,
+        `message of ${bytes.length} bytes exceeds the ${this.settings.maxMessageSize}-byte maximum`,
+      );
+    }
+    const held = this.big.get(stream);
+    if (held !== undefined) {
+      held.push({ type: FrameType.DATA, flags, bytes, offset: 0 });
+      this.bigBytes += bytes.length;
+    } else if (bytes.length <= this.settings.fragmentSize) {
+      this.data.frame(FrameType.DATA, flags, stream, bytes);
+      this.dataFrames++;
+    } else {
+      this.big.set(stream, [{ type: FrameType.DATA, flags, bytes, offset: 0 }]);
+      this.bigBytes += bytes.length;
+    }
+    this.schedule();
+  }
+
+  /** Queues a PING carrying `stamp` (ms, from the switchboard clock). */
+  ping(stamp: number): void {
+    if (!this.connected) return;
+    const b = Buffer.allocUnsafe(8);
+    b.writeDoubleBE(stamp, 0);
+    this.ctrl.frame(FrameType.PING, 0, 0, b);
+    this.schedule();
+  }
+
+  /** Starts a session (fresh or resumed) on an authenticated connection. */
+  attach(conn: Connection, peerIncarnation: Buffer, resumed: boolean, peerReceived: number): void {
+    this.conn = conn;
+    this.suspect = false;
+    this.lastHeard = conn.lastReceived;
+    const replay: Buffer[] = [];
+    if (resumed && this.session !== undefined) {
+      // The peer tells us how much it got; resend the rest, in order.
+      replay.push(...this.session.log.replayFrom(peerReceived));
+    } else {
+      this.session = {
+        peerIncarnation,
+        received: 0,
+        ackedReceived: 0,
+        log: new ReplayLog(),
+        reassembler: new Reassembler({ maxMessageSize: this.settings.maxMessageSize }),
+      };
+      this.discardQueued();
+    }
+    this.ctrl.take();
+    if (replay.length > 0) conn.write(replay);
+    this.schedule();
+  }
+
+  /** The connection is gone; the session stays for a resume. */
+  detach(conn: Connection): void {
+    if (this.conn !== conn) return;
+    this.conn = undefined;
+    this.ctrl.take();
+  }
+
+  /** The session ended (peer lost or restarted): forget everything queued for it. */
+  endSession(): void {
+    this.session = undefined;
+    this.discardQueued();
+    this.refused = false;
+  }
+
+  /** Frames from the attached connection. */
+  onFrame(type: number, flags: number, stream: number, payload: Buffer): void {
+    const s = this.session!;
+    this.lastHeard = this.conn?.lastReceived ?? this.lastHeard;
+    this.suspect = false;
+    if (isSequenced(type)) {
+      s.received++;
+      this.schedule();
+      if (type === FrameType.DATA || type === FrameType.CONT) {
+        const message = s.reassembler.add(type, flags, stream, payload);
+        if (message !== undefined)
+          this.handler.onMessage(this, stream, s.reassembler.completedFlags, message);
+      } else {
+        this.handler.onControl(this, type, flags, stream, payload);
+      }
+      return;
+    }
+    switch (type) {
+      case FrameType.ACK: {
+        if (payload.length !== 8)
+          throw new ProtocolError(ErrorCode.PROTOCOL, 'ACK payload must be 8 bytes');
+        const count = payload.readUInt32BE(0) * 0x1_0000_0000 + payload.readUInt32BE(4);
+        s.log.ack(count);
+        if (this.refused && this.bufferedBytes < this.settings.bufferBytes) {
+          this.refused = false;
+          this.handler.onWritable(this);
+        }
+        return;
+      }
+      case FrameType.PING:
+        if (payload.length !== 8)
+          throw new ProtocolError(ErrorCode.PROTOCOL, 'PING payload must be 8 bytes');
+        this.ctrl.frame(FrameType.PONG, 0, 0, payload);
+        this.schedule();
+        return;
+      case FrameType.PONG:
+        if (payload.length !== 8)
+          throw new ProtocolError(ErrorCode.PROTOCOL, 'PONG payload must be 8 bytes');
+        this.rttMs = Math.max(0, performance.now() - payload.readDoubleBE(0));
+        return;
+      case FrameType.GOAWAY: {
+        const { code, reason } = decodeGoAway(payload);
+        throw new ProtocolError(errorCodeForGoAway(code), `peer closed the link: ${reason}`, {
+          state: 'goaway',
+        });
+      }
+      default:
+        throw new ProtocolError(
+          ErrorCode.PROTOCOL,
+          `frame type 0x${type.toString(16)} after authentication`,
+          {
+            state: 'session',
+          },
+        );
+    }
+  }
+
+  /** Writes everything queued; called once per event-loop turn and on 'drain'. */
+  flush(): void {
+    this.flushScheduled = false;
+    const conn = this.conn;
+    const s = this.session;
+    if (conn === undefined || conn.closed || s === undefined || conn.drainWaitSince !== undefined)
+      return;
+    if (s.received !== s.ackedReceived) {
+      const ack = Buffer.allocUnsafe(8);
+      ack.writeUInt32BE(Math.floor(s.received / 0x1_0000_0000), 0);
+      ack.writeUInt32BE(s.received >>> 0, 4);
+      this.ctrl.frame(FrameType.ACK, 0, 0, ack);
+      s.ackedReceived = s.received;
+    }
+    if (this.big.size > 0) this.writeFragments();
+    const out = this.ctrl.take();
+    const frames = this.dataFrames;
+    if (frames > 0) {
+      const data = this.data.take();
+      this.dataFrames = 0;
+      s.log.append(data, frames);
+      this.framesOut += frames;
+      for (const b of data) out.push(b);
+    }
+    if (out.length === 0) return;
+    const ok = conn.write(out);
+    if (ok && this.big.size > 0) this.schedule();
+  }
+
+  /** The socket drained: continue. */
+  drained(): void {
+    this.flush();
+    if (this.refused && this.bufferedBytes < this.settings.bufferBytes) {
+      this.refused = false;
+      this.handler.onWritable(this);
+    }
+  }
+
+  private writeFragments(): void {
+    let budget = FRAGMENT_BUDGET;
+    const size = this.settings.fragmentSize;
+    // Round-robin over streams with a large message in progress, one fragment
+    // each per pass; what queued behind it on the same stream follows in order.
+    while (budget > 0 && this.big.size > 0) {
+      for (const [stream, queue] of this.big) {
+        const m = queue[0]!;
+        const length = m.bytes?.length ?? 0;
+        if (m.type === FrameType.DATA && length > size) {
+          const before = m.offset;
+          m.offset = writeFragment(this.data, stream, m.flags, m.bytes!, m.offset, size);
+          budget -= m.offset - before;
+          this.bigBytes -= m.offset - before;
+        } else {
+          this.data.frame(m.type, m.flags, stream, m.bytes);
+          m.offset = length;
+          budget -= length + 16;
+          this.bigBytes -= length;
+        }
+        this.dataFrames++;
+        if (m.offset >= length) {
+          queue.shift();
+          if (queue.length === 0) this.big.delete(stream);
+        }
+        if (budget <= 0) break;
+      }
+    }
+  }
+
+  private discardQueued(): void {
+    this.data.take();
+    this.dataFrames = 0;
+    this.big.clear();
+    this.bigBytes = 0;
+  }
+
+  private schedule(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushNow);
+  }
+}

@@ -1,0 +1,117 @@
+import { firstValueFrom, filter } from 'rxjs';
+import { Cluster } from '../../lib/switchboard/cluster.js';
+import type { ClusterHandler } from '../../lib/switchboard/cluster.js';
+import type { SwitchboardOptions } from '../../lib/switchboard/options.js';
+import { FrameType } from '../../lib/protocol/frame.js';
+import { localNodes } from '../support/ports.js';
+
+const SECRET = 'an-adequately-long-secret';
+
+class TestCluster extends Cluster implements ClusterHandler {
+  readonly got: Array<{ peer: number; stream: number; text: string }> = [];
+  readonly ends: number[] = [];
+  static async start(o: SwitchboardOptions): Promise<TestCluster> {
+    const c = new TestCluster(o);
+    c.setHandler(c);
+    await c.startCluster();
+    return c;
+  }
+  onMessage(peer: number, stream: number, _flags: number, message: Buffer): void {
+    this.got.push({ peer, stream, text: message.toString() });
+  }
+  onControl(): void {}
+  onWritable(): void {}
+  onSessionStart(): void {}
+  onSessionEnd(peer: number): void {
+    this.ends.push(peer);
+  }
+}
+
+async function cluster(n: number, extra: Partial<SwitchboardOptions> = {}): Promise<TestCluster[]> {
+  const nodes = await localNodes(n);
+  return Promise.all(
+    nodes.map((_, id) => TestCluster.start({ nodes, id, secret: SECRET, ...extra })),
+  );
+}
+
+describe('Cluster (in-process nodes over TCP)', () => {
+  it('rendezvouses three nodes and carries messages both ways', async () => {
+    const cs = await cluster(3);
+    try {
+      await Promise.all(cs.map((c) => c.rendezvous({ timeoutMs: 5000 })));
+      cs[0]!.sendMessage(2, 7, 0, Buffer.from('hello'));
+      cs[2]!.sendMessage(0, 9, 0, Buffer.from('back'));
+      const big = Buffer.alloc(300_000, 'x');
+      cs[1]!.sendMessage(0, 3, 0, big);
+      await waitFor(() => cs[2]!.got.length === 1 && cs[0]!.got.length === 2);
+      expect(cs[2]!.got).toEqual([{ peer: 0, stream: 7, text: 'hello' }]);
+      expect(cs[0]!.got.map((g) => g.text.length).sort((a, b) => a - b)).toEqual([4, 300_000]);
+      for (const c of cs) expect(c.peers().every((p) => p.state === 'up')).toBe(true);
+    } finally {
+      await Promise.all(cs.map((c) => c.close()));
+    }
+  });
+
+  it('rejects rendezvous naming the missing peer, whichever side dials', async () => {
+    const nodes = await localNodes(3);
+    const a = await TestCluster.start({ nodes, id: 1, secret: SECRET });
+    try {
+      await expect(a.rendezvous({ timeoutMs: 300 })).rejects.toMatchObject({
+        code: 'ERR_SB_RENDEZVOUS_TIMEOUT',
+        missing: [0, 2],
+      });
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('refuses a peer with the wrong secret and reports an auth failure', async () => {
+    const nodes = await localNodes(2);
+    const a = await TestCluster.start({ nodes, id: 1, secret: SECRET });
+    const failure = firstValueFrom(a.events$.pipe(filter((e) => e.type === 'auth-failure')));
+    const b = await TestCluster.start({ nodes, id: 0, secret: 'another-long-enough-secret' });
+    try {
+      await expect(failure).resolves.toMatchObject({ error: { code: 'ERR_SB_AUTH_FAILED' } });
+      expect(a.isUp(0)).toBe(false);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('resumes after the TCP link is cut, losing nothing', async () => {
+    const cs = await cluster(2, { reconnectMinMs: 10, reconnectMaxMs: 50 });
+    try {
+      await Promise.all(cs.map((c) => c.rendezvous({ timeoutMs: 5000 })));
+      const N = 20000;
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < N && cs[0]!.writable(1)) {
+          cs[0]!.sendMessage(1, 1, 0, Buffer.from(String(sent++)));
+          if (sent % 500 === 0) break;
+        }
+        if (sent === 5000) {
+          // Cut the socket under the session.
+          (
+            cs[0] as unknown as { links: Array<{ conn?: { socket: { destroy(): void } } }> }
+          ).links[1]!.conn!.socket.destroy();
+        }
+        if (sent < N) setImmediate(pump);
+      };
+      pump();
+      await waitFor(() => cs[1]!.got.length >= N, 15000);
+      expect(cs[1]!.got.map((g) => Number(g.text))).toEqual(Array.from({ length: N }, (_, i) => i));
+      expect(cs[1]!.ends).toEqual([]);
+    } finally {
+      await Promise.all(cs.map((c) => c.close()));
+    }
+  });
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((r) => setImmediate(r));
+  }
+}
+void FrameType;
