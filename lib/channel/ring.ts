@@ -1,0 +1,62 @@
+/**
+ * A growable FIFO ring. `shift()` is O(1) without the array re-indexing of
+ * `Array.prototype.shift`, and the ring never shrinks below what it held, so
+ * a steady stream allocates nothing.
+ */
+export class Ring<T> {
+  private items: Array<T | undefined>;
+  private head = 0;
+  private count = 0;
+
+  constructor(initialCapacity = 16) {
+    this.items = new Array<T | undefined>(initialCapacity);
+  }
+
+  get length(): number {
+    return this.count;
+  }
+
+  push(item: T): void {
+    if (this.count === this.items.length) this.grow();
+    this.items[(this.head + this.count) % this.items.length] = item;
+    this.count++;
+  }
+
+  /** Removes and returns the oldest item; undefined when empty. */
+  shift(): T | undefined {
+    if (this.count === 0) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) % this.items.length;
+    this.count--;
+    return item;
+  }
+
+  /** The oldest item without removing it. */
+  peek(): T | undefined {
+    return this.count === 0 ? undefined : this.items[this.head];
+  }
+
+  /** Removes every item, returning them oldest first. */
+  drain(): T[] {
+    const out: T[] = [];
+    while (this.count > 0) out.push(this.shift()!);
+    return out;
+  }
+
+  /** Removes the first item equal to `item`; true if found. O(n), for rare removals. */
+  remove(item: T): boolean {
+    const all = this.drain();
+    const at = all.indexOf(item);
+    if (at >= 0) all.splice(at, 1);
+    for (const x of all) this.push(x);
+    return at >= 0;
+  }
+
+  private grow(): void {
+    const next = new Array<T | undefined>(Math.max(16, this.items.length * 2));
+    for (let i = 0; i < this.count; i++) next[i] = this.items[(this.head + i) % this.items.length];
+    this.items = next;
+    this.head = 0;
+  }
+}
