@@ -9,7 +9,11 @@
 import { randomUUID } from 'node:crypto';
 import { relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { channels } from './channels.js';
+import { cluster } from './cluster.js';
 import { framing } from './framing.js';
+import { pubsub } from './pubsub.js';
+import { rpc } from './rpc.js';
 import type { BenchModule, BenchRow } from './harness.js';
 import {
   RESULTS_FILE,
@@ -22,7 +26,7 @@ import {
 } from './harness.js';
 
 /** Every benchmark `npm run bench` runs, in order. Planned: transport, channels, rpc, pubsub. */
-export const benchModules: BenchModule[] = [framing];
+export const benchModules: BenchModule[] = [framing, channels, cluster, rpc, pubsub];
 
 /** Runs the selected modules and reports; resolves to every row measured. */
 export async function runBenchmarks(

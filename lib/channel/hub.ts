@@ -801,6 +801,9 @@ class RemoteInlet implements Inlet {
   }
 
   end(error: SwitchboardError): void {
+    // Credit reports deliveries lazily (batched): say exactly how many were
+    // taken, so the sender reports only the others as not delivered.
+    if (this.delivered > 0) this.grant(0, 0, this.delivered);
     this.transport.sendFrame(
       this.peer,
       FrameType.CLOSE,
@@ -825,6 +828,7 @@ class LocalStream implements Outlet, Inlet {
   receiver: Receiver<unknown> | undefined;
   readonly receiverId: number = 0;
   readonly node: number;
+  private dropped: unknown[] | undefined;
 
   constructor(
     readonly sender: Sender<unknown>,
@@ -856,8 +860,9 @@ class LocalStream implements Outlet, Inlet {
     this.sender.pump();
   }
 
-  end(error: SwitchboardError): void {
+  end(error: SwitchboardError, dropped?: unknown[]): void {
     if (this.state === 'closed') return;
+    this.dropped = dropped;
     this.hub.outletEnded(this, error);
   }
 
@@ -871,6 +876,9 @@ class LocalStream implements Outlet, Inlet {
   terminate(error: SwitchboardError): unknown[] {
     this.state = 'closed';
     this.error = error;
-    return [];
+    // Locally, what is in flight is exactly what the receiver buffered and dropped.
+    const dropped = this.dropped ?? [];
+    this.dropped = undefined;
+    return dropped;
   }
 }

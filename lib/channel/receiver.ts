@@ -10,9 +10,17 @@ export type OverflowPolicy = 'block' | 'drop-oldest' | 'drop-newest' | 'fail';
 
 /** Options of a receiver. Sizes are counts of messages or bytes. */
 export interface ReceiverOptions<T> {
-  /** Messages buffered at most across all senders. Default 4096. */
+  /**
+   * Messages buffered at most across all senders, plus at most one per
+   * sender (a sender out of credit always gets enough for one message, so
+   * senders sitting on their credit cannot starve it). Default 4096.
+   */
   readonly capacity?: number;
-  /** Bytes of remote messages buffered at most. Default 8 MiB. */
+  /**
+   * Bytes of remote messages buffered at most, plus at most one message per
+   * sender (a message larger than the credit left still goes). Local
+   * messages are not encoded and not counted. Default 8 MiB.
+   */
   readonly capacityBytes?: number;
   /** Credit window per sender, in messages. Default 1024. */
   readonly window?: number;
@@ -58,8 +66,12 @@ export interface Inlet {
   delivered: number;
   /** Tells the sender: more credit, and how many were delivered so far. */
   grant(messages: number, bytes: number, delivered: number): void;
-  /** Tells the sender the receiver is gone. */
-  end(error: SwitchboardError): void;
+  /**
+   * Tells the sender the receiver is gone. `dropped`: messages from this
+   * inlet that were buffered and never taken (a local sender has no other
+   * way to learn they were not delivered).
+   */
+  end(error: SwitchboardError, dropped?: unknown[]): void;
 }
 
 /** Counters of one receiver. */
@@ -224,11 +236,19 @@ export class Receiver<T> implements AsyncIterable<T> {
     if (this.state === 'closed') return;
     this.state = 'closed';
     const error = new SwitchboardError(ErrorCode.NO_RECEIVER, `receiver ${this.name} closed`);
-    for (const inlet of this.inlets) inlet.end(error);
+    // Buffered messages are dropped: hand each back to its inlet, so its sender hears of it.
+    const dropped = new Map<Inlet, unknown[]>();
+    const values = this.values.drain();
+    const sources = this.sources.drain();
+    for (let i = 0; i < values.length; i++) {
+      const src = sources[i]!;
+      const list = dropped.get(src);
+      if (list === undefined) dropped.set(src, [values[i]]);
+      else list.push(values[i]);
+    }
+    for (const inlet of this.inlets) inlet.end(error, dropped.get(inlet));
     this.inlets.clear();
     this.starved.clear();
-    this.values.drain();
-    this.sources.drain();
     this.sizes.drain();
     this.queuedBytes = 0;
     this.settleIfDone();
@@ -411,18 +431,32 @@ export class Receiver<T> implements AsyncIterable<T> {
     }
     const free = this.capacity - this.values.length - this.outstanding;
     const freeBytes = this.capacityBytes - this.queuedBytes - this.outstandingBytes;
-    const g = Math.max(0, Math.min(want, free));
-    const gb = Math.max(0, Math.min(wantBytes, freeBytes));
-    if (g > 0 || gb > 0) {
+    let g = Math.max(0, Math.min(want, free));
+    let gb = Math.max(0, Math.min(wantBytes, freeBytes));
+    // Liveness: credit once granted is never taken back, so senders that sit
+    // on theirs (idle, or done) could hold the whole capacity and leave this
+    // one waiting forever while the buffer is empty. A sender out of credit
+    // therefore always gets enough for one message (one byte of byte credit
+    // lets one message of any size go). It gets that again only once the
+    // message was taken, so the buffer exceeds its bounds by at most one
+    // message per sender.
+    if (g === 0 && inlet.credit <= 0) g = 1;
+    // A message larger than the byte credit left may still be sent (so any
+    // size gets through), which leaves the inlet in debt. Forgive the debt:
+    // those bytes are counted in `queuedBytes` while the message waits, and
+    // a sender kept in debt would never be granted anything again.
+    const debt = Math.max(0, -inlet.creditBytes);
+    if (gb === 0 && inlet.creditBytes + debt <= 0) gb = 1;
+    if (g > 0 || gb > 0 || debt > 0) {
       inlet.credit += g;
-      inlet.creditBytes += gb;
+      inlet.creditBytes += debt + gb;
       this.outstanding += g;
       this.outstandingBytes += gb;
     }
     // A sender out of either kind of credit waits for capacity to free up.
     if (inlet.credit <= 0 || inlet.creditBytes <= 0) this.starved.add(inlet);
     else this.starved.delete(inlet);
-    if (g > 0 || gb > 0 || first) inlet.grant(g, gb, inlet.delivered);
+    if (g > 0 || gb > 0 || debt > 0 || first) inlet.grant(g, debt + gb, inlet.delivered);
     return g > 0 || gb > 0;
   }
 

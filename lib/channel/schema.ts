@@ -1,4 +1,5 @@
 import { ErrorCode, SwitchboardError } from '../errors.js';
+import type { SwitchboardErrorOptions } from '../errors.js';
 
 /**
  * The Standard Schema interface (v1), declared here so that zod, valibot,
@@ -27,10 +28,15 @@ export type StandardResult<Output> =
 export class ValidationError extends SwitchboardError {
   readonly issues: ReadonlyArray<{ readonly message: string }>;
 
-  constructor(where: string, issues: ReadonlyArray<{ readonly message: string }>) {
+  constructor(
+    where: string,
+    issues: ReadonlyArray<{ readonly message: string }>,
+    options?: SwitchboardErrorOptions,
+  ) {
     super(
       ErrorCode.VALIDATION,
       `${where}: invalid message: ${issues.map((i) => i.message).join('; ')}`,
+      options,
     );
     this.issues = issues;
   }
@@ -47,8 +53,17 @@ export function validateSync<T>(
   value: unknown,
   where: string,
 ): T {
-  const result = schema['~standard'].validate(value);
+  let result: StandardResult<T> | Promise<StandardResult<T>>;
+  try {
+    result = schema['~standard'].validate(value);
+  } catch (err) {
+    // A validator that throws (a bug in it) still refuses only this message, with a typed error.
+    const message = err instanceof Error ? err.message : String(err);
+    throw new ValidationError(where, [{ message: `validator threw: ${message}` }], { cause: err });
+  }
   if (result instanceof Promise) {
+    // Not awaited: keep a rejection of it from becoming an unhandled one.
+    result.catch(() => undefined);
     throw new ValidationError(where, [{ message: 'asynchronous validators are not supported' }]);
   }
   if (result.issues !== undefined) throw new ValidationError(where, result.issues);

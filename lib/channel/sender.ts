@@ -1,4 +1,4 @@
-import type { Observable} from 'rxjs';
+import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';
 import { ErrorCode, NotDeliveredError, SwitchboardError } from '../errors.js';
 import { PortableHandle } from '../protocol/codec.js';
@@ -98,9 +98,11 @@ export class Sender<T> extends PortableHandle {
   private state: 'open' | 'closing' | 'closed' = 'open';
   private failure: SwitchboardError | undefined;
   private rr = 0;
-  /** Messages `post()` dropped. */
+  /** Messages `post()` dropped, including posted messages lost in flight (see {@link undelivered}). */
   dropped = 0;
   sent = 0;
+  /** True once `post()` was used: in-flight losses then also count as drops. */
+  private posting = false;
 
   constructor(
     private readonly host: SenderHost,
@@ -212,6 +214,7 @@ export class Sender<T> extends PortableHandle {
    * `dropped` and reported on the switchboard's `events$`.
    */
   post(value: T): void {
+    this.posting = true;
     if (this.state !== 'open' || this.failure !== undefined)
       return this.drop('sender closed or failed');
     try {
@@ -231,6 +234,15 @@ export class Sender<T> extends PortableHandle {
       signal: undefined,
       onAbort: undefined,
     });
+  }
+
+  /**
+   * Creates the outlets now instead of at the first send, so that their
+   * credit is known before anything is sent (patterns that pick a receiver
+   * by credit). Idempotent; a no-op once closed.
+   */
+  open(): void {
+    if (this.state === 'open' && !this.connected) this.connect();
   }
 
   /**
@@ -282,9 +294,18 @@ export class Sender<T> extends PortableHandle {
     this.finish();
   }
 
-  /** Reports messages sent earlier whose fate is unknown. */
+  /**
+   * Reports messages sent earlier whose fate is unknown, on `errors$`. A
+   * sender used with `post()` also counts them in `dropped` and reports them
+   * as a `drop` event: a fire-and-forget caller has no promise to learn it
+   * from. (A sender mixing `send()` and `post()` counts all of them.)
+   */
   undelivered(messages: unknown[], error: SwitchboardError): void {
     if (messages.length === 0) return;
+    if (this.posting) {
+      this.dropped += messages.length;
+      this.host.reportDrop(this.channel, messages.length, `not delivered: ${error.message}`);
+    }
     const err = new NotDeliveredError(
       error instanceof NotDeliveredError ? error.node : this.target.node,
       `${messages.length} message(s) on ${this.channel} not known to be delivered: ${error.message}`,
@@ -306,8 +327,10 @@ export class Sender<T> extends PortableHandle {
     if (this.mode === 'all') {
       let open = 0;
       for (const o of outlets) {
-        if (o.state !== 'open') continue;
-        if (o.credit <= 0 || o.creditBytes <= 0 || !o.ready()) return false;
+        if (o.state === 'closed') continue;
+        // An outlet still opening is a receiver that exists: wait for it
+        // rather than broadcast past it (it would miss the message for good).
+        if (o.state !== 'open' || o.credit <= 0 || o.creditBytes <= 0 || !o.ready()) return false;
         open++;
       }
       if (open === 0) return false;

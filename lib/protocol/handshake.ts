@@ -240,6 +240,12 @@ export interface HandshakeResult {
   readonly resumed: boolean;
   /** Sequenced frames the peer says it received from us in the resumed session. */
   readonly peerReceived: number;
+  /**
+   * What this side told the peer it had received, in a resumed session. The
+   * peer replays from there; frames this side counted after building its
+   * HELLO (on the old connection) arrive again and must be skipped.
+   */
+  readonly ownReceived: number;
 }
 
 /** One frame for the transport to send. */
@@ -277,7 +283,12 @@ export class Handshake {
     return this.state;
   }
 
-  /** The result once `status` is `done`. */
+  /**
+   * The peer's identity and resume outcome, set as soon as the peer's proof
+   * has verified (the peer is then authenticated). That is before `done` for
+   * a dialer awaiting WELCOME and for an acceptor whose `admit` refuses: the
+   * session is open only once `status` is `done`.
+   */
   get result(): HandshakeResult | undefined {
     return this.outcome;
   }
@@ -294,12 +305,14 @@ export class Handshake {
 
   /** Feeds one received frame; returns frames to send. Throws {@link HandshakeError}. */
   onFrame(type: number, payload: Buffer): OutFrame[] {
+    // Captured first: an unexpected error must report the state it happened in, not 'failed'.
+    const state = this.state;
     try {
       return this.step(type, payload);
     } catch (err) {
       this.state = 'failed';
       if (err instanceof HandshakeError) throw err;
-      throw fail(ErrorCode.INTERNAL, `handshake failed: ${String(err)}`, this.state, err);
+      throw fail(ErrorCode.INTERNAL, `handshake failed: ${String(err)}`, state, err);
     }
   }
 
@@ -495,6 +508,7 @@ export class Handshake {
       peerIncarnation: peer.incarnation,
       resumed,
       peerReceived: resumed ? peer.resume.received : 0,
+      ownReceived: resumed ? own.resume.received : 0,
     };
   }
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { debuglog } from 'node:util';
 import pRetry from 'p-retry';
-import type { Observable} from 'rxjs';
+import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';
 import {
   ErrorCode,
@@ -90,6 +91,16 @@ interface PeerCounters {
   framesIn: number;
 }
 
+/**
+ * When the pending-handshake table is full, an inbound connection silent
+ * this long (no HELLO yet) may be evicted to make room. A real peer's HELLO
+ * follows its TCP connect by one round trip.
+ */
+const IDLE_HANDSHAKE_MS = 250;
+
+/** Where frames go from a connection dropped right after its handshake. */
+const DISCARD_FRAMES: FrameSink = { onFrame: () => undefined };
+
 const AUTH_CODES = new Set<string>([
   ErrorCode.AUTH_FAILED,
   ErrorCode.FINGERPRINT_MISMATCH,
@@ -123,6 +134,8 @@ export class Cluster implements ConnectionEvents {
   private readonly pending = new Set<Connection>();
   private readonly lastPing: number[];
   private readonly ever: boolean[];
+  /** The incarnation of each peer's last session (hex), to tell a restart from a return. */
+  private readonly lastIncarnation: Array<string | undefined>;
   private readonly abort = new AbortController();
   private readonly dialing = new Set<number>();
   private handler: ClusterHandler | undefined;
@@ -141,6 +154,9 @@ export class Cluster implements ConnectionEvents {
     this.incarnation = this.incarnationBytes.toString('hex');
     this.fingerprint = clusterFingerprint(this.nodes, this.options.clusterName);
     this.events$ = this.events.asObservable();
+    // Every dial loop listens on the one abort signal (p-retry's delay, the
+    // pending connect): more than Node's default of 10 in a cluster of 12+.
+    setMaxListeners(2 * this.nodes.length + 10, this.abort.signal);
     const settings = {
       fragmentSize: this.options.fragmentSize,
       maxMessageSize: this.options.maxMessageSize,
@@ -160,13 +176,18 @@ export class Cluster implements ConnectionEvents {
     this.totals = this.nodes.map(() => ({ bytesIn: 0, bytesOut: 0, framesIn: 0 }));
     this.lastPing = this.nodes.map(() => 0);
     this.ever = this.nodes.map(() => false);
+    this.lastIncarnation = this.nodes.map(() => undefined);
   }
 
   /** Binds the listening socket and starts linking with every peer. */
   protected async startCluster(): Promise<void> {
     const o = this.options;
     const self = this.nodes[this.id]!;
-    this.server = await listen(o.bindHost, self.port, o.tls, (socket) => this.onSocket(socket));
+    this.server = await listen(o.bindHost, self.port, o.tls, (socket) => this.onSocket(socket), {
+      tlsHandshakeTimeoutMs: o.handshakeTimeoutMs,
+      onTlsRefused: (error, remoteAddress) =>
+        this.emit({ type: 'auth-failure', node: undefined, remoteAddress, error }),
+    });
     this.server.on('error', (err: Error) => this.emit({ type: 'error', error: err }));
     const tick = Math.max(10, Math.min(o.heartbeatMs / 2, 250));
     this.ticker = setInterval(() => this.tick(), tick);
@@ -346,7 +367,10 @@ export class Cluster implements ConnectionEvents {
   }
 
   private onSocket(socket: LinkSocket): void {
-    if (this.state !== 'running' || this.pending.size >= this.options.maxPendingHandshakes) {
+    if (
+      this.state !== 'running' ||
+      (this.pending.size >= this.options.maxPendingHandshakes && !this.evictIdleHandshake())
+    ) {
       // Refuse at once: no buffers, no timers for connections we will not serve.
       socket.destroy();
       return;
@@ -354,10 +378,53 @@ export class Cluster implements ConnectionEvents {
     this.newConnection(socket, 'acceptor').start();
   }
 
+  /**
+   * Makes room in a full pending table by closing the oldest inbound
+   * connection that has not sent its HELLO within {@link IDLE_HANDSHAKE_MS}.
+   * Without it, connections that never speak would lock real peers out until
+   * the handshake timeout; a real dialer sends HELLO as soon as it connects,
+   * so it is never the one evicted.
+   */
+  private evictIdleHandshake(): boolean {
+    const now = this.now();
+    // A Set iterates in insertion order: oldest first.
+    for (const conn of this.pending) {
+      if (
+        conn.role === 'acceptor' &&
+        conn.handshake.status === 'await-hello' &&
+        now - conn.startedAt > IDLE_HANDSHAKE_MS
+      ) {
+        this.pending.delete(conn);
+        conn.fail(
+          new HandshakeError(
+            ErrorCode.HANDSHAKE_LIMIT,
+            `too many pending handshakes; evicted after ${Math.round(now - conn.startedAt)} ms without a HELLO`,
+            { state: conn.handshake.status },
+          ),
+        );
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** ConnectionEvents: a connection authenticated. */
   onEstablished(conn: Connection, result: HandshakeResult): FrameSink {
     this.pending.delete(conn);
     const link = this.links[result.peer]!;
+    if (result.resumed && link.session?.peerIncarnation.equals(result.peerIncarnation) !== true) {
+      // Our HELLO offered to resume, but the session ended (dead-peer timeout) before
+      // the handshake finished. Resuming now would graft the peer's old sequence
+      // numbers onto a fresh session; drop this connection instead. The next
+      // handshake offers no resume, so both sides start a new session.
+      conn.fail(
+        new SwitchboardError(
+          ErrorCode.LINK,
+          `session with node ${result.peer} ended during the handshake; relinking`,
+        ),
+      );
+      return DISCARD_FRAMES;
+    }
     const old = link.conn;
     if (old !== undefined && old !== conn) {
       // Same incarnation reconnecting over a connection we still thought alive (half-open).
@@ -381,7 +448,13 @@ export class Cluster implements ConnectionEvents {
       );
     }
     const fresh = !result.resumed;
-    link.attach(conn, result.peerIncarnation, result.resumed, result.peerReceived);
+    link.attach(
+      conn,
+      result.peerIncarnation,
+      result.resumed,
+      result.peerReceived,
+      result.ownReceived,
+    );
     this.lastPing[link.peer] = this.now();
     debug(
       'node %d linked with %d (%s, %s)',
@@ -391,8 +464,12 @@ export class Cluster implements ConnectionEvents {
       result.resumed ? 'resumed' : 'new session',
     );
     if (fresh) {
-      const restarted = this.ever[link.peer] === true;
+      // A new session with the same incarnation (after peer-down) is the peer coming
+      // back, not restarting: only a new incarnation is a restart.
+      const restarted =
+        this.ever[link.peer] === true && this.lastIncarnation[link.peer] !== incarnation;
       this.ever[link.peer] = true;
+      this.lastIncarnation[link.peer] = incarnation;
       this.handler?.onSessionStart(link.peer);
       this.emit(
         restarted
@@ -414,7 +491,7 @@ export class Cluster implements ConnectionEvents {
         this.emit({
           type: 'auth-failure',
           node: peer,
-          remoteAddress: conn.socket.remoteAddress,
+          remoteAddress: conn.remoteAddress,
           error: err,
         });
       }
@@ -459,6 +536,18 @@ export class Cluster implements ConnectionEvents {
   private endSession(link: Link, reason: SwitchboardError, how: 'down' | 'restarted'): void {
     if (link.session === undefined) return;
     link.endSession();
+    // A dial in progress to this peer offered, in its HELLO, to resume the session
+    // that just ended: abandon it, so the peer never resumes a session we dropped.
+    for (const conn of this.pending) {
+      if (conn.role === 'dialer' && conn.peer === link.peer) {
+        conn.fail(
+          new SwitchboardError(
+            ErrorCode.LINK,
+            `session with node ${link.peer} ended during the handshake; relinking`,
+          ),
+        );
+      }
+    }
     this.handler?.onSessionEnd(link.peer, reason);
     if (how === 'down') this.emit({ type: 'peer-down', node: link.peer, error: reason });
   }
@@ -508,12 +597,48 @@ export class Cluster implements ConnectionEvents {
   }
 
   private async dialOnce(node: NodeInfo, signal: AbortSignal): Promise<void> {
-    const socket = await dial(node.host, node.port, this.options.tls, signal);
+    // A SYN lost in a partition is retried by the kernel, backing off, for about
+    // two minutes: give up after the handshake timeout instead, so the reconnect
+    // loop (capped at reconnectMaxMs) relinks soon after the network heals.
+    const attempt = new AbortController();
+    const onClose = (): void => attempt.abort(signal.reason);
+    if (signal.aborted) onClose();
+    else signal.addEventListener('abort', onClose, { once: true });
+    const timeoutMs = this.options.handshakeTimeoutMs;
+    const timer = setTimeout(
+      () =>
+        attempt.abort(
+          new SwitchboardError(
+            ErrorCode.LINK,
+            `connect to node ${node.id} timed out after ${timeoutMs} ms`,
+          ),
+        ),
+      timeoutMs,
+    );
+    let socket: LinkSocket;
+    try {
+      socket = await dial(node.host, node.port, this.options.tls, attempt.signal);
+    } catch (err) {
+      // The peer's TLS certificate was refused: report it like any failed authentication.
+      if (err instanceof HandshakeError && AUTH_CODES.has(err.code))
+        this.emit({ type: 'auth-failure', node: node.id, remoteAddress: node.host, error: err });
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onClose);
+    }
     if (this.state !== 'running') {
       socket.destroy();
       throw new SwitchboardError(ErrorCode.CLOSED, 'switchboard closed');
     }
-    const conn = this.newConnection(socket, 'dialer', node.id);
+    let conn: Connection;
+    try {
+      conn = this.newConnection(socket, 'dialer', node.id);
+    } catch (err) {
+      // A bug, but not a reason to leave the socket open until the peer times it out.
+      socket.destroy();
+      throw err;
+    }
     await new Promise<void>((resolve, reject) => {
       const check = (): void => {
         if (conn.established) {

@@ -34,6 +34,7 @@ export class Connection implements FrameSink {
   readonly handshake: Handshake;
   private readonly decoder: FrameDecoder;
   private sink: FrameSink | undefined;
+  private authenticated = false;
   private ended = false;
   private endError: SwitchboardError | undefined;
   /** Time of the last complete frame received (any frame counts as life). */
@@ -43,6 +44,8 @@ export class Connection implements FrameSink {
   bytesIn = 0;
   bytesOut = 0;
   framesIn = 0;
+  /** The peer's address, kept because the socket forgets it once destroyed. */
+  readonly remoteAddress: string | undefined;
 
   constructor(
     readonly socket: LinkSocket,
@@ -54,6 +57,7 @@ export class Connection implements FrameSink {
     private readonly target?: number,
   ) {
     this.startedAt = now();
+    this.remoteAddress = socket.remoteAddress;
     this.lastReceived = this.startedAt;
     this.handshake = new Handshake(handshakeOptions);
     this.decoder = new FrameDecoder(this, { maxFramePayload: MAX_HANDSHAKE_PAYLOAD });
@@ -70,9 +74,9 @@ export class Connection implements FrameSink {
     socket.on('close', () => this.onClose());
   }
 
-  /** True once authenticated. */
+  /** True once authenticated; stays true after the socket closes, so the owner can tell. */
   get established(): boolean {
-    return this.sink !== undefined;
+    return this.authenticated;
   }
 
   /** Why the connection ended, once it has. */
@@ -165,6 +169,8 @@ export class Connection implements FrameSink {
     const result = this.handshake.result;
     if (this.handshake.status === 'done' && result !== undefined) {
       this.decoder.maxFramePayload = this.maxFramePayload;
+      // Set first: onEstablished emits events whose listeners check `established`.
+      this.authenticated = true;
       this.sink = this.events.onEstablished(this, result);
     }
   }

@@ -71,6 +71,8 @@ export class Link implements FrameSink {
   private bigBytes = 0;
   private flushScheduled = false;
   private refused = false;
+  /** Replayed frames already received over the previous connection (see attach). */
+  private skipIncoming = 0;
   private readonly flushNow = (): void => this.flush();
 
   constructor(
@@ -160,7 +162,13 @@ export class Link implements FrameSink {
   }
 
   /** Starts a session (fresh or resumed) on an authenticated connection. */
-  attach(conn: Connection, peerIncarnation: Buffer, resumed: boolean, peerReceived: number): void {
+  attach(
+    conn: Connection,
+    peerIncarnation: Buffer,
+    resumed: boolean,
+    peerReceived: number,
+    ownReceived = 0,
+  ): void {
     this.conn = conn;
     this.suspect = false;
     this.lastHeard = conn.lastReceived;
@@ -168,6 +176,9 @@ export class Link implements FrameSink {
     if (resumed && this.session !== undefined) {
       // The peer tells us how much it got; resend the rest, in order.
       replay.push(...this.session.log.replayFrom(peerReceived));
+      // Frames that reached us over the old connection after our HELLO was
+      // built come again in the peer's replay: skip exactly those.
+      this.skipIncoming = Math.max(0, this.session.received - ownReceived);
     } else {
       this.session = {
         peerIncarnation,
@@ -203,6 +214,10 @@ export class Link implements FrameSink {
     this.lastHeard = this.conn?.lastReceived ?? this.lastHeard;
     this.suspect = false;
     if (isSequenced(type)) {
+      if (this.skipIncoming > 0) {
+        this.skipIncoming--;
+        return;
+      }
       s.received++;
       this.schedule();
       if (type === FrameType.DATA || type === FrameType.CONT) {

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { ErrorCode, HandshakeError } from '../errors.js';
 import type { TlsOptions } from './options.js';
 
 /** A connected byte stream: plain TCP or TLS. */
@@ -8,6 +9,18 @@ export type LinkSocket = net.Socket | tls.TLSSocket;
 
 /** A listening server, plain or TLS. */
 export type LinkServer = net.Server | tls.Server;
+
+/** Limits and hooks of {@link listen}. */
+export interface ListenOptions {
+  /** Time a client has to finish the TLS handshake, ms. Default 5000. */
+  readonly tlsHandshakeTimeoutMs?: number;
+  /**
+   * A client failed the TLS handshake (plaintext, a certificate from another
+   * CA, none at all); its socket is already destroyed. Not called for
+   * network errors and timeouts, which say nothing about the client.
+   */
+  readonly onTlsRefused?: (error: HandshakeError, remoteAddress: string | undefined) => void;
+}
 
 /**
  * Binds a server. With TLS, clients must present a certificate signed by
@@ -19,6 +32,7 @@ export async function listen(
   port: number,
   tlsOptions: TlsOptions | undefined,
   onSocket: (socket: LinkSocket) => void,
+  options: ListenOptions = {},
 ): Promise<LinkServer> {
   const server: LinkServer =
     tlsOptions === undefined
@@ -31,7 +45,7 @@ export async function listen(
             requestCert: true,
             rejectUnauthorized: true,
             minVersion: 'TLSv1.3',
-            handshakeTimeout: 5_000,
+            handshakeTimeout: options.tlsHandshakeTimeoutMs ?? 5_000,
           },
           (socket) => {
             socket.setNoDelay(true);
@@ -39,7 +53,26 @@ export async function listen(
           },
         );
   // A failed TLS handshake (plaintext client, wrong CA) never reaches onSocket.
-  server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
+  server.on('tlsClientError', (err: Error, socket: Duplex) => {
+    const { remoteAddress } = socket as tls.TLSSocket;
+    // A rejected client certificate surfaces as a hang-up; the verdict (a
+    // string code at run time, typed as an Error) is on the socket.
+    const verdict: unknown = (socket as tls.TLSSocket).authorizationError;
+    socket.destroy();
+    if (verdict !== undefined && verdict !== null) {
+      const reason = typeof verdict === 'string' ? verdict : (verdict as Error).message;
+      const cause = new Error(`client certificate rejected: ${reason}`, { cause: err });
+      options.onTlsRefused?.(
+        tlsFailure('TLS handshake from a client failed', cause),
+        remoteAddress,
+      );
+    } else if (
+      !isNetworkError(err) &&
+      (err as NodeJS.ErrnoException).code !== 'ERR_TLS_HANDSHAKE_TIMEOUT'
+    ) {
+      options.onTlsRefused?.(tlsFailure('TLS handshake from a client failed', err), remoteAddress);
+    }
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host, port, exclusive: true }, () => {
@@ -80,7 +113,12 @@ export function dial(
     const onError = (err: Error): void => {
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
-      reject(err);
+      // A certificate the cluster CA did not sign is a refusal, not a network error.
+      reject(
+        tlsOptions !== undefined && !isNetworkError(err)
+          ? tlsFailure(`TLS handshake with ${host}:${port} failed`, err)
+          : err,
+      );
     };
     socket.once('error', onError);
     socket.once(ready, () => {
@@ -92,4 +130,19 @@ export function dial(
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** True for errors of the network itself (ECONNRESET, ECONNREFUSED...), as opposed to TLS verdicts. */
+function isNetworkError(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}
+
+function tlsFailure(what: string, cause: Error): HandshakeError {
+  return new HandshakeError(
+    ErrorCode.AUTH_FAILED,
+    `${what}: ${cause.message}`,
+    { state: 'tls' },
+    { cause },
+  );
 }

@@ -1,0 +1,241 @@
+/**
+ * Channel throughput, one way, between two processes on loopback, with the
+ * baselines in the same run (DESIGN.md section 9):
+ *
+ * - `raw`: node:net with cbor-x `{ seq, data }` objects behind a u32 length
+ *   prefix, writes batched into 64 KiB and honouring backpressure: the
+ *   ceiling any CBOR protocol over TCP can reach here.
+ * - `zeromq`: zeromq.js 6 PUSH/PULL carrying the same CBOR bytes.
+ * - `switchboard`: a remote MPSC channel (`await sender.send(x)` per message).
+ *
+ * Plus a local (in-process) channel and raw-bytes payloads. Targets: remote
+ * channels >= 80 % of raw and >= 3x zeromq for small objects, >= 90 % of
+ * raw at 64 KiB, >= 50 % of raw for binary payloads, >= 10 M msg/s locally.
+ */
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { encode as cborEncode } from 'cbor-x';
+import * as zmq from 'zeromq';
+import { Switchboard } from '../lib/facade.js';
+import type { Sender } from '../lib/channel/sender.js';
+import type { BenchContext, BenchModule, BenchRow, Round } from './harness.js';
+import { compareRounds, seconds, toRow } from './harness.js';
+import { freePorts } from '../spec/support/ports.js';
+
+interface Workload {
+  label: string;
+  size: number;
+  binary: boolean;
+  count: number;
+}
+
+const WORKLOADS: readonly Workload[] = [
+  { label: '16 B objects', size: 16, binary: false, count: 400_000 },
+  { label: '256 B objects', size: 256, binary: false, count: 300_000 },
+  { label: '4 KiB objects', size: 4096, binary: false, count: 60_000 },
+  { label: '64 KiB bytes', size: 64 * 1024, binary: true, count: 6_000 },
+  { label: '256 B bytes', size: 256, binary: true, count: 400_000 },
+];
+
+const BATCH = 64 * 1024;
+
+type PeerMessage =
+  | { op: 'alive' }
+  | { op: 'ready'; rawPort: number; zmqEndpoint: string }
+  | { op: 'armed' }
+  | { op: 'done'; variant: string; count: number }
+  | { op: 'error'; message: string };
+
+class Peer {
+  private readonly child: ChildProcess;
+  private waiters: Array<(m: PeerMessage) => void> = [];
+
+  constructor() {
+    const script = fileURLToPath(new URL('./channels-peer.ts', import.meta.url));
+    this.child = fork(script, [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+    this.child.on('message', (m: PeerMessage) => {
+      if (m.op === 'error') throw new Error(`bench peer: ${m.message}`);
+      const w = this.waiters.shift();
+      w?.(m);
+    });
+  }
+
+  next(): Promise<PeerMessage> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  send(m: unknown): void {
+    this.child.send(m as object);
+  }
+
+  /** Arms the peer for a round; `done` settles when it has counted `count` messages. */
+  async expect(
+    variant: string,
+    count: number,
+    binary: boolean,
+  ): Promise<{ done: Promise<PeerMessage> }> {
+    const armed = this.next();
+    this.send({ op: 'expect', variant, count, binary });
+    await armed;
+    // Wrapped: an async function returning a bare promise would wait for it.
+    return { done: this.next() };
+  }
+
+  exit(): Promise<void> {
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.send({ op: 'exit' });
+    });
+  }
+}
+
+function message(w: Workload, seq: number, data: Buffer): unknown {
+  return w.binary ? data : { seq, data };
+}
+
+function rawRound(peer: Peer, socket: net.Socket, w: Workload, count: number, data: Buffer): Round {
+  return async () => {
+    const { done } = await peer.expect('raw', count, w.binary);
+    const t = seconds();
+    let parts: Buffer[] = [];
+    let bytes = 0;
+    for (let seq = 0; seq < count; seq++) {
+      const body = w.binary ? data : cborEncode({ seq, data });
+      const len = Buffer.allocUnsafe(4);
+      len.writeUInt32BE(body.length, 0);
+      parts.push(len, body);
+      bytes += 4 + body.length;
+      if (bytes >= BATCH || seq === count - 1) {
+        const ok = socket.write(Buffer.concat(parts, bytes));
+        parts = [];
+        bytes = 0;
+        if (!ok) await new Promise((r) => socket.once('drain', r));
+      }
+    }
+    await done;
+    return count / (seconds() - t);
+  };
+}
+
+function zmqRound(peer: Peer, push: zmq.Push, w: Workload, count: number, data: Buffer): Round {
+  return async () => {
+    const { done } = await peer.expect('zeromq', count, w.binary);
+    const t = seconds();
+    for (let seq = 0; seq < count; seq++)
+      await push.send(w.binary ? data : cborEncode({ seq, data }));
+    await done;
+    return count / (seconds() - t);
+  };
+}
+
+function switchboardRound(
+  peer: Peer,
+  s: Sender<unknown>,
+  w: Workload,
+  count: number,
+  data: Buffer,
+): Round {
+  return async () => {
+    const { done } = await peer.expect('switchboard', count, w.binary);
+    const t = seconds();
+    for (let seq = 0; seq < count; seq++) await s.send(message(w, seq, data));
+    await done;
+    return count / (seconds() - t);
+  };
+}
+
+async function localRound(sb: Switchboard, count: number): Promise<number> {
+  const r = sb.receiver<{ seq: number }>();
+  const [s] = [sb.hub.sender<{ seq: number }>({ node: sb.id, id: r.id })];
+  let got = 0;
+  const done = new Promise<void>((resolve) => {
+    r.observable().subscribe((m) => {
+      if (m.seq !== got) throw new Error('local channel out of order');
+      if (++got === count) resolve();
+    });
+  });
+  const t = seconds();
+  for (let seq = 0; seq < count; seq++) {
+    const p = s.send({ seq });
+    // Only a send that had to wait for credit needs awaiting.
+    if (s.waiting > 0) await p;
+  }
+  await done;
+  const rate = count / (seconds() - t);
+  s.close();
+  r.close();
+  return rate;
+}
+
+export const channels: BenchModule = {
+  name: 'channels',
+  description:
+    'one-way remote MPSC channel vs raw node:net+cbor-x and zeromq PUSH/PULL; local channel',
+  baselines: ['raw', 'zeromq'],
+  async run(ctx: BenchContext): Promise<BenchRow[]> {
+    const rows: BenchRow[] = [];
+    const nodes = (await freePorts(2)).map((p) => `127.0.0.1:${p}`);
+    const secret = 'bench-secret-0123456789abcdef';
+    const peer = new Peer();
+    await peer.next();
+    const ready = peer.next();
+    peer.send({ op: 'init', nodes, secret });
+    const sb = await Switchboard.start({ nodes, id: 0, secret });
+    const info = (await ready) as Extract<PeerMessage, { op: 'ready' }>;
+    await sb.rendezvous({ timeoutMs: 10_000 });
+    const socket = net.connect({ port: info.rawPort, host: '127.0.0.1', noDelay: true });
+    await new Promise((r) => socket.once('connect', r));
+    const push = new zmq.Push();
+    push.connect(info.zmqEndpoint);
+    const sender = sb.sender<unknown>('bench', { node: 1 });
+    try {
+      for (const w of WORKLOADS) {
+        const count = ctx.quick ? Math.ceil(w.count / 5) : w.count;
+        const data = Buffer.alloc(w.size, 0x5a);
+        const m = await compareRounds(
+          ctx.rounds,
+          {
+            raw: rawRound(peer, socket, w, count, data),
+            zeromq: zmqRound(peer, push, w, count, data),
+            switchboard: switchboardRound(peer, sender, w, count, data),
+          },
+          { rounds: 1, seconds: ctx.quick ? 0.3 : 1 },
+        );
+        const workload = `one-way ${w.label}`;
+        const unit = w.size >= 64 * 1024 ? 'B/s' : 'msg/s';
+        const scale = unit === 'B/s' ? w.size : 1;
+        for (const [variant, mm] of Object.entries(m)) {
+          const scaled = {
+            ...mm,
+            median: mm.median * scale,
+            min: mm.min * scale,
+            max: mm.max * scale,
+            samples: mm.samples.map((x) => x * scale),
+          };
+          rows.push(toRow('channels', workload, variant, unit, scaled));
+        }
+        ctx.log(
+          `${workload}: switchboard/raw ${(m.switchboard!.median / m.raw!.median).toFixed(2)}, ` +
+            `switchboard/zeromq ${(m.switchboard!.median / m.zeromq!.median).toFixed(2)}`,
+        );
+      }
+      const localCount = ctx.quick ? 1_000_000 : 3_000_000;
+      const local = await compareRounds(ctx.rounds, {
+        switchboard: () => localRound(sb, localCount),
+      });
+      rows.push(
+        toRow('channels', 'local channel {seq}', 'switchboard', 'msg/s', local.switchboard!),
+      );
+      ctx.log(`local channel: ${(local.switchboard!.median / 1e6).toFixed(2)} M msg/s`);
+    } finally {
+      sender.close();
+      socket.destroy();
+      push.close();
+      await sb.close();
+      await peer.exit();
+    }
+    return rows;
+  },
+};

@@ -1,0 +1,105 @@
+import { Sender } from '../../lib/channel/sender.js';
+import { closeAll, pathCluster } from '../support/cluster.js';
+import { receiveOne as one } from './fixtures/receive.js';
+
+/**
+ * The local fast path (both ends in one process): no encoding and no socket.
+ * A local receiver gets the very object that was sent (so a sender must not
+ * mutate it afterwards); with `forceEncoding: true` it gets what a remote
+ * receiver would: a decoded copy.
+ */
+
+class Point {
+  constructor(
+    readonly x: number,
+    readonly y: number,
+  ) {}
+  norm(): number {
+    return Math.hypot(this.x, this.y);
+  }
+}
+
+describe('the local path', () => {
+  it('hands the receiver the very object that was sent', async () => {
+    const { sbs, rx } = await pathCluster('local');
+    try {
+      const r = rx.receiver<{ items: number[]; at: Date; p: Point }>('same');
+      const s = rx.sender<{ items: number[]; at: Date; p: Point }>('same', { node: rx.id });
+      const sent = { items: [1, 2, 3], at: new Date(0), p: new Point(3, 4) };
+      await s.send(sent);
+      const got = await one(r);
+      expect(got).toBe(sent);
+      expect(got.p).toBeInstanceOf(Point);
+      expect(got.p.norm()).toBe(5);
+      // Shared, not copied: a mutation after send shows (hence: do not mutate what you sent).
+      sent.items.push(4);
+      expect(got.items).toEqual([1, 2, 3, 4]);
+
+      const bytes = Buffer.from('raw');
+      const rb = rx.receiver<Buffer>('bytes');
+      await rx.sender<Buffer>('bytes', { node: rx.id }).send(bytes);
+      expect(await one(rb)).toBe(bytes);
+    } finally {
+      await closeAll(sbs);
+    }
+  });
+
+  it('hands the receiver a copy, as a remote one would get, with forceEncoding', async () => {
+    const { sbs, rx } = await pathCluster('local', { forceEncoding: true });
+    try {
+      const r = rx.receiver<Record<string, unknown>>('copy');
+      const s = rx.sender<Record<string, unknown>>('copy', { node: rx.id });
+      const sent = {
+        items: [1, 2, 3],
+        at: new Date(1_700_000_000_000),
+        tags: new Map([['a', 1]]),
+        set: new Set(['x']),
+        p: new Point(3, 4),
+        big: 2n ** 70n,
+      };
+      await s.send(sent);
+      sent.items.push(4);
+      const got = await one(r);
+      expect(got).not.toBe(sent);
+      expect(got.items).toEqual([1, 2, 3]);
+      expect(got.at).toEqual(sent.at);
+      expect(got.tags).toEqual(new Map([['a', 1]]));
+      expect(got.set).toEqual(new Set(['x']));
+      expect(got.big).toBe(2n ** 70n);
+      // A class instance travels as its own enumerable properties.
+      expect(got.p).toEqual({ x: 3, y: 4 });
+      expect(got.p).not.toBeInstanceOf(Point);
+
+      const bytes = Buffer.from('raw');
+      const rb = rx.receiver<Buffer>('bytes');
+      await rx.sender<Buffer>('bytes', { node: rx.id }).send(bytes);
+      const gotBytes = await one(rb);
+      expect(gotBytes).not.toBe(bytes);
+      expect(gotBytes.equals(bytes)).toBe(true);
+    } finally {
+      await closeAll(sbs);
+    }
+  });
+
+  it.each([false, true])(
+    'a sender inside a message works on arrival (forceEncoding: %s)',
+    async (forceEncoding) => {
+      const { sbs, rx } = await pathCluster('local', { forceEncoding });
+      try {
+        const requests = rx.receiver<{ n: number; reply: Sender<number> }>('double');
+        const [replyTx, replyRx] = rx.channel<number>();
+        await rx
+          .sender<{ n: number; reply: Sender<number> }>('double', { node: rx.id })
+          .send({ n: 21, reply: replyTx });
+        const req = await one(requests);
+        expect(req.reply).toBeInstanceOf(Sender);
+        if (forceEncoding) expect(req.reply).not.toBe(replyTx);
+        else expect(req.reply).toBe(replyTx);
+        await req.reply.send(req.n * 2);
+        expect(await one(replyRx)).toBe(42);
+      } finally {
+        await closeAll(sbs);
+      }
+    },
+  );
+});
