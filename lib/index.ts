@@ -5,6 +5,11 @@ export { Switchboard } from './facade.js';
 export { DEFAULT_SWITCHBOARD_OPTIONS } from './switchboard/options.js';
 export { clusterFingerprint, parseNodes } from './switchboard/nodes.js';
 
+// ---- channels ----
+export { DEFAULT_RECEIVER_OPTIONS, Receiver } from './channel/receiver.js';
+export { DEFAULT_SENDER_OPTIONS, Sender } from './channel/sender.js';
+export { ValidationError } from './channel/schema.js';
+
 // ---- RPC ----
 export {
   DEFAULT_CALL_OPTIONS,
@@ -47,6 +52,10 @@ export {
   SwitchboardError,
 } from './errors.js';
 
+export type { StartOptions, SwitchboardStats } from './facade.js';
+export type { OverflowPolicy, ReceiverOptions, ReceiverStats } from './channel/receiver.js';
+export type { DeliveryMode, SendOptions, SenderOptions } from './channel/sender.js';
+export type { StandardResult, StandardSchemaV1 } from './channel/schema.js';
 export type { NodeInfo, NodeSpec } from './switchboard/nodes.js';
 export type { SwitchboardOptions, TlsOptions } from './switchboard/options.js';
 export type { PeerInfo, PeerState, SwitchboardEvent } from './switchboard/cluster.js';

@@ -353,10 +353,13 @@ export class Sender<T> extends PortableHandle {
       return true;
     }
     // 'one': the receiver with the most credit (least loaded), ties round-robin.
+    // A receiver still opening has unknown credit: wait for it (one round
+    // trip), or a burst would all go to whichever receiver answered first.
     let best: Outlet | undefined;
     const n = outlets.length;
     for (let k = 0; k < n; k++) {
       const o = outlets[(this.rr + k) % n]!;
+      if (o.state === 'opening') return false;
       if (o.state !== 'open' || o.credit <= 0 || o.creditBytes <= 0 || !o.ready()) continue;
       if (best === undefined || o.credit > best.credit) best = o;
     }

@@ -153,7 +153,6 @@ export class Connection implements FrameSink {
   }
 
   onFrame(type: number, flags: number, stream: number, payload: Buffer): void {
-    this.lastReceived = this.now();
     this.framesIn++;
     if (this.sink !== undefined) {
       this.sink.onFrame(type, flags, stream, payload);
@@ -183,6 +182,7 @@ export class Connection implements FrameSink {
   private onData(chunk: Buffer): void {
     if (this.ended) return;
     this.bytesIn += chunk.length;
+    const framesBefore = this.framesIn;
     try {
       this.decoder.push(chunk);
     } catch (err) {
@@ -196,6 +196,9 @@ export class Connection implements FrameSink {
             { cause: err },
           ),
         );
+    } finally {
+      // Any complete frame counts as life; one clock read per chunk, not per frame.
+      if (this.framesIn !== framesBefore) this.lastReceived = this.now();
     }
   }
 

@@ -46,6 +46,8 @@ export interface LinkSettings {
 
 /** Bytes of large-message fragments written per flush, so control frames and other streams interleave. */
 const FRAGMENT_BUDGET = 256 * 1024;
+/** Queued data that is written at once instead of at the end of the event-loop turn. */
+const EAGER_FLUSH_BYTES = 64 * 1024;
 
 /**
  * The one link to one peer. It owns the session (sequence counts, the replay
@@ -125,6 +127,12 @@ export class Link implements FrameSink {
     } else {
       this.data.frame(type, flags, stream, payload);
       this.dataFrames++;
+      if (type === FrameType.CREDIT) {
+        // Credit is what keeps the peer's pipe full: send it now rather than
+        // after this turn's reads, which may be megabytes of other data.
+        this.flush();
+        return;
+      }
     }
     this.schedule();
   }
@@ -145,6 +153,13 @@ export class Link implements FrameSink {
     } else if (bytes.length <= this.settings.fragmentSize) {
       this.data.frame(FrameType.DATA, flags, stream, bytes);
       this.dataFrames++;
+      // A producer that never yields would otherwise fill a whole window
+      // before the first byte leaves: write every 64 KiB so the peer works
+      // while we encode.
+      if (this.data.pendingBytes >= EAGER_FLUSH_BYTES) {
+        this.flush();
+        return;
+      }
     } else {
       this.big.set(stream, [{ type: FrameType.DATA, flags, bytes, offset: 0 }]);
       this.bigBytes += bytes.length;
@@ -197,6 +212,7 @@ export class Link implements FrameSink {
   /** The connection is gone; the session stays for a resume. */
   detach(conn: Connection): void {
     if (this.conn !== conn) return;
+    this.lastHeard = conn.lastReceived;
     this.conn = undefined;
     this.ctrl.take();
   }
@@ -211,7 +227,6 @@ export class Link implements FrameSink {
   /** Frames from the attached connection. */
   onFrame(type: number, flags: number, stream: number, payload: Buffer): void {
     const s = this.session!;
-    this.lastHeard = this.conn?.lastReceived ?? this.lastHeard;
     this.suspect = false;
     if (isSequenced(type)) {
       if (this.skipIncoming > 0) {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { filter, firstValueFrom, timeout } from 'rxjs';
 import type { NotDeliveredError } from '../../lib/errors.js';
+import { DEFAULT_RECEIVER_OPTIONS } from '../../lib/channel/receiver.js';
 import { Switchboard } from '../../lib/facade.js';
 import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
 import { localNodes } from '../support/ports.js';
@@ -37,7 +38,7 @@ const KILL_AT = 30_000;
  * (once half a window was taken), so at most about two windows are ever in
  * flight, not known to be delivered.
  */
-const WINDOW = 1024;
+const WINDOW = DEFAULT_RECEIVER_OPTIONS.window;
 
 const children = new Children();
 afterEach(() => children.cleanup());

@@ -103,7 +103,8 @@ describe.each(PATHS)('MPSC channels over the %s path', (path) => {
       r.close();
       await expect(
         (async () => {
-          for (let i = 0; i < 10_000; i++) await s.send(i);
+          // More than a window: the sender learns of the close within one.
+          for (let i = 0; i < 200_000; i++) await s.send(i);
         })(),
       ).rejects.toMatchObject({ code: 'ERR_SB_NO_RECEIVER' });
     } finally {
