@@ -15,6 +15,8 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import { encode as cborEncode } from 'cbor-x';
 import * as zmq from 'zeromq';
@@ -169,6 +171,42 @@ async function localRound(sb: Switchboard, count: number): Promise<number> {
   return rate;
 }
 
+/** A forced full GC, so heap deltas measure what is retained. */
+const gc: () => void = (() => {
+  v8.setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+})();
+
+/**
+ * Bytes retained per open remote channel: `count` named receivers on one
+ * in-process node, a sender to each from another, every stream opened by
+ * one message, measured as heap plus external memory after a full GC.
+ */
+async function openChannelsMemory(count: number): Promise<number> {
+  const nodes = (await freePorts(2)).map((p) => `127.0.0.1:${p}`);
+  const secret = 'bench-secret-0123456789abcdef';
+  const [a, b] = await Promise.all([0, 1].map((id) => Switchboard.start({ nodes, id, secret })));
+  try {
+    await Promise.all([a!.rendezvous({ timeoutMs: 10_000 }), b!.rendezvous({ timeoutMs: 10_000 })]);
+    const used = (): number => {
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.external;
+    };
+    const before = used();
+    const receivers = Array.from({ length: count }, (_, i) => b!.receiver<number>(`ch-${i}`));
+    const senders = receivers.map((_, i) => a!.sender<number>(`ch-${i}`, { node: 1 }));
+    await Promise.all(senders.map((s, i) => s.send(i)));
+    await Promise.all(receivers.map((r) => r.next()));
+    const after = used();
+    for (const s of senders) s.close();
+    for (const r of receivers) r.close();
+    return (after - before) / count;
+  } finally {
+    await Promise.all([a!.close(), b!.close()]);
+  }
+}
+
 export const channels: BenchModule = {
   name: 'channels',
   description:
@@ -221,6 +259,22 @@ export const channels: BenchModule = {
             `switchboard/zeromq ${(m.switchboard!.median / m.zeromq!.median).toFixed(2)}`,
         );
       }
+      const channelCount = ctx.quick ? 2_000 : 10_000;
+      const perChannel = await compareRounds(1, {
+        switchboard: () => openChannelsMemory(channelCount),
+      });
+      rows.push(
+        toRow(
+          'channels',
+          `memory per open remote channel (${channelCount} open)`,
+          'switchboard',
+          'B',
+          perChannel.switchboard!,
+          'lower',
+          'both ends: receiver, sender, stream state on two nodes',
+        ),
+      );
+      ctx.log(`memory per open channel: ${Math.round(perChannel.switchboard!.median)} B`);
       const localCount = ctx.quick ? 1_000_000 : 3_000_000;
       const local = await compareRounds(ctx.rounds, {
         switchboard: () => localRound(sb, localCount),

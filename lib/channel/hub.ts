@@ -226,6 +226,18 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     const inlet = this.inStreams[peer]!.get(stream);
     if (inlet === undefined || inlet.receiver === undefined) return;
     const r = inlet.receiver;
+    if (!r.withinCredit(inlet)) {
+      // The peer ignores flow control: end this stream, keep the link.
+      this.inStreams[peer]!.delete(stream);
+      r.detach(inlet);
+      const err = new SwitchboardError(
+        ErrorCode.PROTOCOL,
+        `node ${peer} sent beyond its credit on ${r.name}; stream closed`,
+      );
+      inlet.end(err);
+      this.transport.emit({ type: 'link-error', node: peer, error: err });
+      return;
+    }
     let value: unknown;
     if ((flags & FrameFlag.RAW) !== 0) {
       // A small view would pin its whole socket chunk: copy those.
@@ -274,7 +286,7 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
       case FrameType.ERROR: {
         const o = this.outStreams[peer]!.get(stream);
         if (o !== undefined)
-          o.sender.undelivered([], this.remoteError(payload, ErrorCode.DECODE, 'message refused'));
+          o.sender.refused(this.remoteError(payload, ErrorCode.DECODE, 'message refused'));
         return;
       }
       case FrameType.CONTROL:
@@ -520,7 +532,10 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
   private onOpen(peer: number, stream: number, payload: Buffer): void {
     let target: { id?: unknown; name?: unknown };
     try {
-      target = decodeValue(payload) as { id?: unknown; name?: unknown };
+      const decoded = decodeValue(payload);
+      if (typeof decoded !== 'object' || decoded === null)
+        throw new DecodeError('OPEN is not a map');
+      target = decoded;
     } catch {
       this.transport.sendFrame(
         peer,
@@ -599,7 +614,11 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
   private onDirectory(peer: number, payload: Buffer): void {
     let msg: { op?: unknown; e?: unknown; entries?: unknown };
     try {
-      msg = decodeValue(payload) as typeof msg;
+      const decoded = decodeValue(payload);
+      if (typeof decoded !== 'object' || decoded === null) {
+        throw new DecodeError('directory message is not a map');
+      }
+      msg = decoded;
     } catch (err) {
       this.transport.emit({ type: 'error', error: err as Error });
       return;
@@ -739,10 +758,13 @@ class RemoteOutlet implements Outlet {
   transmit(value: unknown): void {
     const { flags, bytes } = this.hub.encodeBody(value);
     this.hub.transport.sendMessage(this.node, this.stream, flags, bytes);
+    this.sentCount++;
+    // A lossy receiver granted unlimited credit once and never tops it up:
+    // spending it would stall the stream after ~1 GiB.
+    if (this.lossy) return;
     this.credit--;
     this.creditBytes -= bytes.length;
-    this.sentCount++;
-    if (!this.lossy) this.inflightValues.push(value);
+    this.inflightValues.push(value);
   }
 
   onCredit(messages: number, bytes: number, delivered: number): void {

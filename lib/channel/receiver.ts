@@ -294,6 +294,14 @@ export class Receiver<T> implements AsyncIterable<T> {
     }
   }
 
+  /**
+   * False when `inlet` sent beyond the credit granted to it: only a peer that
+   * ignores the protocol does that, and buffering it would unbound memory.
+   */
+  withinCredit(inlet: Inlet): boolean {
+    return this.overflow !== 'block' || (inlet.credit > 0 && inlet.creditBytes > 0);
+  }
+
   /** A message arrived on `inlet` (already decoded; `bytes` is its encoded size, 0 when local). */
   push(value: unknown, inlet: Inlet, bytes: number): void {
     if (this.state === 'closed' || !this.inlets.has(inlet)) return;

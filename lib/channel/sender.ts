@@ -294,6 +294,11 @@ export class Sender<T> extends PortableHandle {
     this.finish();
   }
 
+  /** The receiver refused a message this sender sent (undecodable or invalid there). */
+  refused(error: SwitchboardError): void {
+    this.errorSubject.next(error);
+  }
+
   /**
    * Reports messages sent earlier whose fate is unknown, on `errors$`. A
    * sender used with `post()` also counts them in `dropped` and reports them

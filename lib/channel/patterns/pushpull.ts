@@ -174,6 +174,12 @@ interface TaskMessage {
   readonly task: unknown;
 }
 
+function isTaskMessage(v: unknown): v is TaskMessage {
+  if (typeof v !== 'object' || v === null) return false;
+  const m = v as Record<string, unknown>;
+  return ['from', 'ack', 'id', 'attempt'].every((k) => Number.isSafeInteger(m[k]));
+}
+
 /** Acknowledgements due to one pusher, sent once per event-loop turn. */
 interface AckBatch {
   readonly from: number;
@@ -377,9 +383,14 @@ export class Worker<T> {
         return;
       }
     } else {
-      const m = v as TaskMessage;
-      job = { queue: this.queue, from: m.from, ack: m.ack, id: m.id, attempt: m.attempt };
-      task = m.task;
+      // An in-process task arrives as the object itself; anything else a
+      // peer might send is refused here, never allowed to throw.
+      if (!isTaskMessage(v)) {
+        this.errorSubject.next(new DecodeError(`worker ${this.queue}: malformed task`));
+        return;
+      }
+      job = { queue: this.queue, from: v.from, ack: v.ack, id: v.id, attempt: v.attempt };
+      task = v.task;
     }
     if (this.schema !== undefined) {
       try {
