@@ -110,7 +110,16 @@ function rawRound(peer: Peer, socket: net.Socket, w: Workload, count: number, da
       parts.push(len, body);
       bytes += 4 + body.length;
       if (bytes >= BATCH || seq === count - 1) {
-        const ok = socket.write(Buffer.concat(parts, bytes));
+        // Small messages are packed into one buffer; large ones go out as
+        // they are, corked into one writev, never copied.
+        let ok = true;
+        if (body.length >= 16 * 1024) {
+          socket.cork();
+          for (const part of parts) ok = socket.write(part);
+          socket.uncork();
+        } else {
+          ok = socket.write(Buffer.concat(parts, bytes));
+        }
         parts = [];
         bytes = 0;
         if (!ok) await new Promise((r) => socket.once('drain', r));

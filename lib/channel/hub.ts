@@ -240,8 +240,9 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     }
     let value: unknown;
     if ((flags & FrameFlag.RAW) !== 0) {
-      // A small view would pin its whole socket chunk: copy those.
-      value = message.length * 2 < message.buffer.byteLength ? Buffer.from(message) : message;
+      // Zero-copy, like byte strings inside CBOR: a view into the read
+      // chunk. An application keeping many small ones copies them.
+      value = message;
     } else {
       try {
         value = decodeValue(message, this);

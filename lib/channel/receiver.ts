@@ -28,7 +28,7 @@ export interface ReceiverOptions<T> {
    * round trip that returns credit (1024 measured at half the throughput).
    */
   readonly window?: number;
-  /** Credit window per sender, in bytes. Default 2 MiB. */
+  /** Credit window per sender, in bytes. Default 8 MiB (keeps 64 KiB messages streaming at full speed). */
   readonly windowBytes?: number;
   /**
    * `block` (default): senders wait for credit, nothing is ever dropped.
@@ -51,7 +51,7 @@ export const DEFAULT_RECEIVER_OPTIONS = Object.freeze({
   capacity: 65_536,
   capacityBytes: 16 * 1024 * 1024,
   window: 16_384,
-  windowBytes: 2 * 1024 * 1024,
+  windowBytes: 8 * 1024 * 1024,
   overflow: 'block',
 });
 

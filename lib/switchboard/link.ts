@@ -75,7 +75,12 @@ export class Link implements FrameSink {
   private refused = false;
   /** Replayed frames already received over the previous connection (see attach). */
   private skipIncoming = 0;
-  private readonly flushNow = (): void => this.flush();
+  /** Set once this event-loop turn has written; cleared by the end-of-turn flush. */
+  private wroteThisTurn = false;
+  private readonly flushNow = (): void => {
+    this.wroteThisTurn = false;
+    this.flush();
+  };
 
   constructor(
     readonly peer: number,
@@ -361,6 +366,13 @@ export class Link implements FrameSink {
 
   private schedule(): void {
     if (this.flushScheduled) return;
+    if (!this.wroteThisTurn && this.conn !== undefined) {
+      // The first frame of a turn goes out at once (a lone request or reply
+      // sees no added latency); what follows in the same turn is coalesced
+      // into the end-of-turn flush.
+      this.wroteThisTurn = true;
+      this.flush();
+    }
     this.flushScheduled = true;
     setImmediate(this.flushNow);
   }
