@@ -71,6 +71,7 @@ export class Link implements FrameSink {
   /** Streams with a large message in progress, and what queued behind it. */
   private big = new Map<number, Pending[]>();
   private bigBytes = 0;
+  /** A setImmediate(flushNow) is pending. */
   private flushScheduled = false;
   private refused = false;
   /** Replayed frames already received over the previous connection (see attach). */
@@ -78,6 +79,7 @@ export class Link implements FrameSink {
   /** Set once this event-loop turn has written; cleared by the end-of-turn flush. */
   private wroteThisTurn = false;
   private readonly flushNow = (): void => {
+    this.flushScheduled = false;
     this.wroteThisTurn = false;
     this.flush();
   };
@@ -239,7 +241,8 @@ export class Link implements FrameSink {
         return;
       }
       s.received++;
-      this.schedule();
+      // The acknowledgement rides on whatever this turn sends (often a reply).
+      this.scheduleLate();
       if (type === FrameType.DATA || type === FrameType.CONT) {
         const message = s.reassembler.add(type, flags, stream, payload);
         if (message !== undefined)
@@ -291,7 +294,6 @@ export class Link implements FrameSink {
 
   /** Writes everything queued; called once per event-loop turn and on 'drain'. */
   flush(): void {
-    this.flushScheduled = false;
     const conn = this.conn;
     const s = this.session;
     if (conn === undefined || conn.closed || s === undefined || conn.drainWaitSince !== undefined)
@@ -365,14 +367,19 @@ export class Link implements FrameSink {
   }
 
   private schedule(): void {
-    if (this.flushScheduled) return;
     if (!this.wroteThisTurn && this.conn !== undefined) {
       // The first frame of a turn goes out at once (a lone request or reply
-      // sees no added latency); what follows in the same turn is coalesced
-      // into the end-of-turn flush.
+      // sees no added latency), with any ACK pending from scheduleLate; what
+      // follows in the same turn is coalesced into the end-of-turn flush.
       this.wroteThisTurn = true;
       this.flush();
     }
+    this.scheduleLate();
+  }
+
+  /** Flushes at the end of this turn only, never at once. */
+  private scheduleLate(): void {
+    if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(this.flushNow);
   }
