@@ -43,7 +43,8 @@ describe('lib import structure', () => {
     // Every layer is reached: the parser really sees the import lines.
     const edges = [...graph.values()].flat();
     expect(edges.length).toBeGreaterThan(50);
-    expect(new Set(edges.map(layer))).toEqual(new Set([0, 1, 2, 3]));
+    const reached = new Set(edges.map(layer));
+    for (const l of [0, 1, 2, 3]) expect(reached.has(l)).toBe(true);
     for (const deps of graph.values()) for (const d of deps) expect(graph.has(d)).toBe(true);
   });
 
