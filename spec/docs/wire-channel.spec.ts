@@ -48,6 +48,8 @@ import {
 } from '../../lib/protocol/frame.js';
 import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
 import { parseNodes } from '../../lib/switchboard/nodes.js';
+import { docBlocks, parseHex, rewriteDoc, toHex } from '../support/doc-blocks.js';
+import type { DocBlock } from '../support/doc-blocks.js';
 
 const DOC_PATH = fileURLToPath(new URL('../../docs/wire-protocol.md', import.meta.url));
 const NODES = parseNodes(['10.0.0.1:7400', '10.0.0.2:7400']);
@@ -555,43 +557,6 @@ async function buildExample(): Promise<Example> {
   return { blocks, facts };
 }
 
-// ---- reading and writing the document ----------------------------------------------
-
-const BLOCK_RE = /<!-- wire-channel: ([a-z0-9-]+) -->\n\n?```(\w+)\n((?:(?!```)[\s\S])*?)\n?```/g;
-const HEX_LINE_RE = /^([0-9a-f]{2}(?: [0-9a-f]{2})*)(?: {2,}\S.*)?$/;
-
-interface DocBlock {
-  readonly name: string;
-  readonly lang: string;
-  readonly body: string;
-}
-
-function docBlocks(doc: string): DocBlock[] {
-  return [...doc.matchAll(BLOCK_RE)].map((m) => ({ name: m[1]!, lang: m[2]!, body: m[3]! }));
-}
-
-function parseHex(name: string, body: string): Buffer {
-  const bytes: number[] = [];
-  for (const [i, line] of body.split('\n').entries()) {
-    const m = HEX_LINE_RE.exec(line);
-    if (m === null)
-      throw new Error(`block ${name}, line ${i + 1} is not "hex bytes  note": ${line}`);
-    for (const pair of m[1]!.split(' ')) bytes.push(parseInt(pair, 16));
-  }
-  return Buffer.from(bytes);
-}
-
-const toHex = (b: Buffer): string =>
-  (b.toString('hex').match(/.{1,32}/g) ?? []).map((l) => l.replace(/(..)(?!$)/g, '$1 ')).join('\n');
-
-function rewriteDoc(doc: string, blocks: ReadonlyMap<string, Block>): string {
-  return doc.replace(BLOCK_RE, (whole, name: string, lang: string) => {
-    const b = blocks.get(name);
-    if (b === undefined) return whole;
-    return `<!-- wire-channel: ${name} -->\n\n\`\`\`${lang}\n${b.lines.join('\n')}\n\`\`\``;
-  });
-}
-
 // ---- the spec ------------------------------------------------------------------------
 
 describe('docs/wire-protocol.md channel dumps', () => {
@@ -603,10 +568,10 @@ describe('docs/wire-protocol.md channel dumps', () => {
     example = await buildExample();
     doc = readFileSync(DOC_PATH, 'utf8');
     if (process.env.UPDATE_WIRE_CHANNEL === '1') {
-      doc = rewriteDoc(doc, example.blocks);
+      doc = rewriteDoc(doc, 'wire-channel', example.blocks);
       writeFileSync(DOC_PATH, doc);
     }
-    found = docBlocks(doc);
+    found = docBlocks(doc, 'wire-channel');
   });
 
   const NAMES = [

@@ -30,6 +30,7 @@ import { Handshake, HELLO_SIZE, decodeHello } from '../../lib/protocol/handshake
 import type { OutFrame } from '../../lib/protocol/handshake.js';
 import { clusterFingerprint, dials, parseNodes } from '../../lib/switchboard/nodes.js';
 import type { NodeSpec } from '../../lib/switchboard/nodes.js';
+import { docBlocks, parseHex, rewriteDoc, toHex } from '../support/doc-blocks.js';
 
 const DOC_PATH = fileURLToPath(new URL('../../docs/wire-protocol.md', import.meta.url));
 
@@ -307,58 +308,16 @@ function canonicalJsonOf(fingerprint: Buffer): string {
   return text;
 }
 
-// ---- reading and writing the document ----------------------------------------
-
-/**
- * A marked fenced block (Prettier puts a blank line after the marker). Its
- * body cannot contain a fence, so an empty block never swallows the next one.
- */
-const BLOCK_RE = /<!-- wire-example: ([a-z0-9-]+) -->\n\n?```(\w+)\n((?:(?!```)[\s\S])*?)\n?```/g;
-const HEX_LINE_RE = /^([0-9a-f]{2}(?: [0-9a-f]{2})*)(?: {2,}\S.*)?$/;
-
-interface DocBlock {
-  readonly name: string;
-  readonly lang: string;
-  readonly body: string;
-}
-
-function docBlocks(doc: string): DocBlock[] {
-  return [...doc.matchAll(BLOCK_RE)].map((m) => ({ name: m[1]!, lang: m[2]!, body: m[3]! }));
-}
-
-/** The bytes of a hex block; every line must be hex pairs, optionally followed by two spaces and a note. */
-function parseHex(name: string, body: string): Buffer {
-  const bytes: number[] = [];
-  for (const [i, line] of body.split('\n').entries()) {
-    const m = HEX_LINE_RE.exec(line);
-    if (m === null)
-      throw new Error(`block ${name}, line ${i + 1} is not "hex bytes  note": ${line}`);
-    for (const pair of m[1]!.split(' ')) bytes.push(parseInt(pair, 16));
-  }
-  return Buffer.from(bytes);
-}
-
-const toHex = (b: Buffer): string =>
-  (b.toString('hex').match(/.{1,32}/g) ?? []).map((l) => l.replace(/(..)(?!$)/g, '$1 ')).join('\n');
-
-function rewriteDoc(doc: string, blocks: ReadonlyMap<string, Block>): string {
-  return doc.replace(BLOCK_RE, (whole, name: string, lang: string) => {
-    const block = blocks.get(name);
-    if (block === undefined) return whole;
-    return `<!-- wire-example: ${name} -->\n\n\`\`\`${lang}\n${block.lines.join('\n')}\n\`\`\``;
-  });
-}
-
 // ---- the spec ------------------------------------------------------------------
 
 describe('docs/wire-protocol.md worked example', () => {
   const example = buildExample();
   let doc = readFileSync(DOC_PATH, 'utf8');
   if (process.env.UPDATE_WIRE_EXAMPLE === '1') {
-    doc = rewriteDoc(doc, example.blocks);
+    doc = rewriteDoc(doc, 'wire-example', example.blocks);
     writeFileSync(DOC_PATH, doc);
   }
-  const found = docBlocks(doc);
+  const found = docBlocks(doc, 'wire-example');
 
   it('has every example block exactly once, and no block this spec does not check', () => {
     expect(found.map((b) => b.name).sort()).toEqual([...example.blocks.keys()].sort());
