@@ -26,7 +26,8 @@ export interface HubTransport {
   hasSession(peer: number): boolean;
   writable(peer: number): boolean;
   sendFrame(peer: number, type: number, flags: number, stream: number, payload?: Uint8Array): void;
-  sendMessage(peer: number, stream: number, flags: number, bytes: Uint8Array): void;
+  /** `owned`: the bytes are handed over and never change (else the link copies what it keeps). */
+  sendMessage(peer: number, stream: number, flags: number, bytes: Uint8Array, owned: boolean): void;
   emit(event: SwitchboardEvent): void;
 }
 
@@ -46,8 +47,6 @@ export interface HubOptions {
   readonly forceEncoding?: boolean;
 }
 
-/** Payloads at least this large are copied before sending, so a caller reusing its buffer cannot corrupt a resend. */
-const COPY_THRESHOLD = 16 * 1024;
 const CONTROL_STREAM = 0;
 const MAX_PARKED = 4096;
 
@@ -697,14 +696,13 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     return new SwitchboardError(code, fallback);
   }
 
-  /** Encodes a message body: raw bytes as they are (copied when large), anything else as CBOR. */
+  /**
+   * Encodes a message body: raw bytes as they are (the caller's memory, so
+   * the link copies what it keeps), anything else as CBOR (fresh bytes,
+   * handed over).
+   */
   encodeBody(value: unknown): { flags: number; bytes: Uint8Array } {
-    if (value instanceof Uint8Array) {
-      return {
-        flags: FrameFlag.RAW,
-        bytes: value.length >= COPY_THRESHOLD ? Buffer.from(value) : value,
-      };
-    }
+    if (value instanceof Uint8Array) return { flags: FrameFlag.RAW, bytes: value };
     return { flags: 0, bytes: encodeValue(value) };
   }
 
@@ -758,7 +756,13 @@ class RemoteOutlet implements Outlet {
 
   transmit(value: unknown): void {
     const { flags, bytes } = this.hub.encodeBody(value);
-    this.hub.transport.sendMessage(this.node, this.stream, flags, bytes);
+    this.hub.transport.sendMessage(
+      this.node,
+      this.stream,
+      flags,
+      bytes,
+      (flags & FrameFlag.RAW) === 0,
+    );
     this.sentCount++;
     // A lossy receiver granted unlimited credit once and never tops it up:
     // spending it would stall the stream after ~1 GiB.

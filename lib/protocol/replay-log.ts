@@ -10,6 +10,13 @@ import { ErrorCode, ProtocolError } from '../errors.js';
  * a header), and a frame's payload may continue into the next buffers.
  */
 export class ReplayLog {
+  /**
+   * @param pool Gets every buffer the log lets go of once the peer has
+   * acknowledged all of it (see {@link BufferPool.release}); never on
+   * {@link clear}, since a dead session's socket may still be writing.
+   */
+  constructor(private readonly pool?: { release(buf: Buffer): void }) {}
+
   private bufs: Buffer[] = [];
   /** Index in `bufs` and byte offset of the first unacknowledged frame. */
   private head = 0;
@@ -135,7 +142,10 @@ export class ReplayLog {
       i++;
       off = 0;
     }
-    for (let k = this.head; k < i; k++) this.bufs[k] = EMPTY;
+    for (let k = this.head; k < i; k++) {
+      this.pool?.release(this.bufs[k]!);
+      this.bufs[k] = EMPTY;
+    }
     this.head = i;
     this.headOffset = off;
     this.unackedBytes -= freed;

@@ -290,9 +290,14 @@ export class Cluster implements ConnectionEvents {
     this.links[peer]?.sendFrame(type, flags, stream, payload);
   }
 
-  /** Queues a message for `peer` (fragmented when large). */
-  sendMessage(peer: number, stream: number, flags: number, bytes: Uint8Array): void {
-    this.links[peer]?.sendMessage(stream, flags, bytes);
+  /**
+   * Queues a message for `peer` (fragmented when large). The link keeps it
+   * until the peer acknowledges it, for a resend after a reconnect: it
+   * copies `bytes` unless `owned` says the caller hands them over and will
+   * never change them.
+   */
+  sendMessage(peer: number, stream: number, flags: number, bytes: Uint8Array, owned = false): void {
+    this.links[peer]?.sendMessage(stream, flags, bytes, owned);
   }
 
   /** True once close() or destroy() began. */

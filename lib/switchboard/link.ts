@@ -1,8 +1,9 @@
 import { ErrorCode, ProtocolError } from '../errors.js';
 import type { FrameSink } from '../protocol/decoder.js';
+import { BufferPool } from '../protocol/buffer-pool.js';
 import { FrameEncoder } from '../protocol/encoder.js';
 import { writeFragment, Reassembler } from '../protocol/fragment.js';
-import { FrameType, isSequenced } from '../protocol/frame.js';
+import { FrameType, HEADER_SIZE, isSequenced } from '../protocol/frame.js';
 import { decodeGoAway, errorCodeForGoAway } from '../protocol/handshake.js';
 import type { ResumeState } from '../protocol/handshake.js';
 import { ReplayLog } from '../protocol/replay-log.js';
@@ -48,6 +49,23 @@ export interface LinkSettings {
 const FRAGMENT_BUDGET = 256 * 1024;
 /** Queued data that is written at once instead of at the end of the event-loop turn. */
 const EAGER_FLUSH_BYTES = 64 * 1024;
+/**
+ * Payloads of at least this many bytes are referenced by the data encoder,
+ * not copied into its blocks; a link copies such payloads it does not own
+ * first, so a caller reusing its buffer cannot corrupt a resend.
+ */
+const REFERENCE_THRESHOLD = 16 * 1024;
+/**
+ * Sequenced bytes received before an acknowledgement is due at the end of
+ * the turn. Below it the ACK rides on whatever this side writes next, or goes
+ * alone after {@link ACK_DELAY_MS}: a one-way stream of large messages would
+ * otherwise cost the receiver a write, and the sender a read, per message.
+ */
+const ACK_BYTES = 256 * 1024;
+/** Longest an acknowledgement waits for a ride. */
+const ACK_DELAY_MS = 5;
+/** Released copy blocks a link keeps for reuse. */
+const POOL_IDLE_BYTES = 4 * 1024 * 1024;
 
 /**
  * The one link to one peer. It owns the session (sequence counts, the replay
@@ -66,7 +84,14 @@ export class Link implements FrameSink {
   suspect = false;
   framesOut = 0;
   private readonly ctrl = new FrameEncoder({ blockSize: 4096 });
-  private readonly data = new FrameEncoder();
+  private readonly data = new FrameEncoder({ copyThreshold: REFERENCE_THRESHOLD });
+  /**
+   * Blocks for the copies of large single-frame messages: the replay log
+   * gives each back once the peer acknowledges its frame, so a steady stream
+   * of large messages reuses a few blocks instead of allocating per message.
+   * One pool per link: a block only ever carries data for this peer.
+   */
+  private readonly pool: BufferPool;
   private dataFrames = 0;
   /** Streams with a large message in progress, and what queued behind it. */
   private big = new Map<number, Pending[]>();
@@ -76,6 +101,20 @@ export class Link implements FrameSink {
   private refused = false;
   /** Replayed frames already received over the previous connection (see attach). */
   private skipIncoming = 0;
+  /** Sequenced bytes received since the last ACK was queued. */
+  private unackedIn = 0;
+  private ackTimer: NodeJS.Timeout | undefined;
+  /** A PING went out to ask for an ACK (the replay log is half the buffer). */
+  private ackAsked = false;
+  /** The delay ran out: the next flush acknowledges even with nothing else to write. */
+  private ackForced = false;
+  private readonly ackDue = (): void => {
+    this.ackTimer = undefined;
+    const s = this.session;
+    if (s === undefined || s.received === s.ackedReceived) return;
+    this.ackForced = true;
+    this.flush();
+  };
   /** Set once this event-loop turn has written; cleared by the end-of-turn flush. */
   private wroteThisTurn = false;
   private readonly flushNow = (): void => {
@@ -88,7 +127,16 @@ export class Link implements FrameSink {
     readonly peer: number,
     private readonly settings: LinkSettings,
     private readonly handler: LinkHandler,
-  ) {}
+  ) {
+    this.pool = new BufferPool({
+      minSize: REFERENCE_THRESHOLD,
+      maxSize: Math.max(
+        REFERENCE_THRESHOLD,
+        Math.min(1024 * 1024, nextPowerOfTwo(settings.fragmentSize)),
+      ),
+      maxIdleBytes: POOL_IDLE_BYTES,
+    });
+  }
 
   /** True while a session with the peer exists (connected or reconnecting). */
   get hasSession(): boolean {
@@ -144,8 +192,13 @@ export class Link implements FrameSink {
     this.schedule();
   }
 
-  /** Queues one message, fragmenting it when it exceeds the fragment size. */
-  sendMessage(stream: number, flags: number, bytes: Uint8Array): void {
+  /**
+   * Queues one message, fragmenting it when it exceeds the fragment size.
+   * The link keeps what it sends until the peer acknowledges it, so unless
+   * `owned` is true (the caller hands `bytes` over and never changes them)
+   * it copies whatever it would otherwise keep a reference to.
+   */
+  sendMessage(stream: number, flags: number, bytes: Uint8Array, owned = false): void {
     if (this.session === undefined) return;
     if (bytes.length > this.settings.maxMessageSize) {
       throw new ProtocolError(
@@ -153,11 +206,20 @@ export class Link implements FrameSink {
         `message of ${bytes.length} bytes exceeds the ${this.settings.maxMessageSize}-byte maximum`,
       );
     }
+    const single = bytes.length <= this.settings.fragmentSize;
     const held = this.big.get(stream);
+    if (!owned && (!single || held !== undefined || bytes.length >= REFERENCE_THRESHOLD)) {
+      // Kept past this call: make it ours. A large single frame is referenced
+      // by exactly one log entry, so its block goes back to the pool when that
+      // frame is acknowledged; the pieces of a fragmented message (or a small
+      // frame queued behind one) get a plain copy, left to the GC.
+      bytes =
+        single && bytes.length >= REFERENCE_THRESHOLD ? this.pool.copy(bytes) : Buffer.from(bytes);
+    }
     if (held !== undefined) {
       held.push({ type: FrameType.DATA, flags, bytes, offset: 0 });
       this.bigBytes += bytes.length;
-    } else if (bytes.length <= this.settings.fragmentSize) {
+    } else if (single) {
       this.data.frame(FrameType.DATA, flags, stream, bytes);
       this.dataFrames++;
       // A producer that never yields would otherwise fill a whole window
@@ -181,6 +243,8 @@ export class Link implements FrameSink {
     b.writeDoubleBE(stamp, 0);
     this.ctrl.frame(FrameType.PING, 0, 0, b);
     this.schedule();
+    // Once per heartbeat: copy blocks unused since the last one are let go.
+    this.pool.trimIfUnused();
   }
 
   /** Starts a session (fresh or resumed) on an authenticated connection. */
@@ -193,6 +257,7 @@ export class Link implements FrameSink {
   ): void {
     this.conn = conn;
     this.suspect = false;
+    this.ackAsked = false;
     this.lastHeard = conn.lastReceived;
     const replay: Buffer[] = [];
     if (resumed && this.session !== undefined) {
@@ -206,7 +271,7 @@ export class Link implements FrameSink {
         peerIncarnation,
         received: 0,
         ackedReceived: 0,
-        log: new ReplayLog(),
+        log: new ReplayLog(this.pool),
         reassembler: new Reassembler({ maxMessageSize: this.settings.maxMessageSize }),
       };
       this.discardQueued();
@@ -229,6 +294,10 @@ export class Link implements FrameSink {
     this.session = undefined;
     this.discardQueued();
     this.refused = false;
+    this.unackedIn = 0;
+    this.ackForced = false;
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
   }
 
   /** Frames from the attached connection. */
@@ -241,8 +310,14 @@ export class Link implements FrameSink {
         return;
       }
       s.received++;
-      // The acknowledgement rides on whatever this turn sends (often a reply).
-      this.scheduleLate();
+      // The acknowledgement rides on whatever this side sends next (often a
+      // reply); a long one-way run is acknowledged every ACK_BYTES.
+      this.unackedIn += HEADER_SIZE + payload.length;
+      if (this.unackedIn >= ACK_BYTES) this.scheduleLate();
+      else if (this.ackTimer === undefined) {
+        this.ackTimer = setTimeout(this.ackDue, ACK_DELAY_MS);
+        this.ackTimer.unref();
+      }
       if (type === FrameType.DATA || type === FrameType.CONT) {
         const message = s.reassembler.add(type, flags, stream, payload);
         if (message !== undefined)
@@ -258,6 +333,7 @@ export class Link implements FrameSink {
           throw new ProtocolError(ErrorCode.PROTOCOL, 'ACK payload must be 8 bytes');
         const count = payload.readUInt32BE(0) * 0x1_0000_0000 + payload.readUInt32BE(4);
         s.log.ack(count);
+        this.ackAsked = false;
         if (this.refused && this.bufferedBytes < this.settings.bufferBytes) {
           this.refused = false;
           this.handler.onWritable(this);
@@ -298,12 +374,22 @@ export class Link implements FrameSink {
     const s = this.session;
     if (conn === undefined || conn.closed || s === undefined || conn.drainWaitSince !== undefined)
       return;
-    if (s.received !== s.ackedReceived) {
+    if (
+      s.received !== s.ackedReceived &&
+      (this.ackForced ||
+        this.unackedIn >= ACK_BYTES ||
+        this.ctrl.pendingBytes > 0 ||
+        this.dataFrames > 0 ||
+        this.big.size > 0)
+    ) {
+      // Due, or free: it rides on a write that happens anyway.
       const ack = Buffer.allocUnsafe(8);
       ack.writeUInt32BE(Math.floor(s.received / 0x1_0000_0000), 0);
       ack.writeUInt32BE(s.received >>> 0, 4);
       this.ctrl.frame(FrameType.ACK, 0, 0, ack);
       s.ackedReceived = s.received;
+      this.unackedIn = 0;
+      this.ackForced = false;
     }
     if (this.big.size > 0) this.writeFragments();
     const out = this.ctrl.take();
@@ -314,6 +400,16 @@ export class Link implements FrameSink {
       s.log.append(data, frames);
       this.framesOut += frames;
       for (const b of data) out.push(b);
+      if (!this.ackAsked && s.log.bytes >= this.settings.bufferBytes / 2) {
+        // The peer acknowledges lazily and cannot know our buffer size: a
+        // PING makes it answer at once, and the ACK rides on the PONG.
+        this.ackAsked = true;
+        const b = Buffer.allocUnsafe(8);
+        b.writeDoubleBE(performance.now(), 0);
+        this.ctrl.frame(FrameType.PING, 0, 0, b);
+        // After the data, so the ACK it brings back covers that too.
+        for (const c of this.ctrl.take()) out.push(c);
+      }
     }
     if (out.length === 0) return;
     const ok = conn.write(out);
@@ -383,4 +479,10 @@ export class Link implements FrameSink {
     this.flushScheduled = true;
     setImmediate(this.flushNow);
   }
+}
+
+function nextPowerOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
 }
