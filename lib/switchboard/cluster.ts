@@ -185,6 +185,7 @@ export class Cluster implements ConnectionEvents {
     const self = this.nodes[this.id]!;
     this.server = await listen(o.bindHost, self.port, o.tls, (socket) => this.onSocket(socket), {
       tlsHandshakeTimeoutMs: o.handshakeTimeoutMs,
+      maxTlsPending: o.maxPendingHandshakes,
       onTlsRefused: (error, remoteAddress) =>
         this.emit({ type: 'auth-failure', node: undefined, remoteAddress, error }),
     });
@@ -706,11 +707,19 @@ export class Cluster implements ConnectionEvents {
       if (conn !== undefined && !conn.closed) {
         const silent = now - conn.lastReceived;
         if (silent > o.deadPeerMs) {
+          // Bytes trickling in without ever completing a frame are no sign
+          // of life: a slow-drip peer is a stalled reader's problem, not a
+          // lost peer's, and is named as such.
           conn.fail(
-            new SwitchboardError(
-              ErrorCode.PEER_LOST,
-              `node ${link.peer} sent nothing for ${Math.round(silent)} ms`,
-            ),
+            conn.midFrame
+              ? new SwitchboardError(
+                  ErrorCode.READ_STALL,
+                  `node ${link.peer} stalled in the middle of a frame: none completed for ${Math.round(silent)} ms`,
+                )
+              : new SwitchboardError(
+                  ErrorCode.PEER_LOST,
+                  `node ${link.peer} sent nothing for ${Math.round(silent)} ms`,
+                ),
           );
           continue;
         }

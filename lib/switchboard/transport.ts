@@ -15,6 +15,13 @@ export interface ListenOptions {
   /** Time a client has to finish the TLS handshake, ms. Default 5000. */
   readonly tlsHandshakeTimeoutMs?: number;
   /**
+   * Clients allowed in the TLS handshake at once. When it is reached, the
+   * oldest client that has been at it for more than 250 ms is closed to make
+   * room (a real peer needs one round trip), else the newcomer is refused at
+   * once. Default 64.
+   */
+  readonly maxTlsPending?: number;
+  /**
    * A client failed the TLS handshake (plaintext, a certificate from another
    * CA, none at all); its socket is already destroyed. Not called for
    * network errors and timeouts, which say nothing about the client.
@@ -52,6 +59,7 @@ export async function listen(
             onSocket(socket);
           },
         );
+  if (tlsOptions !== undefined) boundTlsHandshakes(server, options.maxTlsPending ?? 64);
   // A failed TLS handshake (plaintext client, wrong CA) never reaches onSocket.
   server.on('tlsClientError', (err: Error, socket: Duplex) => {
     const { remoteAddress } = socket as tls.TLSSocket;
@@ -81,6 +89,41 @@ export async function listen(
     });
   });
   return server;
+}
+
+/** A TLS client this long in the handshake may be closed to make room for another. */
+const TLS_IDLE_MS = 250;
+
+/**
+ * Bounds the TCP connections still in the TLS handshake: without it, clients
+ * that connect and never speak would each hold a socket and a TLS context
+ * until the handshake timeout.
+ */
+function boundTlsHandshakes(server: LinkServer, max: number): void {
+  // Keyed by the client's address and port, which the raw socket and the
+  // TLS socket wrapped around it both report. A Map iterates oldest first.
+  const pending = new Map<string, { socket: net.Socket; at: number }>();
+  const key = (s: net.Socket): string => `${s.remoteAddress}:${s.remotePort}`;
+  server.on('connection', (socket: net.Socket) => {
+    if (pending.size >= max) {
+      const [oldestKey, oldest] = pending.entries().next().value as [
+        string,
+        { socket: net.Socket; at: number },
+      ];
+      if (performance.now() - oldest.at <= TLS_IDLE_MS) {
+        socket.destroy();
+        return;
+      }
+      pending.delete(oldestKey);
+      oldest.socket.destroy();
+    }
+    const k = key(socket);
+    pending.set(k, { socket, at: performance.now() });
+    socket.once('close', () => {
+      if (pending.get(k)?.socket === socket) pending.delete(k);
+    });
+  });
+  server.on('secureConnection', (socket: tls.TLSSocket) => pending.delete(key(socket)));
 }
 
 /** Connects to `host:port`; resolves once the socket (and TLS) is ready. */

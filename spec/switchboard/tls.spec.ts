@@ -192,7 +192,12 @@ describe('mutual TLS (RELIABILITY 20)', () => {
     return { ...pki.certs[name]!, ca };
   }
 
-  async function node(nodes: readonly string[], id: number, tls: TlsOptions): Promise<TestCluster> {
+  async function node(
+    nodes: readonly string[],
+    id: number,
+    tls: TlsOptions,
+    extra: Partial<SwitchboardOptions> = {},
+  ): Promise<TestCluster> {
     const c = await TestCluster.start({
       nodes,
       id,
@@ -200,6 +205,7 @@ describe('mutual TLS (RELIABILITY 20)', () => {
       tls,
       reconnectMinMs: 20,
       reconnectMaxMs: 100,
+      ...extra,
     });
     open.push(c);
     return c;
@@ -299,5 +305,46 @@ describe('mutual TLS (RELIABILITY 20)', () => {
     expect(refusal.error.message).toMatch(/TLS/);
     expect(server.got).toEqual([]);
     expect(server.seen.some((e) => e.type === 'peer-up')).toBe(false);
+  });
+
+  it('connections that never start TLS are bounded: the excess is closed at once, a real peer still links (RELIABILITY 3)', async () => {
+    const nodes = await localNodes(2);
+    const server = await node(nodes, 1, tlsFor('node1'), { maxPendingHandshakes: 8 });
+    const port = Number(nodes[1]!.split(':')[1]);
+    const silent: net.Socket[] = [];
+    let closed = 0;
+    try {
+      await Promise.all(
+        Array.from(
+          { length: 100 },
+          () =>
+            new Promise<void>((resolve) => {
+              const s = net.connect({ host: '127.0.0.1', port });
+              s.on('error', () => {});
+              s.once('close', () => {
+                closed++;
+                resolve();
+              });
+              s.once('connect', () => resolve());
+              silent.push(s);
+            }),
+        ),
+      );
+      // Without the bound each would be held until the TLS handshake timeout (5 s).
+      await waitFor(() => closed >= 100 - 8, 2000, 'the excess closed');
+      expect(closed).toBe(100 - 8);
+      // The ones held are idle by now and give way to a real peer.
+      await new Promise((r) => setTimeout(r, 300));
+      const a = await node(nodes, 0, tlsFor('node0'));
+      await Promise.all([
+        a.rendezvous({ timeoutMs: 5000 }),
+        server.rendezvous({ timeoutMs: 5000 }),
+      ]);
+      a.sendMessage(1, 1, 0, Buffer.from('still served'));
+      await waitFor(() => server.got.length === 1, 5000, 'message');
+      expect(server.got[0]!.bytes.toString()).toBe('still served');
+    } finally {
+      for (const s of silent) s.destroy();
+    }
   });
 });
