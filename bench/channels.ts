@@ -37,7 +37,7 @@ const WORKLOADS: readonly Workload[] = [
   { label: '16 B objects', size: 16, binary: false, count: 400_000 },
   { label: '256 B objects', size: 256, binary: false, count: 300_000 },
   { label: '4 KiB objects', size: 4096, binary: false, count: 60_000 },
-  { label: '64 KiB bytes', size: 64 * 1024, binary: true, count: 6_000 },
+  { label: '64 KiB bytes', size: 64 * 1024, binary: true, count: 15_000 },
   { label: '256 B bytes', size: 256, binary: true, count: 400_000 },
 ];
 
