@@ -781,11 +781,10 @@ class RemoteOutlet implements Outlet {
     }
     this.credit += messages;
     this.creditBytes += bytes;
-    while (this.deliveredCount < delivered && this.inflightValues.length > 0) {
-      this.inflightValues.shift();
-      this.deliveredCount++;
+    if (delivered > this.deliveredCount) {
+      this.inflightValues.discard(delivered - this.deliveredCount);
+      this.deliveredCount = delivered;
     }
-    this.deliveredCount = Math.max(this.deliveredCount, delivered);
     this.state = 'open';
     this.sender.pump();
   }

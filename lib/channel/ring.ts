@@ -1,15 +1,20 @@
 /**
  * A growable FIFO ring. `shift()` is O(1) without the array re-indexing of
  * `Array.prototype.shift`, and the ring never shrinks below what it held, so
- * a steady stream allocates nothing.
+ * a steady stream allocates nothing. The capacity is a power of two, so
+ * positions wrap with a mask instead of a division.
  */
 export class Ring<T> {
   private items: Array<T | undefined>;
+  private mask: number;
   private head = 0;
   private count = 0;
 
   constructor(initialCapacity = 16) {
-    this.items = new Array<T | undefined>(initialCapacity);
+    let capacity = 16;
+    while (capacity < initialCapacity) capacity *= 2;
+    this.items = new Array<T | undefined>(capacity);
+    this.mask = capacity - 1;
   }
 
   get length(): number {
@@ -18,7 +23,7 @@ export class Ring<T> {
 
   push(item: T): void {
     if (this.count === this.items.length) this.grow();
-    this.items[(this.head + this.count) % this.items.length] = item;
+    this.items[(this.head + this.count) & this.mask] = item;
     this.count++;
   }
 
@@ -27,9 +32,25 @@ export class Ring<T> {
     if (this.count === 0) return undefined;
     const item = this.items[this.head];
     this.items[this.head] = undefined;
-    this.head = (this.head + 1) % this.items.length;
+    this.head = (this.head + 1) & this.mask;
     this.count--;
     return item;
+  }
+
+  /** Removes the `n` oldest items (all of them if fewer), in one pass. */
+  discard(n: number): void {
+    const k = Math.min(Math.max(0, Math.floor(n)), this.count);
+    if (k === 0) return;
+    const end = this.head + k;
+    const cap = this.items.length;
+    // Cleared, not just skipped: the ring must not keep values alive.
+    if (end <= cap) this.items.fill(undefined, this.head, end);
+    else {
+      this.items.fill(undefined, this.head, cap);
+      this.items.fill(undefined, 0, end - cap);
+    }
+    this.head = end & this.mask;
+    this.count -= k;
   }
 
   /** The oldest item without removing it. */
@@ -54,9 +75,10 @@ export class Ring<T> {
   }
 
   private grow(): void {
-    const next = new Array<T | undefined>(Math.max(16, this.items.length * 2));
-    for (let i = 0; i < this.count; i++) next[i] = this.items[(this.head + i) % this.items.length];
+    const next = new Array<T | undefined>(this.items.length * 2);
+    for (let i = 0; i < this.count; i++) next[i] = this.items[(this.head + i) & this.mask];
     this.items = next;
+    this.mask = next.length - 1;
     this.head = 0;
   }
 }
