@@ -2,7 +2,9 @@ import { firstValueFrom, filter } from 'rxjs';
 import { Cluster } from '../../lib/switchboard/cluster.js';
 import type { ClusterHandler } from '../../lib/switchboard/cluster.js';
 import type { SwitchboardOptions } from '../../lib/switchboard/options.js';
+import { jest } from '@jest/globals';
 import { FrameType } from '../../lib/protocol/frame.js';
+import { Link } from '../../lib/switchboard/link.js';
 import { localNodes } from '../support/ports.js';
 
 const SECRET = 'an-adequately-long-secret';
@@ -158,6 +160,38 @@ describe('Cluster (in-process nodes over TCP)', () => {
       expect(pool.allocated + pool.reused).toBe(N);
       expect(pool.allocated).toBeLessThan(N / 4);
     } finally {
+      await Promise.all(cs.map((c) => c.close()));
+    }
+  });
+
+  it('a sender with the smallest link buffer streams on: it asks for the ACKs the lazy receiver would delay', async () => {
+    const cs = await cluster(2, { linkBufferBytes: 64 * 1024 });
+    // PINGs the receiving side gets: heartbeats come once a second; the rest ask for ACKs.
+    const onFrame = jest.spyOn(Link.prototype, 'onFrame');
+    const pings = (): number =>
+      onFrame.mock.contexts.filter(
+        (link, i) => (link as Link).peer === 0 && onFrame.mock.calls[i]![0] === FrameType.PING,
+      ).length;
+    try {
+      await Promise.all(cs.map((c) => c.rendezvous({ timeoutMs: 5000 })));
+      const N = 300;
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < N && cs[0]!.writable(1)) {
+          cs[0]!.sendMessage(1, 1, 0, Buffer.alloc(20 * 1024, sent & 0xff));
+          sent++;
+        }
+        if (sent < N) setImmediate(pump);
+      };
+      pump();
+      await waitFor(() => cs[1]!.bodies.length >= N, 10000);
+      expect(cs[1]!.bodies.map((b) => b[0])).toEqual(Array.from({ length: N }, (_, i) => i & 0xff));
+      // Everything sent was acknowledged: nothing is left to resend.
+      await waitFor(() => cs[0]!.peers().find((p) => p.node === 1)!.bufferedBytes === 0, 2000);
+      // 6 MiB through a 64 KiB buffer: an ask every 32 KiB or so, not a 5 ms wait each time.
+      expect(pings()).toBeGreaterThan(50);
+    } finally {
+      onFrame.mockRestore();
       await Promise.all(cs.map((c) => c.close()));
     }
   });
