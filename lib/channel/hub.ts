@@ -48,6 +48,12 @@ export interface HubOptions {
 }
 
 const CONTROL_STREAM = 0;
+/**
+ * Longest a receiving node keeps a sender uninformed of deliveries that no
+ * credit top-up carried: if the receiver's node then dies, only messages
+ * delivered in this last stretch can be reported as not delivered.
+ */
+const DELIVERY_REPORT_MS = 10;
 const MAX_PARKED = 4096;
 
 /** Kinds of handles on the wire. */
@@ -76,6 +82,23 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
   private readonly forceEncoding: boolean;
   private readonly senders = new Set<Sender<unknown>>();
   private closed = false;
+  /** Inlets whose delivered count the sender has not heard yet. */
+  private reports: RemoteInlet[] = [];
+  private reportTimer: NodeJS.Timeout | undefined;
+  private readonly sendReports = (): void => {
+    this.reportTimer = undefined;
+    const due = this.reports;
+    this.reports = [];
+    if (this.closed) return;
+    for (const inlet of due) inlet.report();
+  };
+  private readonly reportSoon = (inlet: RemoteInlet): void => {
+    this.reports.push(inlet);
+    if (this.reportTimer === undefined) {
+      this.reportTimer = setTimeout(this.sendReports, DELIVERY_REPORT_MS);
+      this.reportTimer.unref();
+    }
+  };
   /** Drops counted per channel name. */
   readonly drops = new Map<string, number>();
 
@@ -546,7 +569,7 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
       );
       return;
     }
-    const inlet = new RemoteInlet(this.transport, peer, stream);
+    const inlet = new RemoteInlet(this.transport, peer, stream, this.reportSoon);
     this.inStreams[peer]!.set(stream, inlet);
     if (typeof target.name === 'string') {
       const r = this.named.get(target.name);
@@ -810,14 +833,33 @@ class RemoteInlet implements Inlet {
   creditBytes = 0;
   delivered = 0;
   receiver: Receiver<unknown> | undefined;
+  /** The delivered count the sender was last told. */
+  private reported = 0;
+  private reportQueued = false;
 
   constructor(
     private readonly transport: HubTransport,
     readonly peer: number,
     readonly stream: number,
+    private readonly reportSoon: (inlet: RemoteInlet) => void,
   ) {}
 
+  deliveredChanged(): void {
+    if (this.reportQueued || this.delivered === this.reported) return;
+    this.reportQueued = true;
+    this.reportSoon(this);
+  }
+
+  /** Tells the sender the delivered count, unless a grant already did. */
+  report(): void {
+    this.reportQueued = false;
+    if (this.receiver !== undefined && this.delivered > this.reported) {
+      this.grant(0, 0, this.delivered);
+    }
+  }
+
   grant(messages: number, bytes: number, delivered: number): void {
+    this.reported = delivered;
     const b = Buffer.allocUnsafe(16);
     b.writeUInt32BE(messages >>> 0, 0);
     b.writeUInt32BE(Math.max(0, Math.min(bytes, 0xffff_ffff)) >>> 0, 4);

@@ -71,6 +71,12 @@ export interface Inlet {
   /** Tells the sender: more credit, and how many were delivered so far. */
   grant(messages: number, bytes: number, delivered: number): void;
   /**
+   * `delivered` grew and no grant may carry it for a while: a remote inlet
+   * tells the sender soon, so that if this node dies, few messages actually
+   * delivered are reported as not delivered.
+   */
+  deliveredChanged?(): void;
+  /**
    * Tells the sender the receiver is gone. `dropped`: messages from this
    * inlet that were buffered and never taken (a local sender has no other
    * way to learn they were not delivered).
@@ -425,6 +431,7 @@ export class Receiver<T> implements AsyncIterable<T> {
     if (this.overflow !== 'block') return;
     if (this.inlets.has(inlet)) this.refill(inlet, false);
     if (this.starved.size > 0) for (const s of this.starved) if (s !== inlet) this.refill(s, false);
+    inlet.deliveredChanged?.();
   }
 
   /** Grants credit when worthwhile and capacity allows; returns true when granted. */

@@ -182,9 +182,10 @@ export class Link implements FrameSink {
     } else {
       this.data.frame(type, flags, stream, payload);
       this.dataFrames++;
-      if (type === FrameType.CREDIT) {
+      if (type === FrameType.CREDIT && grantsSomething(payload)) {
         // Credit is what keeps the peer's pipe full: send it now rather than
-        // after this turn's reads, which may be megabytes of other data.
+        // after this turn's reads, which may be megabytes of other data. A
+        // CREDIT granting nothing (a delivery report) waits like any frame.
         this.flush();
         return;
       }
@@ -485,4 +486,11 @@ function nextPowerOfTwo(n: number): number {
   let p = 1;
   while (p < n) p *= 2;
   return p;
+}
+
+/** True unless a CREDIT payload grants zero messages and zero bytes (its first 8 bytes). */
+function grantsSomething(payload: Uint8Array | undefined): boolean {
+  if (payload === undefined || payload.length < 8) return true;
+  for (let i = 0; i < 8; i++) if (payload[i] !== 0) return true;
+  return false;
 }

@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { filter, firstValueFrom, timeout } from 'rxjs';
 import type { NotDeliveredError } from '../../lib/errors.js';
@@ -6,7 +9,6 @@ import { Switchboard } from '../../lib/facade.js';
 import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
 import { localNodes } from '../support/ports.js';
 import { Children, childOptions } from './fixtures/children.js';
-import type { Child } from './fixtures/children.js';
 
 /**
  * RELIABILITY.md 13 on a channel: the receiving node is killed with SIGKILL
@@ -14,9 +16,10 @@ import type { Child } from './fixtures/children.js';
  *
  * The sender lives in this (jest) process as node 0, so its `errors$` and
  * its promises are observed directly; the receiver is a child process (node
- * 1) that reports what it took before the event loop could acknowledge it
- * (see `sink` in fixtures/channel-node.ts), so the parent knows every
- * message the sender may believe delivered. Pass criteria:
+ * 1) that journals what it took to a file, synchronously, before the event
+ * loop can report those deliveries (see `sink` in fixtures/channel-node.ts),
+ * so the parent knows every message the sender may believe delivered. Pass
+ * criteria:
  * - the loss is reported (NotDeliveredError on `errors$`, `peer-down`)
  *   within the dead-peer timeout plus a heartbeat (plus IPC/scheduling margin);
  * - every message is delivered, or reported to the sender as not delivered
@@ -34,24 +37,31 @@ const TOTAL = 100_000;
 const KILL_AT = 30_000;
 /**
  * The receiver's default credit window. A sender has at most this much
- * unused credit, and deliveries are acknowledged with the next credit top-up
- * (once half a window was taken), so at most about two windows are ever in
- * flight, not known to be delivered.
+ * unused credit, and deliveries are reported with the next credit top-up
+ * (once half a window was taken) or within 10 ms, so at most about two
+ * windows are ever in flight, not known to be delivered.
  */
 const WINDOW = DEFAULT_RECEIVER_OPTIONS.window;
 
 const children = new Children();
-afterEach(() => children.cleanup());
+let dir: string | undefined;
+afterEach(async () => {
+  await children.cleanup();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+});
 
 describe('kill -9 of the receiving node during a 100k-message stream', () => {
   it('reports every message not delivered, duplicates nothing, and resumes after the restart', async () => {
     const nodes = await localNodes(2);
     const options = { heartbeatMs: HEARTBEAT, deadPeerMs: DEAD };
+    dir = mkdtempSync(join(tmpdir(), 'sb-kill-'));
+    const journals = [join(dir, 'first.jsonl'), join(dir, 'second.jsonl')] as const;
     const sb = await Switchboard.start(childOptions(nodes, 0, options));
     try {
       const first = children.spawn('node1', childOptions(nodes, 1, options));
       await first.started();
-      await first.request({ cmd: 'sink', name: 'stream' });
+      await first.request({ cmd: 'sink', name: 'stream', journal: journals[0] });
       await sb.rendezvous({ timeoutMs: 10_000 });
 
       const s = sb.sender<number>('stream', { node: 1, timeoutMs: 20_000 });
@@ -94,7 +104,7 @@ describe('kill -9 of the receiving node during a 100k-message stream', () => {
       const restarted = nextEvent(sb, (e) => e.type === 'peer-restarted' && e.node === 1, 15_000);
       const second = children.spawn('node1-reborn', childOptions(nodes, 1, options));
       await second.started();
-      await second.request({ cmd: 'sink', name: 'stream' });
+      await second.request({ cmd: 'sink', name: 'stream', journal: journals[1] });
       await restarted;
       await produce;
       await second.waitFor(
@@ -107,8 +117,9 @@ describe('kill -9 of the receiving node during a 100k-message stream', () => {
       expect(rejected).toEqual([]);
       expect([...codes]).toEqual(['ERR_SB_NOT_DELIVERED']);
       expect(s.closed).toBe(false);
-      const before = taken(first);
-      const after = taken(second);
+      // From the journals: the IPC reports of the killed node may have died in its pipe.
+      const before = taken(journals[0]);
+      const after = taken(journals[1]);
       // In order within each incarnation, without gaps (a gap would be a loss nobody reported).
       expect(before).toHaveLength(1);
       expect(after).toHaveLength(1);
@@ -149,11 +160,12 @@ function nextEvent(
 }
 
 /** The runs a sink reported, merged where consecutive. */
-function taken(c: Child): Array<[number, number]> {
+/** The runs a sink journaled, merged. */
+function taken(journal: string): Array<[number, number]> {
   const out: Array<[number, number]> = [];
-  for (const r of c.log) {
-    if (r.message.type !== 'runs') continue;
-    for (const [a, b] of r.message.runs) {
+  for (const line of readFileSync(journal, 'utf8').split('\n')) {
+    if (line === '') continue;
+    for (const [a, b] of JSON.parse(line) as Array<[number, number]>) {
       const last = out.at(-1);
       if (last !== undefined && a === last[1] + 1) last[1] = b;
       else out.push([a, b]);

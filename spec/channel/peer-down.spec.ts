@@ -129,6 +129,29 @@ describe('sends to a peer that is down', () => {
     expect(s.closed).toBe(false);
   });
 
+  it('died a little after taking messages: exactly the ones it never took are reported', async () => {
+    const nodes = await localNodes(2);
+    const a = await start(nodes, 0);
+    const b = await start(nodes, 1);
+    await a.rendezvous({ timeoutMs: 5_000 });
+    const r = b.receiver<number>('jobs');
+    const s = a.sender<number>('jobs', { node: 1 });
+    const errors: SwitchboardError[] = [];
+    s.errors$.subscribe((e) => errors.push(e));
+    for (let i = 0; i < 50; i++) await s.send(i);
+    // 20 taken: far below the half window that triggers a credit top-up, so
+    // only the lazy delivery report can tell the sender about them.
+    expect(await take(r, 20)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const down = nextEvent(a, (e) => e.type === 'peer-down' && e.node === 1);
+    await b.destroy();
+    await down;
+    const reported = errors.flatMap(
+      (e) => (e as NotDeliveredError & { messages: number[] }).messages,
+    );
+    expect(reported).toEqual(Array.from({ length: 30 }, (_, i) => 20 + i));
+  });
+
   it('sends still waiting when timeoutMs runs out fail with ERR_SB_TIMEOUT, and nothing of them arrives later', async () => {
     const nodes = await localNodes(2);
     const a = await start(nodes, 0);
