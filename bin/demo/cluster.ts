@@ -2,12 +2,14 @@
  * The parent's side of the demo cluster: spawns the child nodes, sends them
  * commands and waits (always with a timeout) for what they report.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IpcChild } from './child.js';
+import type { ExitInfo, Logged } from './child.js';
 import type { Command, EventNote, Report } from './ipc.js';
+
+export type { ExitInfo } from './child.js';
 
 /**
  * The child program, next to this file: `node.ts` when running under tsx,
@@ -35,140 +37,44 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
-/** How a child ended. */
-export interface ExitInfo {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
 /** A report and when the parent got it (`performance.now()`). */
-export interface Received {
-  readonly report: Report;
-  readonly at: number;
-}
+export type Received = Logged<Report>;
 
 /** One child node. */
-export class DemoNode {
-  readonly proc: ChildProcess;
-  readonly log: Received[] = [];
-  readonly exited: Promise<ExitInfo>;
-  exit: ExitInfo | undefined;
+export class DemoNode extends IpcChild<Report> {
   /** Set before a deliberate kill, so waiting on this node fails with a clear reason. */
   killed = false;
-  private output = '';
-  private readonly listeners = new Set<() => void>();
 
   constructor(
     readonly id: number,
-    onReport: (node: DemoNode, r: Report) => void,
+    private readonly onReport: (node: DemoNode, r: Report) => void,
   ) {
-    const env = { ...process.env };
-    // npm test runs jest with NODE_OPTIONS=--experimental-vm-modules: children need none of it.
-    delete env.NODE_OPTIONS;
-    this.proc = spawn(process.execPath, [...process.execArgv, CHILD_PROGRAM], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    super({
+      command: process.execPath,
+      args: [...process.execArgv, CHILD_PROGRAM],
+      keepOutput: 4_096,
     });
-    const keep = (chunk: Buffer): void => {
-      // Bounded: only the tail matters when something fails.
-      this.output = (this.output + chunk.toString()).slice(-4_096);
-    };
-    this.proc.stdout!.on('data', keep);
-    this.proc.stderr!.on('data', keep);
-    this.proc.on('message', (r: Report) => {
-      this.log.push({ report: r, at: performance.now() });
-      onReport(this, r);
-      this.notify();
-    });
-    this.exited = new Promise((resolve) => {
-      this.proc.on('exit', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-        this.notify();
-      });
-      this.proc.on('error', (err) => {
-        this.output += `\nspawn error: ${err.message}`;
-        this.exit ??= { code: null, signal: null };
-        resolve(this.exit);
-        this.notify();
-      });
-    });
-  }
-
-  get alive(): boolean {
-    return this.exit === undefined;
-  }
-
-  /** The child's recent stdout and stderr. */
-  get outputTail(): string {
-    return this.output.trim();
   }
 
   send(c: Command): void {
     if (this.alive && this.proc.connected) this.proc.send(c);
   }
 
-  kill(signal: NodeJS.Signals): void {
-    if (this.alive) this.proc.kill(signal);
+  protected override received(entry: Received): void {
+    this.onReport(this, entry.message);
   }
 
-  /** The log position now, to wait only for what comes after. */
-  mark(): number {
-    return this.log.length;
+  protected fatal(r: Report): string | undefined {
+    return r.type === 'fatal' ? `failed (${r.message})` : undefined;
   }
 
-  /**
-   * Resolves with the first `pick(r)` that is not undefined, from log index
-   * `from` on. Rejects on timeout, on a fatal report, or if the child exits first.
-   */
-  waitFor<T>(
-    pick: (r: Received) => T | undefined,
-    what: string,
-    timeoutMs: number,
-    from = 0,
-  ): Promise<T> {
-    return new Promise((resolve, reject) => {
-      let index = from;
-      const fail = (why: string): void => {
-        done();
-        const tail = this.outputTail;
-        reject(
-          new Error(`node ${this.id} ${why} while waiting for ${what}${tail ? `:\n${tail}` : ''}`),
-        );
-      };
-      const check = (): void => {
-        for (; index < this.log.length; index++) {
-          const r = this.log[index]!;
-          const value = pick(r);
-          if (value !== undefined) {
-            done();
-            resolve(value);
-            return;
-          }
-          if (r.report.type === 'fatal') {
-            fail(`failed (${r.report.message})`);
-            return;
-          }
-        }
-        if (this.exit !== undefined) {
-          fail(
-            this.killed
-              ? 'was killed'
-              : `exited (code ${this.exit.code}, signal ${this.exit.signal})`,
-          );
-        }
-      };
-      const timer = setTimeout(
-        () => fail(`timed out after ${Math.round(timeoutMs)} ms`),
-        timeoutMs,
-      );
-      const done = (): void => {
-        clearTimeout(timer);
-        this.listeners.delete(check);
-      };
-      this.listeners.add(check);
-      check();
-    });
+  protected failure(why: string, what: string): Error {
+    const tail = this.outputTail.trim();
+    return new Error(`node ${this.id} ${why} while waiting for ${what}${tail ? `:\n${tail}` : ''}`);
+  }
+
+  protected override exitReason(exit: ExitInfo): string {
+    return this.killed ? 'was killed' : super.exitReason(exit);
   }
 
   /** Waits for a report of `type` (from log index `from`). */
@@ -180,8 +86,8 @@ export class DemoNode {
   ): Promise<Extract<Report, { type: K }> & { at: number }> {
     return this.waitFor(
       (x) =>
-        x.report.type === type && match(x.report as Extract<Report, { type: K }>)
-          ? { ...(x.report as Extract<Report, { type: K }>), at: x.at }
+        x.message.type === type && match(x.message as Extract<Report, { type: K }>)
+          ? { ...(x.message as Extract<Report, { type: K }>), at: x.at }
           : undefined,
       type,
       timeoutMs,
@@ -198,16 +104,12 @@ export class DemoNode {
   ): Promise<{ event: EventNote; at: number }> {
     return this.waitFor(
       (x) =>
-        x.report.type === 'event' && pred(x.report.event)
-          ? { event: x.report.event, at: x.at }
+        x.message.type === 'event' && pred(x.message.event)
+          ? { event: x.message.event, at: x.at }
           : undefined,
       what,
       timeoutMs,
       from,
     );
-  }
-
-  private notify(): void {
-    for (const l of [...this.listeners]) l();
   }
 }

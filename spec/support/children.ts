@@ -5,11 +5,11 @@
  * `cleanup()`, which every spec calls in `afterEach`/`afterAll` so nothing
  * outlives a failed test. The child side is spec/support/child-runtime.ts.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { IpcChild } from '../../bin/demo/child.js';
+import type { Logged } from '../../bin/demo/child.js';
 import type {
   CommandBase,
   CommandBody,
@@ -35,16 +35,9 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
 }
 
 /** A message from a child and when the parent received it (`performance.now()`). */
-export interface Received<M> {
-  readonly message: M;
-  readonly at: number;
-}
+export type Received<M> = Logged<M>;
 
-/** How a child ended. */
-export interface ExitInfo {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
+export type { ExitInfo } from '../../bin/demo/child.js';
 
 /** Where to run a child. */
 export interface SpawnOptions {
@@ -60,20 +53,15 @@ const isStarted = (m: { readonly type: string }): m is StartedMessage => m.type 
 /**
  * One child process running `program` (a path from {@link ROOT}) with `arg`
  * as JSON in its first argument. `M` is what it reports, `C` the commands it
- * takes.
+ * takes. The process handling itself is the demo's (bin/demo/child.ts).
  */
-export class ChildProcessHandle<M extends { readonly type: string }, C extends CommandBase> {
-  readonly proc: ChildProcess;
+export class ChildProcessHandle<
+  M extends { readonly type: string },
+  C extends CommandBase,
+> extends IpcChild<M> {
   /** Parent clock when the child was spawned. */
   readonly spawnedAt = performance.now();
-  /** Everything the child reported, in order. */
-  readonly log: Array<Received<M>> = [];
-  /** Resolves when the process is gone (never rejects). */
-  readonly exited: Promise<ExitInfo>;
-  exit: ExitInfo | undefined;
-  private output = '';
   private nextRe = 1;
-  private readonly listeners = new Set<() => void>();
 
   constructor(
     readonly label: string,
@@ -81,9 +69,6 @@ export class ChildProcessHandle<M extends { readonly type: string }, C extends C
     arg: unknown,
     options: SpawnOptions = {},
   ) {
-    const env = { ...process.env };
-    // jest runs with --experimental-vm-modules; children do not need it (nor its warning).
-    delete env.NODE_OPTIONS;
     const argv = [
       process.execPath,
       '--import',
@@ -93,99 +78,11 @@ export class ChildProcessHandle<M extends { readonly type: string }, C extends C
     ];
     const [command, ...args] =
       options.netns === undefined ? argv : ['ip', 'netns', 'exec', options.netns, ...argv];
-    this.proc = spawn(command!, args, {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
-    const keep = (chunk: Buffer): void => {
-      // Bounded: only the tail matters when a spec fails.
-      this.output = (this.output + chunk.toString()).slice(-8_192);
-    };
-    this.proc.stdout!.on('data', keep);
-    this.proc.stderr!.on('data', keep);
-    this.proc.on('message', (message: M) => {
-      this.log.push({ message, at: performance.now() });
-      this.notify();
-    });
-    this.exited = new Promise((resolve) => {
-      this.proc.on('exit', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-        this.notify();
-      });
-      this.proc.on('error', (err) => {
-        this.output += `\nspawn error: ${err.message}`;
-        this.exit ??= { code: null, signal: null };
-        resolve(this.exit);
-        this.notify();
-      });
-    });
+    super({ command: command!, args, cwd: ROOT, keepOutput: 8_192 });
   }
 
   get pid(): number {
     return this.proc.pid!;
-  }
-
-  /** True until the process exited. */
-  get alive(): boolean {
-    return this.exit === undefined;
-  }
-
-  /** The current log position, to wait for or inspect what comes after it. */
-  mark(): number {
-    return this.log.length;
-  }
-
-  /** The child's recent stdout and stderr, for failure messages. */
-  get outputTail(): string {
-    return this.output;
-  }
-
-  /**
-   * Resolves with the first `pick(r)` that is not undefined, scanning the log
-   * from index `from`, then waiting for new messages. Rejects on timeout, on a
-   * fatal report, or when the child exits first.
-   */
-  waitFor<T>(
-    pick: (r: Received<M>) => T | undefined,
-    what: string,
-    timeoutMs: number,
-    from = 0,
-  ): Promise<T> {
-    return new Promise((resolve, reject) => {
-      let index = from;
-      const fail = (why: string): void => {
-        done();
-        reject(
-          new Error(`${this.label}: ${why} while waiting for ${what}\n${this.describe(from)}`),
-        );
-      };
-      const check = (): void => {
-        for (; index < this.log.length; index++) {
-          const r = this.log[index]!;
-          const value = pick(r);
-          if (value !== undefined) {
-            done();
-            resolve(value);
-            return;
-          }
-          if (isFatal(r.message)) {
-            fail(`fatal error in the child (${r.message.message})`);
-            return;
-          }
-        }
-        if (this.exit !== undefined)
-          fail(`exited (code ${this.exit.code}, signal ${this.exit.signal})`);
-      };
-      const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.listeners.delete(check);
-      };
-      this.listeners.add(check);
-      check();
-    });
   }
 
   /** Waits until the child reports a started switchboard; returns its incarnation. */
@@ -218,18 +115,17 @@ export class ChildProcessHandle<M extends { readonly type: string }, C extends C
     return reply.value as T;
   }
 
-  /** Sends a signal (no-op once exited). */
-  kill(signal: NodeJS.Signals): void {
-    if (this.alive) this.proc.kill(signal);
+  protected fatal(message: M): string | undefined {
+    return isFatal(message) ? `fatal error in the child (${message.message})` : undefined;
+  }
+
+  protected failure(why: string, what: string, from: number): Error {
+    return new Error(`${this.label}: ${why} while waiting for ${what}\n${this.describe(from)}`);
   }
 
   /** What a failed wait adds to its message: by default the child's recent output. */
   protected describe(_from: number): string {
-    return this.output;
-  }
-
-  private notify(): void {
-    for (const l of [...this.listeners]) l();
+    return this.outputTail;
   }
 }
 
