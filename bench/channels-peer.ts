@@ -27,6 +27,8 @@ let got = 0;
 let binary = false;
 let variant = '';
 let failed = false;
+/** CPU time at the start of the round (armed), for the CPU per message. */
+let cpuMark = process.cpuUsage();
 
 function see(value: unknown): void {
   if (failed) return;
@@ -37,7 +39,10 @@ function see(value: unknown): void {
     if (seq !== got) fail(`${variant}: expected seq ${got}, got ${seq}`);
   }
   got++;
-  if (got === expected) process.send!({ op: 'done', variant, count: got });
+  if (got === expected) {
+    const cpu = process.cpuUsage(cpuMark);
+    process.send!({ op: 'done', variant, count: got, cpuUs: cpu.user + cpu.system });
+  }
 }
 
 function fail(message: string): void {
@@ -116,6 +121,7 @@ process.on('message', (cmd: Command) => {
       got = 0;
       binary = cmd.binary;
       variant = cmd.variant;
+      cpuMark = process.cpuUsage();
       process.send!({ op: 'armed' });
     } else {
       pull?.close();

@@ -23,7 +23,7 @@ import * as zmq from 'zeromq';
 import { Switchboard } from '../lib/facade.js';
 import type { Sender } from '../lib/channel/sender.js';
 import type { BenchContext, BenchModule, BenchRow, Round } from './harness.js';
-import { compareRounds, seconds, toRow } from './harness.js';
+import { compareRounds, seconds, summarize, toRow } from './harness.js';
 import { freePorts } from '../spec/support/ports.js';
 
 interface Workload {
@@ -47,7 +47,7 @@ type PeerMessage =
   | { op: 'alive' }
   | { op: 'ready'; rawPort: number; zmqEndpoint: string }
   | { op: 'armed' }
-  | { op: 'done'; variant: string; count: number }
+  | { op: 'done'; variant: string; count: number; cpuUs: number }
   | { op: 'error'; message: string };
 
 class Peer {
@@ -93,14 +93,41 @@ class Peer {
   }
 }
 
+/** CPU µs per message of each round, sender and receiver process, per variant (warm-up rounds included). */
+type CpuLog = Record<string, Array<{ tx: number; rx: number }>>;
+
+/**
+ * Waits for the peer's count and records the CPU time both processes spent on
+ * the round (`c0`: this process's usage when the round started).
+ */
+async function finish(
+  done: Promise<PeerMessage>,
+  c0: NodeJS.CpuUsage,
+  count: number,
+  cpu: CpuLog,
+  variant: string,
+): Promise<void> {
+  const d = (await done) as Extract<PeerMessage, { op: 'done' }>;
+  const own = process.cpuUsage(c0);
+  (cpu[variant] ??= []).push({ tx: (own.user + own.system) / count, rx: d.cpuUs / count });
+}
+
 function message(w: Workload, seq: number, data: Buffer): unknown {
   return w.binary ? data : { seq, data };
 }
 
-function rawRound(peer: Peer, socket: net.Socket, w: Workload, count: number, data: Buffer): Round {
+function rawRound(
+  peer: Peer,
+  socket: net.Socket,
+  w: Workload,
+  count: number,
+  data: Buffer,
+  cpu: CpuLog,
+): Round {
   return async () => {
     const { done } = await peer.expect('raw', count, w.binary);
     const t = seconds();
+    const c0 = process.cpuUsage();
     let parts: Buffer[] = [];
     let bytes = 0;
     for (let seq = 0; seq < count; seq++) {
@@ -125,18 +152,26 @@ function rawRound(peer: Peer, socket: net.Socket, w: Workload, count: number, da
         if (!ok) await new Promise((r) => socket.once('drain', r));
       }
     }
-    await done;
+    await finish(done, c0, count, cpu, 'raw');
     return count / (seconds() - t);
   };
 }
 
-function zmqRound(peer: Peer, push: zmq.Push, w: Workload, count: number, data: Buffer): Round {
+function zmqRound(
+  peer: Peer,
+  push: zmq.Push,
+  w: Workload,
+  count: number,
+  data: Buffer,
+  cpu: CpuLog,
+): Round {
   return async () => {
     const { done } = await peer.expect('zeromq', count, w.binary);
     const t = seconds();
+    const c0 = process.cpuUsage();
     for (let seq = 0; seq < count; seq++)
       await push.send(w.binary ? data : cborEncode({ seq, data }));
-    await done;
+    await finish(done, c0, count, cpu, 'zeromq');
     return count / (seconds() - t);
   };
 }
@@ -147,12 +182,14 @@ function switchboardRound(
   w: Workload,
   count: number,
   data: Buffer,
+  cpu: CpuLog,
 ): Round {
   return async () => {
     const { done } = await peer.expect('switchboard', count, w.binary);
     const t = seconds();
+    const c0 = process.cpuUsage();
     for (let seq = 0; seq < count; seq++) await s.send(message(w, seq, data));
-    await done;
+    await finish(done, c0, count, cpu, 'switchboard');
     return count / (seconds() - t);
   };
 }
@@ -241,12 +278,13 @@ export const channels: BenchModule = {
       for (const w of WORKLOADS) {
         const count = ctx.quick ? Math.ceil(w.count / 5) : w.count;
         const data = Buffer.alloc(w.size, 0x5a);
+        const cpu: CpuLog = {};
         const m = await compareRounds(
           ctx.rounds,
           {
-            raw: rawRound(peer, socket, w, count, data),
-            zeromq: zmqRound(peer, push, w, count, data),
-            switchboard: switchboardRound(peer, sender, w, count, data),
+            raw: rawRound(peer, socket, w, count, data, cpu),
+            zeromq: zmqRound(peer, push, w, count, data, cpu),
+            switchboard: switchboardRound(peer, sender, w, count, data, cpu),
           },
           { rounds: 1, seconds: ctx.quick ? 0.3 : 1 },
         );
@@ -267,6 +305,25 @@ export const channels: BenchModule = {
           `${workload}: switchboard/raw ${(m.switchboard!.median / m.raw!.median).toFixed(2)}, ` +
             `switchboard/zeromq ${(m.switchboard!.median / m.zeromq!.median).toFixed(2)}`,
         );
+        // The cost behind the rate: CPU µs per message, both processes, measured rounds only.
+        const split: string[] = [];
+        for (const [variant, all] of Object.entries(cpu)) {
+          const measured = all.slice(-ctx.rounds);
+          rows.push(
+            toRow(
+              'channels',
+              `${workload}: CPU per message, sender + receiver`,
+              variant,
+              'µs',
+              summarize(measured.map((c) => c.tx + c.rx)),
+              'lower',
+            ),
+          );
+          const tx = summarize(measured.map((c) => c.tx)).median;
+          const rx = summarize(measured.map((c) => c.rx)).median;
+          split.push(`${variant} ${tx.toFixed(2)} + ${rx.toFixed(2)}`);
+        }
+        ctx.log(`${workload}: CPU µs per message, sender + receiver: ${split.join(', ')}`);
       }
       const channelCount = ctx.quick ? 2_000 : 10_000;
       const perChannel = await compareRounds(1, {
