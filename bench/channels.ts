@@ -97,37 +97,33 @@ class Peer {
 type CpuLog = Record<string, Array<{ tx: number; rx: number }>>;
 
 /**
- * Waits for the peer's count and records the CPU time both processes spent on
- * the round (`c0`: this process's usage when the round started).
+ * One measured round of `variant`: arms the peer, runs `produce` (which
+ * sends `count` messages), waits for the peer's count, and returns msg/s.
+ * The CPU time both processes spent per message goes to `cpu`.
  */
-async function finish(
-  done: Promise<PeerMessage>,
-  c0: NodeJS.CpuUsage,
-  count: number,
-  cpu: CpuLog,
-  variant: string,
-): Promise<void> {
-  const d = (await done) as Extract<PeerMessage, { op: 'done' }>;
-  const own = process.cpuUsage(c0);
-  (cpu[variant] ??= []).push({ tx: (own.user + own.system) / count, rx: d.cpuUs / count });
-}
-
-function message(w: Workload, seq: number, data: Buffer): unknown {
-  return w.binary ? data : { seq, data };
-}
-
-function rawRound(
+function round(
   peer: Peer,
-  socket: net.Socket,
+  variant: string,
   w: Workload,
   count: number,
-  data: Buffer,
   cpu: CpuLog,
+  produce: () => Promise<void>,
 ): Round {
   return async () => {
-    const { done } = await peer.expect('raw', count, w.binary);
+    const { done } = await peer.expect(variant, count, w.binary);
     const t = seconds();
     const c0 = process.cpuUsage();
+    await produce();
+    const d = (await done) as Extract<PeerMessage, { op: 'done' }>;
+    const own = process.cpuUsage(c0);
+    (cpu[variant] ??= []).push({ tx: (own.user + own.system) / count, rx: d.cpuUs / count });
+    return count / (seconds() - t);
+  };
+}
+
+/** Raw node:net: u32-prefixed messages, batched into 64 KiB writes, honouring backpressure. */
+function rawSend(socket: net.Socket, w: Workload, count: number, data: Buffer) {
+  return async (): Promise<void> => {
     let parts: Buffer[] = [];
     let bytes = 0;
     for (let seq = 0; seq < count; seq++) {
@@ -152,45 +148,19 @@ function rawRound(
         if (!ok) await new Promise((r) => socket.once('drain', r));
       }
     }
-    await finish(done, c0, count, cpu, 'raw');
-    return count / (seconds() - t);
   };
 }
 
-function zmqRound(
-  peer: Peer,
-  push: zmq.Push,
-  w: Workload,
-  count: number,
-  data: Buffer,
-  cpu: CpuLog,
-): Round {
-  return async () => {
-    const { done } = await peer.expect('zeromq', count, w.binary);
-    const t = seconds();
-    const c0 = process.cpuUsage();
+function zmqSend(push: zmq.Push, w: Workload, count: number, data: Buffer) {
+  return async (): Promise<void> => {
     for (let seq = 0; seq < count; seq++)
       await push.send(w.binary ? data : cborEncode({ seq, data }));
-    await finish(done, c0, count, cpu, 'zeromq');
-    return count / (seconds() - t);
   };
 }
 
-function switchboardRound(
-  peer: Peer,
-  s: Sender<unknown>,
-  w: Workload,
-  count: number,
-  data: Buffer,
-  cpu: CpuLog,
-): Round {
-  return async () => {
-    const { done } = await peer.expect('switchboard', count, w.binary);
-    const t = seconds();
-    const c0 = process.cpuUsage();
-    for (let seq = 0; seq < count; seq++) await s.send(message(w, seq, data));
-    await finish(done, c0, count, cpu, 'switchboard');
-    return count / (seconds() - t);
+function switchboardSend(s: Sender<unknown>, w: Workload, count: number, data: Buffer) {
+  return async (): Promise<void> => {
+    for (let seq = 0; seq < count; seq++) await s.send(w.binary ? data : { seq, data });
   };
 }
 
@@ -282,9 +252,16 @@ export const channels: BenchModule = {
         const m = await compareRounds(
           ctx.rounds,
           {
-            raw: rawRound(peer, socket, w, count, data, cpu),
-            zeromq: zmqRound(peer, push, w, count, data, cpu),
-            switchboard: switchboardRound(peer, sender, w, count, data, cpu),
+            raw: round(peer, 'raw', w, count, cpu, rawSend(socket, w, count, data)),
+            zeromq: round(peer, 'zeromq', w, count, cpu, zmqSend(push, w, count, data)),
+            switchboard: round(
+              peer,
+              'switchboard',
+              w,
+              count,
+              cpu,
+              switchboardSend(sender, w, count, data),
+            ),
           },
           { rounds: 1, seconds: ctx.quick ? 0.3 : 1 },
         );

@@ -25,7 +25,15 @@ export interface HubTransport {
   readonly nodes: readonly NodeInfo[];
   hasSession(peer: number): boolean;
   writable(peer: number): boolean;
-  sendFrame(peer: number, type: number, flags: number, stream: number, payload?: Uint8Array): void;
+  /** `urgent`: written at once, not at the end of the turn (see Link.sendFrame). */
+  sendFrame(
+    peer: number,
+    type: number,
+    flags: number,
+    stream: number,
+    payload?: Uint8Array,
+    urgent?: boolean,
+  ): void;
   /** `owned`: the bytes are handed over and never change (else the link copies what it keeps). */
   sendMessage(peer: number, stream: number, flags: number, bytes: Uint8Array, owned: boolean): void;
   emit(event: SwitchboardEvent): void;
@@ -865,7 +873,16 @@ class RemoteInlet implements Inlet {
     b.writeUInt32BE(Math.max(0, Math.min(bytes, 0xffff_ffff)) >>> 0, 4);
     b.writeUInt32BE(Math.floor(delivered / 0x1_0000_0000), 8);
     b.writeUInt32BE(delivered >>> 0, 12);
-    this.transport.sendFrame(this.peer, FrameType.CREDIT, 0, this.stream, b);
+    // A grant keeps the sender's pipe full: at once. A delivery report
+    // (nothing granted) waits for the end of the turn like other frames.
+    this.transport.sendFrame(
+      this.peer,
+      FrameType.CREDIT,
+      0,
+      this.stream,
+      b,
+      messages > 0 || bytes > 0,
+    );
   }
 
   end(error: SwitchboardError): void {

@@ -27,8 +27,8 @@ export class BufferPool {
   readonly maxIdleBytes: number;
   /** Free blocks per size class (index = log2(size / minSize)). */
   private readonly free: Buffer[][];
-  /** Blocks handed out and not yet released. */
-  private readonly leased = new WeakSet<ArrayBufferLike>();
+  /** Blocks handed out and not yet released, by their memory. */
+  private readonly leased = new WeakMap<ArrayBufferLike, Buffer>();
   private idle = 0;
   /** Copies served from a reused block (for tests and stats). */
   reused = 0;
@@ -78,7 +78,7 @@ export class BufferPool {
       this.idle -= block.length;
       this.reused++;
     }
-    this.leased.add(block.buffer);
+    this.leased.set(block.buffer, block);
     block.set(bytes);
     return n === block.length ? block : block.subarray(0, n);
   }
@@ -89,12 +89,12 @@ export class BufferPool {
    * is ignored, so callers may pass every buffer they let go of.
    */
   release(buf: Buffer): void {
-    const ab = buf.buffer;
-    if (!this.leased.delete(ab)) return;
-    const size = ab.byteLength;
-    if (this.idle + size > this.maxIdleBytes) return;
-    this.idle += size;
-    this.free[sizeClass(size, this.minSize)]!.push(Buffer.from(ab, 0, size));
+    const block = this.leased.get(buf.buffer);
+    if (block === undefined) return;
+    this.leased.delete(buf.buffer);
+    if (this.idle + block.length > this.maxIdleBytes) return;
+    this.idle += block.length;
+    this.free[sizeClass(block.length, this.minSize)]!.push(block);
   }
 
   /**

@@ -287,8 +287,15 @@ export class Cluster implements ConnectionEvents {
   }
 
   /** Queues a sequenced control frame for `peer`. */
-  sendFrame(peer: number, type: number, flags: number, stream: number, payload?: Uint8Array): void {
-    this.links[peer]?.sendFrame(type, flags, stream, payload);
+  sendFrame(
+    peer: number,
+    type: number,
+    flags: number,
+    stream: number,
+    payload?: Uint8Array,
+    urgent = false,
+  ): void {
+    this.links[peer]?.sendFrame(type, flags, stream, payload, urgent);
   }
 
   /**

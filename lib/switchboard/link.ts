@@ -172,8 +172,17 @@ export class Link implements FrameSink {
   /**
    * Queues one sequenced frame. The caller checks {@link writable} for data;
    * small control frames (credit, open, close) may always be queued.
+   * `urgent` writes it (and whatever is queued) now rather than at the end of
+   * the turn: for what keeps the peer's pipe full, such as credit, which
+   * should not wait behind this turn's reads (megabytes, possibly).
    */
-  sendFrame(type: number, flags: number, stream: number, payload?: Uint8Array): void {
+  sendFrame(
+    type: number,
+    flags: number,
+    stream: number,
+    payload?: Uint8Array,
+    urgent = false,
+  ): void {
     if (this.session === undefined) return;
     const held = this.big.get(stream);
     if (held !== undefined) {
@@ -182,10 +191,7 @@ export class Link implements FrameSink {
     } else {
       this.data.frame(type, flags, stream, payload);
       this.dataFrames++;
-      if (type === FrameType.CREDIT && grantsSomething(payload)) {
-        // Credit is what keeps the peer's pipe full: send it now rather than
-        // after this turn's reads, which may be megabytes of other data. A
-        // CREDIT granting nothing (a delivery report) waits like any frame.
+      if (urgent) {
         this.flush();
         return;
       }
@@ -240,9 +246,7 @@ export class Link implements FrameSink {
   /** Queues a PING carrying `stamp` (ms, from the switchboard clock). */
   ping(stamp: number): void {
     if (!this.connected) return;
-    const b = Buffer.allocUnsafe(8);
-    b.writeDoubleBE(stamp, 0);
-    this.ctrl.frame(FrameType.PING, 0, 0, b);
+    this.queuePing(stamp);
     this.schedule();
     // Once per heartbeat: copy blocks unused since the last one are let go.
     this.pool.trimIfUnused();
@@ -405,9 +409,7 @@ export class Link implements FrameSink {
         // The peer acknowledges lazily and cannot know our buffer size: a
         // PING makes it answer at once, and the ACK rides on the PONG.
         this.ackAsked = true;
-        const b = Buffer.allocUnsafe(8);
-        b.writeDoubleBE(performance.now(), 0);
-        this.ctrl.frame(FrameType.PING, 0, 0, b);
+        this.queuePing(performance.now());
         // After the data, so the ACK it brings back covers that too.
         for (const c of this.ctrl.take()) out.push(c);
       }
@@ -456,6 +458,12 @@ export class Link implements FrameSink {
     }
   }
 
+  private queuePing(stamp: number): void {
+    const b = Buffer.allocUnsafe(8);
+    b.writeDoubleBE(stamp, 0);
+    this.ctrl.frame(FrameType.PING, 0, 0, b);
+  }
+
   private discardQueued(): void {
     this.data.take();
     this.dataFrames = 0;
@@ -486,11 +494,4 @@ function nextPowerOfTwo(n: number): number {
   let p = 1;
   while (p < n) p *= 2;
   return p;
-}
-
-/** True unless a CREDIT payload grants zero messages and zero bytes (its first 8 bytes). */
-function grantsSomething(payload: Uint8Array | undefined): boolean {
-  if (payload === undefined || payload.length < 8) return true;
-  for (let i = 0; i < 8; i++) if (payload[i] !== 0) return true;
-  return false;
 }

@@ -3,7 +3,7 @@ import type { NotDeliveredError, SwitchboardError } from '../../lib/errors.js';
 import { Switchboard } from '../../lib/facade.js';
 import type { StartOptions } from '../../lib/facade.js';
 import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
-import { SECRET } from '../support/cluster.js';
+import { SECRET, until } from '../support/cluster.js';
 import { localNodes } from '../support/ports.js';
 import { receive as take } from './fixtures/receive.js';
 
@@ -142,7 +142,8 @@ describe('sends to a peer that is down', () => {
     // 20 taken: far below the half window that triggers a credit top-up, so
     // only the lazy delivery report can tell the sender about them.
     expect(await take(r, 20)).toEqual(Array.from({ length: 20 }, (_, i) => i));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The sender hears of those 20 from the delivery report, not from a top-up.
+    await until(() => s.outlets[0]?.inflight === 30, 5_000, 'the delivery report');
     const down = nextEvent(a, (e) => e.type === 'peer-down' && e.node === 1);
     await b.destroy();
     await down;
