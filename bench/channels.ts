@@ -165,8 +165,7 @@ function switchboardSend(s: Sender<unknown>, w: Workload, count: number, data: B
 }
 
 async function localRound(sb: Switchboard, count: number): Promise<number> {
-  const r = sb.receiver<{ seq: number }>();
-  const [s] = [sb.hub.sender<{ seq: number }>({ node: sb.id, id: r.id })];
+  const [s, r] = sb.channel<{ seq: number }>();
   let got = 0;
   const done = new Promise<void>((resolve) => {
     r.observable().subscribe((m) => {

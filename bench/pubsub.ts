@@ -37,6 +37,7 @@ import { fileURLToPath } from 'node:url';
 import * as axon from 'axon';
 import * as zmq from 'zeromq';
 import { Switchboard } from '../lib/facade.js';
+import type { Pusher } from '../lib/index.js';
 import { freePorts } from '../spec/support/ports.js';
 import type { BenchContext, BenchModule, BenchRow, Round } from './harness.js';
 import { compareRounds, seconds, summarize, toRow } from './harness.js';
@@ -316,6 +317,8 @@ class Rig {
   private readonly fanoutSockets: net.Socket[] = [];
   private readonly workSockets: net.Socket[] = [];
   private servers: net.Server[] = [];
+  /** The pusher a user would make once and push with in a loop. */
+  private readonly pusher: Pusher<Buffer>;
 
   private constructor(
     readonly children: Child[],
@@ -324,7 +327,9 @@ class Rig {
     readonly zpush: zmq.Push,
     readonly apub: axon.PubSocket,
     readonly apush: axon.PushSocket,
-  ) {}
+  ) {
+    this.pusher = sb.pusher<Buffer>('bench');
+  }
 
   static async start(): Promise<Rig> {
     const children = Array.from({ length: SUBSCRIBERS }, () => new Child());
@@ -391,7 +396,7 @@ class Rig {
       if (Date.now() > deadline) throw new Error(`${v} ${kind}: subscribers never saw a probe`);
       if (v === 'switchboard' && kind === 'work') {
         // Least-loaded with ties in turn: a few probes reach every worker.
-        for (let i = 0; i < SUBSCRIBERS; i++) await this.sb.push('bench', this.probe);
+        for (let i = 0; i < SUBSCRIBERS; i++) await this.pusher.push(this.probe);
       } else {
         await this.sendMarker(v, kind, this.probe);
       }
@@ -530,7 +535,7 @@ class Rig {
         break;
       }
       case 'switchboard': {
-        const pusher = this.sb.pushPull.shared('bench')!;
+        const pusher = this.pusher;
         for (let i = 0; i < count; i++) await pusher.push(payload);
         await pusher.settled();
         t1 = seconds();

@@ -150,16 +150,26 @@ export class RendezvousTimeoutError extends SwitchboardError {
 }
 
 /**
- * A message whose fate is unknown: its peer's incarnation ended (or the
- * switchboard was destroyed) before the message was acknowledged. It may or
- * may not have been processed.
+ * Messages whose fate is unknown: their peer's session ended (or the
+ * switchboard was destroyed) before they were known to be delivered. They
+ * may or may not have been processed. `messages` holds them, in the order
+ * they were sent (empty where the pattern keeps no copies: lossy streams
+ * report a count in the message instead).
  */
-export class NotDeliveredError extends SwitchboardError {
+export class NotDeliveredError<T = unknown> extends SwitchboardError {
+  /** The node the messages were sent to. */
   readonly node: number;
+  /** The messages, as sent. */
+  readonly messages: readonly T[];
 
-  constructor(node: number, message: string, options?: SwitchboardErrorOptions) {
+  constructor(
+    node: number,
+    message: string,
+    options?: SwitchboardErrorOptions & { messages?: readonly T[] },
+  ) {
     super(ErrorCode.NOT_DELIVERED, message, options);
     this.node = node;
+    this.messages = options?.messages ?? [];
   }
 }
 
@@ -169,8 +179,14 @@ export class RemoteError extends SwitchboardError {
   readonly remoteCode: string | undefined;
   readonly node: number;
 
-  constructor(node: number, remoteName: string, message: string, remoteCode?: string) {
-    super(ErrorCode.REMOTE, message);
+  constructor(
+    node: number,
+    remoteName: string,
+    message: string,
+    remoteCode?: string,
+    options?: SwitchboardErrorOptions,
+  ) {
+    super(ErrorCode.REMOTE, message, options);
     this.node = node;
     this.remoteName = remoteName;
     this.remoteCode = remoteCode;
@@ -180,4 +196,67 @@ export class RemoteError extends SwitchboardError {
 /** True if `err` is a switchboard error with the given code. */
 export function isErrorCode(err: unknown, code: ErrorCode): err is SwitchboardError {
   return err instanceof SwitchboardError && err.code === code;
+}
+
+/**
+ * A peer's session ended while something depended on it: `peer-down`
+ * events carry one, and so does a receiver whose sender's node was lost
+ * (a crash, not a clean close), or a handler whose caller's node was lost.
+ */
+export class PeerLostError extends SwitchboardError {
+  /** The node that was lost. */
+  readonly node: number;
+
+  constructor(node: number, message: string, options?: SwitchboardErrorOptions) {
+    super(ErrorCode.PEER_LOST, message, options);
+    this.node = node;
+  }
+}
+
+/**
+ * A message larger than the receiving node accepts (its `maxMessageSize`,
+ * announced when the link is established) or than this node sends.
+ */
+export class MessageTooLargeError extends SwitchboardError {
+  /** The encoded size, bytes. */
+  readonly size: number;
+  /** The limit it exceeds, bytes. */
+  readonly limit: number;
+  /** The node whose limit it is. */
+  readonly node: number;
+
+  constructor(node: number, size: number, limit: number, where: string) {
+    super(
+      ErrorCode.MESSAGE_TOO_LARGE,
+      `${where}: a message of ${size} bytes exceeds node ${node}'s maxMessageSize of ${limit} bytes`,
+    );
+    this.node = node;
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/**
+ * A receiver refused a message its sender sent (it could not decode it, its
+ * validator refused it, or it was over that node's `maxMessageSize`). The
+ * code is the receiver's reason (ERR_SB_DECODE, ERR_SB_VALIDATION,
+ * ERR_SB_MESSAGE_TOO_LARGE...); `messages` holds the message when the
+ * sender still had it.
+ */
+export class RefusedError<T = unknown> extends SwitchboardError {
+  /** The receiving node. */
+  readonly node: number;
+  /** The refused message (empty when the sender kept no copy: lossy streams). */
+  readonly messages: readonly T[];
+
+  constructor(
+    code: ErrorCode,
+    node: number,
+    message: string,
+    options?: SwitchboardErrorOptions & { messages?: readonly T[] },
+  ) {
+    super(code, message, options);
+    this.node = node;
+    this.messages = options?.messages ?? [];
+  }
 }

@@ -1,10 +1,33 @@
+/**
+ * The public entry point: one `Switchboard` per process. It composes the
+ * cluster layer (links, rendezvous, failure detection), the channel core
+ * and the patterns, and exposes exactly the application API; nothing of the
+ * layers underneath is reachable from it. It lives above both folders so
+ * imports keep flowing one way: channel -> switchboard -> protocol
+ * (docs/guide.md, "Layers").
+ */
 import { ErrorCode, SwitchboardError } from './errors.js';
 import { ChannelHub } from './channel/hub.js';
-import { Rpc } from './channel/patterns/rpc.js';
+import { Poster } from './channel/patterns/post/post.js';
+import type { PostTarget } from './channel/patterns/post/post.js';
+import { PubSub } from './channel/patterns/pubsub/pubsub.js';
+import type { Publisher, PublisherOptions } from './channel/patterns/pubsub/publisher.js';
+import type { SubscribeOptions, Subscription } from './channel/patterns/pubsub/subscription.js';
+import { PushPull } from './channel/patterns/pushpull/pushpull.js';
+import type { Pusher } from './channel/patterns/pushpull/pusher.js';
+import type {
+  PushOptions,
+  PusherOptions,
+  TaskHandler,
+  WorkerOptions,
+} from './channel/patterns/pushpull/task.js';
+import type { Worker } from './channel/patterns/pushpull/worker.js';
+import { Rpc } from './channel/patterns/rpc/rpc.js';
 import type {
   BidiHandler,
   CallOptions,
   ClientStreamHandler,
+  RpcStats,
   RpcStream,
   ServeHandle,
   ServeOptions,
@@ -12,30 +35,14 @@ import type {
   StreamCallOptions,
   StreamSource,
   UnaryHandler,
-} from './channel/patterns/rpc.js';
-import { Poster } from './channel/patterns/post.js';
-import type { PostTarget } from './channel/patterns/post.js';
-import { PubSub } from './channel/patterns/pubsub.js';
-import type {
-  Publisher,
-  PublisherOptions,
-  SubscribeOptions,
-  Subscription,
-} from './channel/patterns/pubsub.js';
-import { PushPull } from './channel/patterns/pushpull.js';
-import type {
-  PushOptions,
-  Pusher,
-  PusherOptions,
-  TaskHandler,
-  Worker,
-  WorkerOptions,
-} from './channel/patterns/pushpull.js';
+} from './channel/patterns/rpc/types.js';
 import type { Receiver, ReceiverOptions, ReceiverStats } from './channel/receiver.js';
 import type { Sender, SenderOptions } from './channel/sender.js';
 import { Cluster } from './switchboard/cluster.js';
-import type { PeerInfo } from './switchboard/cluster.js';
+import type { PeerInfo, SwitchboardEvent } from './switchboard/cluster.js';
+import type { NodeInfo } from './switchboard/nodes.js';
 import type { SwitchboardOptions } from './switchboard/options.js';
+import type { Observable } from 'rxjs';
 
 /** Options of {@link Switchboard.start}: the cluster's, plus the channel layer's. */
 export interface StartOptions extends SwitchboardOptions {
@@ -45,7 +52,18 @@ export interface StartOptions extends SwitchboardOptions {
    * Default false: a local receiver gets the very object that was sent.
    */
   readonly forceEncoding?: boolean;
+  /**
+   * Check values sent between endpoints of this process against the
+   * encoding rule (docs/guide.md, "What a message can carry"), so that
+   * code tested in one process does not fail once its endpoints are
+   * apart. Default true; turn it off only for hot local paths that are
+   * known to send plain data.
+   */
+  readonly checkLocalValues?: boolean;
 }
+
+/** The option names StartOptions adds to the cluster's. */
+export const START_OPTION_NAMES: readonly string[] = ['forceEncoding', 'checkLocalValues'];
 
 /** A snapshot of the switchboard's counters. */
 export interface SwitchboardStats {
@@ -53,60 +71,131 @@ export interface SwitchboardStats {
   readonly incarnation: string;
   readonly peers: PeerInfo[];
   readonly receivers: ReceiverStats[];
-  /** Messages dropped per channel (lossy receivers, `post()` failures). */
+  /** Messages dropped per channel (lossy receivers, `post()` failures, pub-sub gaps). */
   readonly drops: Record<string, number>;
+  /** RPC counters (all zero before the first `serve` or `call`). */
+  readonly rpc: RpcStats;
+}
+
+const NO_RPC_STATS: RpcStats = Object.freeze({
+  pendingCalls: 0,
+  waitingForServer: 0,
+  activeCalls: 0,
+  runningHandlers: 0,
+  served: [],
+  calls: 0,
+  failures: 0,
+  lateReplies: 0,
+});
+
+/** What the repository's own specs reach below the public API. Not exported from the package. */
+export interface SwitchboardInternals {
+  readonly cluster: Cluster;
+  readonly hub: ChannelHub;
+}
+
+const internalsOf = new WeakMap<Switchboard, SwitchboardInternals>();
+
+/** @internal For the repository's specs of the layers below; not part of the public API. */
+export function switchboardInternals(sb: Switchboard): SwitchboardInternals {
+  return internalsOf.get(sb)!;
 }
 
 /**
- * The public entry point: one per process. It composes the cluster layer
- * (links, rendezvous, failure detection) with the channel layer and the
- * patterns. It lives above both folders so imports keep flowing one way:
- * channel -> switchboard -> protocol.
+ * One node of the cluster: start it with the node list and its own index,
+ * `rendezvous()`, then make channels and use the patterns.
  */
-export class Switchboard extends Cluster {
-  /** The channel layer (endpoints, streams, directory); used by the patterns. */
-  readonly hub: ChannelHub;
+export class Switchboard {
+  /** This node's index in the node list. */
+  readonly id: number;
+  /** The validated node list. */
+  readonly nodes: readonly NodeInfo[];
+  /** This process's incarnation id (hex), new at every start. */
+  readonly incarnation: string;
+  /**
+   * Peer up / suspect / reconnected / down / restarted, link errors,
+   * authentication failures, drops, surfaced bugs; completes on close.
+   */
+  readonly events$: Observable<SwitchboardEvent>;
+  private readonly cluster: Cluster;
+  private readonly hub: ChannelHub;
+  private readonly lingerMs: number;
+  private rpcEngine: Rpc | undefined;
+  private pubsubEngine: PubSub | undefined;
+  private pushPullEngine: PushPull | undefined;
+  private poster: Poster | undefined;
+  private closing: Promise<void> | undefined;
 
-  protected constructor(options: StartOptions) {
-    super(options);
-    this.hub = new ChannelHub(this, { forceEncoding: options.forceEncoding === true });
-    this.setHandler(this.hub);
+  private constructor(options: StartOptions) {
+    this.cluster = new Cluster(options);
+    this.hub = new ChannelHub(this.cluster, {
+      forceEncoding: options.forceEncoding === true,
+      checkLocalValues: options.checkLocalValues !== false,
+    });
+    this.cluster.setHandler(this.hub);
+    this.id = this.cluster.id;
+    this.nodes = this.cluster.nodes;
+    this.incarnation = this.cluster.incarnation;
+    this.events$ = this.cluster.events$;
+    this.lingerMs = this.cluster.lingerMs;
+    internalsOf.set(this, { cluster: this.cluster, hub: this.hub });
   }
 
   /**
    * Validates `options`, binds `nodes[id]` and starts linking with every
    * peer. Resolves once listening; call `rendezvous()` to wait for the peers.
-   * @throws OptionError naming the bad option; a listen error (EADDRINUSE...)
+   * @throws OptionError naming the bad option; a listen error
    */
   static async start(options: StartOptions): Promise<Switchboard> {
     const sb = new Switchboard(options);
-    await sb.startCluster();
+    await sb.cluster.startCluster();
     return sb;
   }
+
+  /**
+   * Resolves when every peer is linked and authenticated. Rejects with a
+   * RendezvousTimeoutError naming the missing peers, whichever side was to
+   * dial.
+   * @param options.timeoutMs default 30000
+   */
+  rendezvous(options?: { timeoutMs?: number }): Promise<void> {
+    return this.cluster.rendezvous(options);
+  }
+
+  /** A snapshot of every peer: state, incarnation, traffic, round trip. */
+  peers(): PeerInfo[] {
+    return this.cluster.peers();
+  }
+
+  // ---- channels ----------------------------------------------------------
 
   /**
    * A receiver on this node. Named receivers (`"jobs"`) are unique per node
    * and reachable from every node with `sender(name, { node })`.
    */
   receiver<T>(name?: string, options?: ReceiverOptions<T>): Receiver<T> {
+    this.assertOpen();
     return this.hub.receiver<T>(name, options);
   }
 
   /**
    * A sender to the receiver `name` on `node`. Sends made before that
    * receiver exists, or while its node is unreachable, wait (bounded by
-   * `maxPending`, up to `timeoutMs`).
+   * `maxPending`, up to `timeoutMs`, then ERR_SB_NO_RECEIVER).
    */
   sender<T>(name: string, options: SenderOptions<T> & { readonly node: number }): Sender<T> {
+    this.assertOpen();
     return this.hub.sender<T>({ node: options.node, name }, options);
   }
 
   /**
    * An anonymous channel: a receiver on this node and a sender to it. The
    * sender can be sent to any node inside a message. The receiver ends when
-   * every sender that connected has closed.
+   * every sender that connected has closed; it fails with a PeerLostError
+   * when a node holding one of its senders is lost.
    */
   channel<T>(options?: ReceiverOptions<T> & SenderOptions<T>): [Sender<T>, Receiver<T>] {
+    this.assertOpen();
     const r = this.hub.receiver<T>(undefined, options, options?.expectSenders ?? 1);
     const s = this.hub.sender<T>({ node: this.id, id: r.id }, options);
     return [s, r];
@@ -114,137 +203,141 @@ export class Switchboard extends Cluster {
 
   /** A receiver of the cluster-wide MPMC channel `name`. */
   mpmcReceiver<T>(name: string, options?: ReceiverOptions<T>): Receiver<T> {
+    this.assertOpen();
     return this.hub.mpmcReceiver<T>(name, options);
   }
 
   /**
    * A sender to the MPMC channel `name`: each message goes to exactly one
-   * receiver (`one`, the least loaded) or to every receiver (`all`). Sends
-   * wait while the channel has no receiver.
+   * receiver (`one`, the least loaded, healthy nodes first) or to every
+   * receiver (`all`). Sends wait while the channel has no receiver.
    */
   mpmcSender<T>(
     name: string,
     options: SenderOptions<T> & { readonly mode: 'one' | 'all' },
   ): Sender<T> {
+    this.assertOpen();
     return this.hub.mpmcSender<T>(name, options.mode, options);
   }
 
-  // ---- RPC (lib/channel/patterns/rpc.ts) ----
-
-  private rpcEngine: Rpc | undefined;
-
-  /** The RPC engine (created at first use): every `serve*`/`call*` below, and its `stats()`. */
-  get rpc(): Rpc {
-    return (this.rpcEngine ??= new Rpc(this));
-  }
+  // ---- RPC -----------------------------------------------------------------
 
   /**
    * Serves unary `method` on this node, announced to every node; serving it
    * again replaces the handler. A thrown error reaches the caller as a
-   * `RemoteError` (name, message, string `code`). See {@link Rpc.serve}.
+   * `RemoteError` (name, message, string `code`).
+   * @throws OptionError for a bad method name, handler or option; ERR_SB_CLOSED once closed.
    */
   serve<Req = unknown, Res = unknown>(
     method: string,
     handler: UnaryHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
-    return this.rpc.serve(method, handler, options);
+    return this.rpc().serveUnary(method, handler, options);
   }
 
   /**
    * Calls unary `method` on a node that serves it (`node`, `tags`,
-   * `strategy`), within `timeoutMs` (default 30 s). See {@link Rpc.call}
-   * for the errors.
+   * `strategy`), within `timeoutMs` (default 30 s). Rejects with RemoteError
+   * (the handler threw), ERR_SB_TIMEOUT (the deadline passed, whatever the
+   * handler did), ERR_SB_ABORTED, NotDeliveredError (the server's node was
+   * lost first: outcome unknown), ERR_SB_NO_SERVER, ERR_SB_ENCODE,
+   * ERR_SB_MESSAGE_TOO_LARGE, ERR_SB_OVERFLOW, ERR_SB_CLOSED.
    */
   call<Res = unknown, Req = unknown>(
     method: string,
     request: Req,
     options?: CallOptions,
   ): Promise<Res> {
-    return this.rpc.call<Res, Req>(method, request, options);
+    if (this.closing !== undefined) return Promise.reject(closedError());
+    try {
+      return this.rpc().call(method, request, options) as Promise<Res>;
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
-  /** Serves server-streaming `method`: the handler returns a stream. See {@link Rpc.serveStream}. */
+  /** Serves server-streaming `method`: the handler returns a stream. */
   serveStream<Req = unknown, Res = unknown>(
     method: string,
     handler: ServerStreamHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
-    return this.rpc.serveStream(method, handler, options);
+    return this.rpc().serveStream(method, handler, options);
   }
 
-  /** Calls server-streaming `method`; iterate the replies. See {@link Rpc.callStream}. */
+  /** Calls server-streaming `method`; iterate the replies. Stopping early cancels the call. */
   callStream<Res = unknown, Req = unknown>(
     method: string,
     request: Req,
     options?: StreamCallOptions,
   ): RpcStream<Res> {
-    return this.rpc.callStream<Res, Req>(method, request, options);
+    return this.rpc().callStream(method, request, options) as RpcStream<Res>;
   }
 
-  /** Serves client-streaming `method`. See {@link Rpc.serveClientStream}. */
+  /** Serves client-streaming `method`. */
   serveClientStream<Req = unknown, Res = unknown>(
     method: string,
     handler: ClientStreamHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
-    return this.rpc.serveClientStream(method, handler, options);
+    return this.rpc().serveClientStream(method, handler, options);
   }
 
-  /** Calls client-streaming `method` with a stream of requests. See {@link Rpc.callClientStream}. */
+  /** Calls client-streaming `method` with a stream of requests (sent as the server's credit allows). */
   callClientStream<Res = unknown, Req = unknown>(
     method: string,
     requests: StreamSource<Req>,
     options?: CallOptions,
   ): Promise<Res> {
-    return this.rpc.callClientStream<Res, Req>(method, requests, options);
+    if (this.closing !== undefined) return Promise.reject(closedError());
+    try {
+      return this.rpc().callClientStream(
+        method,
+        requests as StreamSource<unknown>,
+        options,
+      ) as Promise<Res>;
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
-  /** Serves bidirectional `method`. See {@link Rpc.serveBidi}. */
+  /** Serves bidirectional `method`. */
   serveBidi<Req = unknown, Res = unknown>(
     method: string,
     handler: BidiHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
-    return this.rpc.serveBidi(method, handler, options);
+    return this.rpc().serveBidi(method, handler, options);
   }
 
-  /** Calls bidirectional `method`. See {@link Rpc.callBidi}. */
+  /** Calls bidirectional `method`: `requests` go up as credit allows; replies come down on the stream. */
   callBidi<Res = unknown, Req = unknown>(
     method: string,
     requests: StreamSource<Req>,
     options?: StreamCallOptions,
   ): RpcStream<Res> {
-    return this.rpc.callBidi<Res, Req>(method, requests, options);
+    return this.rpc().callBidi(
+      method,
+      requests as StreamSource<unknown>,
+      options,
+    ) as RpcStream<Res>;
   }
 
-  // ---- pub-sub, push-pull, fire-and-forget (lib/channel/patterns/) ----
-
-  private pubsubEngine: PubSub | undefined;
-  private pushPullEngine: PushPull | undefined;
-  private poster: Poster | undefined;
-
-  /** Pub-sub on this node (created at first use): subscriptions and publishers. */
-  get pubsub(): PubSub {
-    return (this.pubsubEngine ??= new PubSub(this.hub));
-  }
-
-  /** Push-pull on this node (created at first use): workers and pushers. */
-  get pushPull(): PushPull {
-    return (this.pushPullEngine ??= new PushPull(this.hub, this.events$));
-  }
+  // ---- pub-sub, push-pull, fire-and-forget ------------------------------------
 
   /**
    * Subscribes to `pattern`: dot-separated tokens, `*` for exactly one
    * token, `>` for one or more trailing tokens (`orders.*`, `orders.>`).
    * Iterate the subscription for `{ topic, value }`. A bounded buffer
    * (`bufferSize`, default 4096) with an `overflow` policy (default
-   * `drop-newest`) keeps a slow subscriber from holding anyone up; drops are
-   * counted and reported as `drop` events. See {@link PubSub.subscribe}.
+   * `drop-newest`) keeps a slow subscriber from holding anyone up; drops and
+   * gaps are counted and reported.
    * @throws OptionError for an invalid pattern or option.
    */
   subscribe<T = unknown>(pattern: string, options?: SubscribeOptions<T>): Subscription<T> {
-    return this.pubsub.subscribe<T>(pattern, options);
+    this.assertOpen();
+    return this.pubsub().subscribe<T>(pattern, options);
   }
 
   /**
@@ -252,53 +345,57 @@ export class Switchboard extends Cluster {
    * node, in publish order per subscription. Never waits, never throws
    * because of a subscriber. Returns false when the message had to queue or
    * was dropped for some subscriber (await {@link drained} to never drop).
-   * @throws OptionError for an invalid topic; ERR_SB_ENCODE for a value that cannot be encoded.
+   * @throws OptionError for an invalid topic; ERR_SB_ENCODE for a value that cannot be carried.
    */
   publish<T = unknown>(topic: string, value: T): boolean {
-    return this.pubsub.default.publish(topic, value);
+    this.assertOpen();
+    return this.pubsub().default.publish(topic, value);
   }
 
-  /** Resolves once nothing `publish()` sent waits in a queue. See {@link Publisher.drained}. */
+  /** Resolves once nothing `publish()` sent waits in a queue. */
   drained(): Promise<void> {
-    return this.pubsub.default.drained();
+    return this.pubsub().default.drained();
   }
 
   /** Subscriptions matching `topic` that `publish()` reaches now (their stream is open). */
   subscribers(topic: string): number {
-    return this.pubsub.default.subscribers(topic);
+    return this.pubsub().default.subscribers(topic);
   }
 
   /** A publisher of its own (own streams, own `queueSize`). */
   publisher(options?: PublisherOptions): Publisher {
-    return this.pubsub.publisher(options);
+    this.assertOpen();
+    return this.pubsub().publisher(options);
   }
 
   /**
    * A worker of queue `name`: runs `handler` on tasks pushed from any node,
    * `concurrency` at a time (default 1). A task is done when the handler
-   * returns or resolves. See {@link Worker} and the at-least-once contract
-   * in lib/channel/patterns/pushpull.ts.
+   * returns or resolves; delivery is at least once (docs/guide.md).
    */
   worker<T = unknown>(
     name: string,
     handler: TaskHandler<T>,
     options?: WorkerOptions<T>,
   ): Worker<T> {
-    return this.pushPull.worker<T>(name, handler, options);
+    this.assertOpen();
+    return this.pushPull().worker<T>(name, handler, options);
   }
 
-  /** A pusher to queue `name`, with its own options and counters. See {@link Pusher}. */
+  /** A pusher to queue `name`, with its own options and counters. */
   pusher<T = unknown>(name: string, options?: PusherOptions<T>): Pusher<T> {
-    return this.pushPull.pusher<T>(name, options);
+    this.assertOpen();
+    return this.pushPull().pusher<T>(name, options);
   }
 
   /**
    * Pushes `task` to queue `name` (with this node's shared pusher of that
    * queue): resolves once a worker's window took it, the least-loaded
-   * worker with room first. See {@link Pusher.push} for the errors.
+   * worker with room first.
    */
   push<T = unknown>(name: string, task: T, options?: PushOptions): Promise<void> {
-    return this.pushPull.push<T>(name, task, options);
+    if (this.closing !== undefined) return Promise.reject(closedError());
+    return this.pushPull().push<T>(name, task, options);
   }
 
   /**
@@ -308,31 +405,96 @@ export class Switchboard extends Cluster {
    * reported as a `drop` event on `events$`.
    */
   post<T = unknown>(name: string, value: T, target: PostTarget): void {
+    if (this.closing !== undefined) {
+      this.hub.reportDrop(String(name), 1, 'cannot post: switchboard closed');
+      return;
+    }
     (this.poster ??= new Poster(this.hub)).post(name, value, target);
   }
+
+  // ---- operating -------------------------------------------------------------
 
   /** Per-peer and per-channel counters and queue depths. */
   stats(): SwitchboardStats {
     return {
       node: this.id,
       incarnation: this.incarnation,
-      peers: this.peers(),
+      peers: this.cluster.peers(),
       receivers: this.hub.receiverStats(),
       drops: Object.fromEntries(this.hub.drops),
+      rpc: this.rpcEngine?.stats() ?? NO_RPC_STATS,
     };
   }
 
-  override async close(): Promise<void> {
-    await super.close();
-    this.hub.shutdown(new SwitchboardError(ErrorCode.CLOSED, 'switchboard closed'));
+  /**
+   * Graceful shutdown, bounded by `lingerMs` in all: stop serving and let
+   * running handlers and tasks finish, wait until what this node sent is
+   * delivered, say GOAWAY (exchanging the last delivery reports with each
+   * peer), then end every endpoint: receivers end (`done`), pending
+   * operations fail with ERR_SB_CLOSED. The process can then exit by
+   * itself. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown(true);
+    return this.closing;
   }
 
-  override async destroy(err?: Error): Promise<void> {
-    await super.destroy(err);
-    this.hub.shutdown(
+  /**
+   * Immediate shutdown: everything in flight fails (receivers with
+   * ERR_SB_CLOSED, `err` as its cause); peers are told at once. Idempotent.
+   */
+  destroy(err?: Error): Promise<void> {
+    this.closing ??= this.shutdown(false, err);
+    return this.closing;
+  }
+
+  // ---- internals -------------------------------------------------------------
+
+  private rpc(): Rpc {
+    this.assertOpen();
+    return (this.rpcEngine ??= new Rpc(this.hub));
+  }
+
+  private pubsub(): PubSub {
+    return (this.pubsubEngine ??= new PubSub(this.hub));
+  }
+
+  private pushPull(): PushPull {
+    return (this.pushPullEngine ??= new PushPull(this.hub));
+  }
+
+  private assertOpen(): void {
+    if (this.closing !== undefined) throw closedError();
+  }
+
+  private async shutdown(graceful: boolean, err?: Error): Promise<void> {
+    const started = performance.now();
+    const deadline = started + this.lingerMs;
+    if (graceful) {
+      await Promise.all([
+        this.rpcEngine?.drain(deadline),
+        this.pushPullEngine?.drain(deadline),
+        this.pubsubEngine?.drain(deadline),
+      ]);
+    }
+    this.hub.stopping();
+    if (graceful) await this.cluster.close(Math.max(0, deadline - performance.now()));
+    else await this.cluster.destroy(err);
+    const reason =
       err instanceof SwitchboardError
         ? err
-        : new SwitchboardError(ErrorCode.CLOSED, 'switchboard destroyed', { cause: err }),
-    );
+        : new SwitchboardError(
+            ErrorCode.CLOSED,
+            graceful ? 'switchboard closed' : 'switchboard destroyed',
+            err === undefined ? undefined : { cause: err },
+          );
+    this.rpcEngine?.shutdown(reason);
+    this.pushPullEngine?.shutdown(reason);
+    this.pubsubEngine?.shutdown();
+    this.hub.shutdown(reason, graceful);
   }
+}
+
+function closedError(): SwitchboardError {
+  return new SwitchboardError(ErrorCode.CLOSED, 'switchboard is closed');
 }

@@ -14,29 +14,20 @@ export { ValidationError } from './channel/schema.js';
 export {
   DEFAULT_CALL_OPTIONS,
   DEFAULT_SERVE_OPTIONS,
-  Rpc,
   RpcKind,
-} from './channel/patterns/rpc.js';
+} from './channel/patterns/rpc/types.js';
 
 // ---- pub-sub, push-pull, fire-and-forget ----
-export {
-  DEFAULT_PUBLISHER_OPTIONS,
-  DEFAULT_SUBSCRIBE_OPTIONS,
-  isValidPattern,
-  isValidTopic,
-  Publisher,
-  PubSub,
-  Subscription,
-  topicMatches,
-} from './channel/patterns/pubsub.js';
+export { isValidPattern, isValidTopic, topicMatches } from './channel/patterns/pubsub/topics.js';
+export { DEFAULT_SUBSCRIBE_OPTIONS, Subscription } from './channel/patterns/pubsub/subscription.js';
+export { DEFAULT_PUBLISHER_OPTIONS, Publisher } from './channel/patterns/pubsub/publisher.js';
 export {
   DEFAULT_PUSHER_OPTIONS,
   DEFAULT_WORKER_OPTIONS,
-  Pusher,
-  PushPull,
   TaskError,
-  Worker,
-} from './channel/patterns/pushpull.js';
+} from './channel/patterns/pushpull/task.js';
+export { Pusher } from './channel/patterns/pushpull/pusher.js';
+export { Worker } from './channel/patterns/pushpull/worker.js';
 
 // ---- errors ----
 export {
@@ -44,9 +35,12 @@ export {
   ErrorCode,
   HandshakeError,
   isErrorCode,
+  MessageTooLargeError,
   NotDeliveredError,
   OptionError,
+  PeerLostError,
   ProtocolError,
+  RefusedError,
   RemoteError,
   RendezvousTimeoutError,
   SwitchboardError,
@@ -54,7 +48,9 @@ export {
 
 export type { StartOptions, SwitchboardStats } from './facade.js';
 export type { OverflowPolicy, ReceiverOptions, ReceiverStats } from './channel/receiver.js';
+export type { ReceiveOptions } from './channel/queue.js';
 export type { DeliveryMode, SendOptions, SenderOptions } from './channel/sender.js';
+export type { WaitOptions } from './channel/waits.js';
 export type { StandardResult, StandardSchemaV1 } from './channel/schema.js';
 export type { NodeInfo, NodeSpec } from './switchboard/nodes.js';
 export type { SwitchboardOptions, TlsOptions } from './switchboard/options.js';
@@ -73,15 +69,15 @@ export type {
   StreamCallOptions,
   StreamSource,
   UnaryHandler,
-} from './channel/patterns/rpc.js';
+} from './channel/patterns/rpc/types.js';
 export type {
   Publication,
-  PublisherOptions,
-  PublisherStats,
+  PublicationGap,
   SubscribeOptions,
   SubscriptionOverflow,
   SubscriptionStats,
-} from './channel/patterns/pubsub.js';
+} from './channel/patterns/pubsub/subscription.js';
+export type { PublisherOptions, PublisherStats } from './channel/patterns/pubsub/publisher.js';
 export type {
   PushOptions,
   PusherOptions,
@@ -90,5 +86,5 @@ export type {
   TaskHandler,
   WorkerOptions,
   WorkerStats,
-} from './channel/patterns/pushpull.js';
-export type { PostTarget } from './channel/patterns/post.js';
+} from './channel/patterns/pushpull/task.js';
+export type { PostTarget } from './channel/patterns/post/post.js';

@@ -1,21 +1,47 @@
+/**
+ * The channel core of one switchboard: receivers and senders, the streams
+ * between them (local, or over links), and what happens to each when a
+ * peer's session starts, ends or goes stale. Every pattern is built on what
+ * it hands out (docs/guide.md, "Patterns"):
+ *
+ * - endpoints: {@link ChannelHub.receiver}, {@link ChannelHub.sender},
+ *   MPMC senders and receivers;
+ * - the {@link Directory} of outlets, the {@link Picker}, the shared
+ *   {@link Timeouts}, and {@link Envelope}s for values sent to many places;
+ * - peer sessions through {@link PeerWatcher}: patterns never watch the
+ *   public `events$`.
+ *
+ * Peer loss is handled here once: the messages in flight to a lost peer
+ * are reported to their senders, the messages it had sent that were still
+ * buffered are dropped (their sender reports them, so they must never be
+ * handed out), and its directory entries go.
+ */
 import { debuglog } from 'node:util';
+import type { PeerLostError } from '../errors.js';
 import {
   DecodeError,
   ErrorCode,
+  MessageTooLargeError,
   NotDeliveredError,
   OptionError,
   SwitchboardError,
 } from '../errors.js';
 import { decodeValue, encodeValue } from '../protocol/codec.js';
-import type { CodecContext, HandleRef } from '../protocol/codec.js';
-import { FrameFlag, FrameType } from '../protocol/frame.js';
+import type { CodecContext, HandleRef, PortableHandle } from '../protocol/codec.js';
+import { FrameType } from '../protocol/frame.js';
 import type { ClusterHandler, SwitchboardEvent } from '../switchboard/cluster.js';
 import type { NodeInfo } from '../switchboard/nodes.js';
-import { Receiver, UNLIMITED_CREDIT } from './receiver.js';
-import type { Inlet, ReceiverHost, ReceiverOptions, ReceiverStats } from './receiver.js';
-import { Ring } from './ring.js';
+import { Directory } from './directory.js';
+import { decodeMessage, localValue, MessageEncoder } from './envelope.js';
+import type { LocalRule } from './envelope.js';
+import { Picker } from './picker.js';
+import { Receiver } from './receiver.js';
+import type { ReceiverHooks, ReceiverHost, ReceiverOptions, ReceiverStats } from './receiver.js';
 import { Sender } from './sender.js';
-import type { Outlet, SenderHost, SenderOptions } from './sender.js';
+import type { SenderHooks, SenderHost, SenderOptions } from './sender.js';
+import { LocalStream, RemoteInlet, RemoteOutlet, streamError } from './streams.js';
+import type { StreamHost } from './streams.js';
+import { Timeouts } from './waits.js';
 
 const debug = debuglog('switchboard');
 
@@ -23,8 +49,22 @@ const debug = debuglog('switchboard');
 export interface HubTransport {
   readonly id: number;
   readonly nodes: readonly NodeInfo[];
+  /** This node's `maxMessageSize`, bytes. */
+  readonly maxMessageSize: number;
   hasSession(peer: number): boolean;
+  /** True while `peer` is connected and not suspect. */
+  healthy(peer: number): boolean;
   writable(peer: number): boolean;
+  /** The largest message `peer` accepts (its announced limit, and ours), bytes. */
+  peerLimit(peer: number): number;
+  /**
+   * False when the session with `peer` may have been ended by the peer
+   * (nothing confirmed it lately); a confirmation is then under way and
+   * `onConfirmed` follows. Reads the clock.
+   */
+  fresh(peer: number): boolean;
+  /** As {@link fresh}, at the time the bytes being handled now arrived (no clock read). */
+  freshOnArrival(peer: number): boolean;
   /** `urgent`: written at once, not at the end of the turn (see Link.sendFrame). */
   sendFrame(
     peer: number,
@@ -39,20 +79,23 @@ export interface HubTransport {
   emit(event: SwitchboardEvent): void;
 }
 
-/** A directory entry: something a node offers under a name (an MPMC receiver, an RPC method, a subscription...). */
-export interface DirectoryEntry {
-  readonly node: number;
-  readonly kind: string;
-  readonly name: string;
-  /** The receiver that serves it on `node`. */
-  readonly id: number;
-  readonly meta: unknown;
-}
-
 /** Options of the channel layer. */
 export interface HubOptions {
   /** Encode and decode even when both ends are in this process (tests). Default false. */
   readonly forceEncoding?: boolean;
+  /** Check local values against the encoding rule. Default true. */
+  readonly checkLocalValues?: boolean;
+}
+
+/** A pattern's view of peer sessions. */
+export interface PeerWatcher {
+  /** A session with `node` began (first contact, or after a loss or a restart). */
+  sessionStarted?(node: number): void;
+  /**
+   * The session with `node` ended: its outlets were reported already; what
+   * it sent and the patterns still hold is the pattern's to settle.
+   */
+  sessionEnded?(node: number, error: PeerLostError): void;
 }
 
 const CONTROL_STREAM = 0;
@@ -63,18 +106,28 @@ const CONTROL_STREAM = 0;
  */
 const DELIVERY_REPORT_MS = 10;
 const MAX_PARKED = 4096;
+/** Names of closed receivers remembered, so senders to them fail at once instead of waiting. */
+const MAX_CLOSED_NAMES = 4096;
 
 /** Kinds of handles on the wire. */
 const HandleKind = { MPSC: 'mpsc', MPMC_ONE: 'mpmc-one', MPMC_ALL: 'mpmc-all' } as const;
 
-/**
- * The channel layer of one switchboard: receivers and senders, the streams
- * between them (local or over links), credit, the directory of named
- * offerings, and what happens to each when a peer's session ends.
- */
-export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, SenderHost {
+/** The channel layer of one switchboard. */
+export class ChannelHub
+  implements ClusterHandler, CodecContext, ReceiverHost, SenderHost, StreamHost
+{
+  readonly timeouts = new Timeouts();
+  readonly picker: Picker;
+  readonly directory: Directory;
+  readonly encoder = new MessageEncoder();
+  /** Drops counted per channel name. */
+  readonly drops = new Map<string, number>();
+  readonly forceEncoding: boolean;
+  readonly ownLimit: number;
+  private readonly local: LocalRule;
   private readonly receivers = new Map<number, Receiver<unknown>>();
   private readonly named = new Map<string, Receiver<unknown>>();
+  private readonly closedNames = new Set<string>();
   private nextReceiverId = 1;
   private readonly outStreams: Array<Map<number, RemoteOutlet>>;
   private readonly inStreams: Array<Map<number, RemoteInlet>>;
@@ -84,12 +137,11 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
   /** Named single-target senders waiting for their peer's session to (re)start. */
   private readonly rebind: Array<Set<Sender<unknown>>>;
   private readonly mpmcSenders = new Map<string, Set<Sender<unknown>>>();
-  private readonly directory = new Map<string, Map<string, DirectoryEntry>>();
-  private readonly local = new Map<string, DirectoryEntry>();
-  private readonly watchers = new Map<string, Set<() => void>>();
-  private readonly forceEncoding: boolean;
   private readonly senders = new Set<Sender<unknown>>();
-  private closed = false;
+  /** Receivers with handles out on other nodes, not yet used there. */
+  private readonly shippers = new Set<Receiver<unknown>>();
+  private readonly watchers = new Set<PeerWatcher>();
+  private state: 'open' | 'stopping' | 'closed' = 'open';
   /** Inlets whose delivered count the sender has not heard yet. */
   private reports: RemoteInlet[] = [];
   private reportTimer: NodeJS.Timeout | undefined;
@@ -97,18 +149,8 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     this.reportTimer = undefined;
     const due = this.reports;
     this.reports = [];
-    if (this.closed) return;
     for (const inlet of due) inlet.report();
   };
-  private readonly reportSoon = (inlet: RemoteInlet): void => {
-    this.reports.push(inlet);
-    if (this.reportTimer === undefined) {
-      this.reportTimer = setTimeout(this.sendReports, DELIVERY_REPORT_MS);
-      this.reportTimer.unref();
-    }
-  };
-  /** Drops counted per channel name. */
-  readonly drops = new Map<string, number>();
 
   constructor(
     /** The cluster layer underneath. */
@@ -121,10 +163,33 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     this.nextStream = new Array<number>(n).fill(1);
     this.rebind = Array.from({ length: n }, () => new Set<Sender<unknown>>());
     this.forceEncoding = options.forceEncoding === true;
+    this.local = { forceEncoding: this.forceEncoding, check: options.checkLocalValues !== false };
+    this.ownLimit = transport.maxMessageSize;
+    this.picker = new Picker({
+      healthy: (node) => node === transport.id || transport.healthy(node),
+    });
+    this.directory = new Directory({
+      self: transport.id,
+      nodeCount: n,
+      hasSession: (p) => transport.hasSession(p),
+      sendControl: (p, payload) =>
+        transport.sendFrame(p, FrameType.CONTROL, 0, CONTROL_STREAM, payload),
+      malformed: (_p, error) => transport.emit({ type: 'error', error }),
+    });
   }
 
   get self(): number {
     return this.transport.id;
+  }
+
+  /** The node list. */
+  get nodes(): readonly NodeInfo[] {
+    return this.transport.nodes;
+  }
+
+  /** True once the switchboard began closing. */
+  get closed(): boolean {
+    return this.state !== 'open';
   }
 
   // ---- endpoints ---------------------------------------------------------
@@ -134,6 +199,7 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     name: string | undefined,
     options: ReceiverOptions<T> = {},
     defaultExpect = Number.POSITIVE_INFINITY,
+    hooks?: ReceiverHooks,
   ): Receiver<T> {
     this.assertOpen();
     if (name !== undefined) {
@@ -146,18 +212,20 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
         );
     }
     const id = this.nextReceiverId++;
-    const r = new Receiver<T>(name ?? `#${id}`, id, this.self, this, options, defaultExpect);
-    this.receivers.set(id, r as Receiver<unknown>);
+    const r = new Receiver<T>(name ?? `#${id}`, id, this.self, this, options, defaultExpect, hooks);
+    const any = r as Receiver<unknown>;
+    this.receivers.set(id, any);
     if (name !== undefined) {
-      this.named.set(name, r as Receiver<unknown>);
+      this.named.set(name, any);
+      this.closedNames.delete(name);
       const waiting = this.parked.get(name);
       if (waiting !== undefined) {
         this.parked.delete(name);
         this.parkedCount -= waiting.length;
         for (const inlet of waiting) {
-          if (inlet instanceof RemoteInlet) inlet.receiver = r as Receiver<unknown>;
-          else inlet.bind(r as Receiver<unknown>);
-          r.attach(inlet);
+          if (inlet instanceof RemoteInlet) inlet.receiver = any;
+          else inlet.bind(any);
+          any.attach(inlet);
         }
       }
     }
@@ -168,25 +236,31 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
   sender<T>(
     target: { node: number; name?: string; id?: number },
     options: SenderOptions<T> = {},
+    hooks?: SenderHooks,
   ): Sender<T> {
     this.assertOpen();
     const node = target.node;
-    if (!Number.isInteger(node) || node < 0 || node >= this.transport.nodes.length) {
+    if (!Number.isInteger(node) || node < 0 || node >= this.nodes.length) {
       throw new OptionError(
         'node',
-        `must be a node index (0..${this.transport.nodes.length - 1}), got ${String(node)}`,
+        `must be a node index (0..${this.nodes.length - 1}), got ${String(node)}`,
       );
     }
+    if (target.name !== undefined && (typeof target.name !== 'string' || target.name.length === 0))
+      throw new OptionError('name', 'must be a non-empty string');
     const ref: HandleRef =
       target.name !== undefined
         ? { kind: HandleKind.MPSC, node, id: 0, name: target.name }
         : { kind: HandleKind.MPSC, node, id: target.id ?? 0 };
-    return this.track(new Sender<T>(this, ref, 'single', options));
+    return this.track(new Sender<T>(this, ref, 'single', options, hooks));
   }
 
   /** A sender to every (`all`) or any one (`one`) receiver of the MPMC channel `name`. */
   mpmcSender<T>(name: string, mode: 'one' | 'all', options: SenderOptions<T> = {}): Sender<T> {
     this.assertOpen();
+    if (typeof name !== 'string' || name.length === 0)
+      throw new OptionError('name', 'must be a non-empty string');
+    if (mode !== 'one' && mode !== 'all') throw new OptionError('mode', 'must be "one" or "all"');
     const ref: HandleRef = {
       kind: mode === 'all' ? HandleKind.MPMC_ALL : HandleKind.MPMC_ONE,
       node: 0,
@@ -198,64 +272,31 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
 
   /** A receiver of the MPMC channel `name`, announced cluster-wide. */
   mpmcReceiver<T>(name: string, options: ReceiverOptions<T> = {}): Receiver<T> {
+    if (typeof name !== 'string' || name.length === 0)
+      throw new OptionError('name', 'must be a non-empty string');
     const r = this.receiver<T>(undefined, options);
-    this.announce('mpmc', name, r.id, null);
+    this.directory.announce('mpmc', name, r.id, null);
     return r;
   }
 
-  // ---- directory ---------------------------------------------------------
-
-  /** Offers `(kind, name)` served by local receiver `id`, to every node. */
-  announce(kind: string, name: string, id: number, meta: unknown): void {
-    const e: DirectoryEntry = { node: this.self, kind, name, id, meta };
-    this.local.set(entryKey(kind, name, this.self, id), e);
-    this.applyEntry(e, true);
-    const payload = encodeValue({ op: 'add', e: [kind, name, id, meta] });
-    for (let p = 0; p < this.transport.nodes.length; p++) {
-      if (p !== this.self && this.transport.hasSession(p))
-        this.transport.sendFrame(p, FrameType.CONTROL, 0, CONTROL_STREAM, payload);
-    }
+  /** Watches peer sessions (patterns); returns the unsubscribe. */
+  watchPeers(w: PeerWatcher): () => void {
+    this.watchers.add(w);
+    return () => this.watchers.delete(w);
   }
 
-  /** Withdraws an offer made with {@link announce}. */
-  withdraw(kind: string, name: string, id: number): void {
-    if (!this.local.delete(entryKey(kind, name, this.self, id))) return;
-    this.applyEntry({ node: this.self, kind, name, id, meta: null }, false);
-    if (this.closed) return;
-    const payload = encodeValue({ op: 'del', e: [kind, name, id] });
-    for (let p = 0; p < this.transport.nodes.length; p++) {
-      if (p !== this.self && this.transport.hasSession(p))
-        this.transport.sendFrame(p, FrameType.CONTROL, 0, CONTROL_STREAM, payload);
-    }
-  }
-
-  /** Entries for `(kind, name)` across the cluster (this node included). */
-  lookup(kind: string, name: string): DirectoryEntry[] {
-    return [...(this.directory.get(kind + '\0' + name)?.values() ?? [])];
-  }
-
-  /** Every entry of `kind`, whatever the name. */
-  lookupKind(kind: string): DirectoryEntry[] {
-    const out: DirectoryEntry[] = [];
-    for (const [key, m] of this.directory) if (key.startsWith(kind + '\0')) out.push(...m.values());
-    return out;
-  }
-
-  /** Calls `fn` whenever entries of `(kind, name)` change (`name` undefined: any name of `kind`). Returns an unsubscribe. */
-  watch(kind: string, name: string | undefined, fn: () => void): () => void {
-    const key = name === undefined ? kind + '\0*' : kind + '\0' + name;
-    let set = this.watchers.get(key);
-    if (set === undefined) this.watchers.set(key, (set = new Set()));
-    set.add(fn);
-    return () => set.delete(fn);
+  /** True when `node` is this node or a connected, non-suspect peer. */
+  healthy(node: number): boolean {
+    return node === this.self || this.transport.healthy(node);
   }
 
   // ---- ClusterHandler ----------------------------------------------------
 
   onMessage(peer: number, stream: number, flags: number, message: Buffer): void {
     const inlet = this.inStreams[peer]!.get(stream);
-    if (inlet === undefined || inlet.receiver === undefined) return;
+    if (inlet === undefined || inlet.receiver === undefined || inlet.closing) return;
     const r = inlet.receiver;
+    inlet.received++;
     if (!r.withinCredit(inlet)) {
       // The peer ignores flow control: end this stream, keep the link.
       this.inStreams[peer]!.delete(stream);
@@ -268,23 +309,38 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
       this.transport.emit({ type: 'link-error', node: peer, error: err });
       return;
     }
-    let value: unknown;
-    if ((flags & FrameFlag.RAW) !== 0) {
-      // Zero-copy, like byte strings inside CBOR: a view into the read
-      // chunk. An application keeping many small ones copies them.
-      value = message;
-    } else {
-      try {
-        value = decodeValue(message, this);
-      } catch (err) {
-        const e =
-          err instanceof SwitchboardError ? err : new DecodeError(String(err), { cause: err });
-        r.rejectMessage(inlet, message.length, e);
-        this.sendError(peer, stream, e);
-        return;
-      }
+    if (message.length > this.ownLimit) {
+      r.reject(
+        inlet,
+        message.length,
+        new MessageTooLargeError(this.self, message.length, this.ownLimit, `receiver ${r.name}`),
+      );
+      return;
     }
-    r.push(value, inlet, message.length);
+    let value: unknown;
+    try {
+      value = decodeMessage(flags, message, this);
+    } catch (err) {
+      r.reject(
+        inlet,
+        message.length,
+        err instanceof SwitchboardError ? err : new DecodeError(String(err), { cause: err }),
+      );
+      return;
+    }
+    r.push(value, inlet, message.length, this.transport.freshOnArrival(peer));
+  }
+
+  /** A message the link refused to reassemble: larger than this node's maxMessageSize. */
+  onOversize(peer: number, stream: number, size: number): void {
+    const inlet = this.inStreams[peer]!.get(stream);
+    if (inlet === undefined || inlet.receiver === undefined || inlet.closing) return;
+    inlet.received++;
+    inlet.receiver.reject(
+      inlet,
+      0,
+      new MessageTooLargeError(this.self, size, this.ownLimit, `receiver ${inlet.receiver.name}`),
+    );
   }
 
   onControl(peer: number, type: number, _flags: number, stream: number, payload: Buffer): void {
@@ -304,24 +360,35 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
           if (o !== undefined)
             this.outletEnded(
               o,
-              this.remoteError(payload, ErrorCode.NO_RECEIVER, 'receiver closed'),
+              streamError(payload, ErrorCode.NO_RECEIVER, 'receiver closed', decodeQuiet).error,
             );
         } else {
           const inlet = this.inStreams[peer]!.get(stream);
-          if (inlet === undefined) return;
-          this.inStreams[peer]!.delete(stream);
-          this.unpark(inlet);
-          inlet.receiver?.detach(inlet);
+          if (inlet === undefined || inlet.closing) return;
+          if (inlet.receiver === undefined) {
+            this.inStreams[peer]!.delete(stream);
+            this.unpark(inlet);
+            return;
+          }
+          inlet.receiver.detach(inlet);
+          // Kept until the receiver has finished with what it buffered: the sender still counts it.
+          inlet.senderClosed();
         }
         return;
       case FrameType.ERROR: {
         const o = this.outStreams[peer]!.get(stream);
-        if (o !== undefined)
-          o.sender.refused(this.remoteError(payload, ErrorCode.DECODE, 'message refused'));
+        if (o === undefined) return;
+        const { error, seq } = streamError(
+          payload,
+          ErrorCode.DECODE,
+          'message refused',
+          decodeQuiet,
+        );
+        o.onRefused(error, seq);
         return;
       }
       case FrameType.CONTROL:
-        return this.onDirectory(peer, payload);
+        return this.directory.onControl(peer, payload);
       default:
         return;
     }
@@ -337,46 +404,47 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
   }
 
   onSessionStart(peer: number): void {
-    const entries = [...this.local.values()].map((e) => [e.kind, e.name, e.id, e.meta]);
-    if (entries.length > 0)
-      this.transport.sendFrame(
-        peer,
-        FrameType.CONTROL,
-        0,
-        CONTROL_STREAM,
-        encodeValue({ op: 'snap', entries }),
-      );
+    this.directory.sessionStarted(peer);
     const waiting = [...this.rebind[peer]!];
     this.rebind[peer]!.clear();
     for (const s of waiting) if (!s.closed) this.connectSingle(s);
+    for (const w of [...this.watchers]) w.sessionStarted?.(peer);
   }
 
-  onSessionEnd(peer: number, reason: SwitchboardError): void {
+  onSessionEnd(peer: number, reason: PeerLostError): void {
     debug('node %d: session with %d ended: %s', this.self, peer, reason.message);
-    const lost =
-      reason instanceof NotDeliveredError
-        ? reason
-        : new NotDeliveredError(peer, reason.message, { cause: reason });
+    const lost = new NotDeliveredError(peer, reason.message, { cause: reason });
     const outs = [...this.outStreams[peer]!.values()];
     this.outStreams[peer]!.clear();
     for (const o of outs) this.outletEnded(o, lost, true);
+    this.directory.sessionEnded(peer);
+    for (const w of [...this.watchers]) w.sessionEnded?.(peer, reason);
     const ins = [...this.inStreams[peer]!.values()];
     this.inStreams[peer]!.clear();
+    const quiet = this.state !== 'open';
     for (const inlet of ins) {
-      this.unpark(inlet);
-      inlet.receiver?.detach(inlet);
+      if (inlet.receiver === undefined) this.unpark(inlet);
+      else inlet.receiver.lost(inlet, reason, quiet);
     }
-    // Forget what the peer offered.
-    for (const [key, m] of this.directory) {
-      let changed = false;
-      for (const [k, e] of m) {
-        if (e.node === peer) {
-          m.delete(k);
-          changed = true;
-        }
-      }
-      if (changed) this.notify(key);
+    for (const r of [...this.shippers]) {
+      if (quiet) break;
+      r.nodeLost(peer, reason);
     }
+  }
+
+  /** A stale session with `peer` was confirmed: held messages may go. */
+  onConfirmed(peer: number): void {
+    debug('node %d: session with %d confirmed', this.self, peer);
+    for (const r of this.receivers.values()) r.release();
+  }
+
+  /**
+   * `peer` is closing gracefully (its GOAWAY came), or this node is: tell it
+   * exactly what was delivered of its streams, so that it reports only the
+   * rest. Buffered messages from it are dropped by the session's end.
+   */
+  finalReports(peer: number): void {
+    for (const inlet of this.inStreams[peer]!.values()) inlet.report();
   }
 
   // ---- CodecContext ------------------------------------------------------
@@ -394,7 +462,7 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     }
   }
 
-  // ---- SenderHost / ReceiverHost -----------------------------------------
+  // ---- SenderHost / ReceiverHost / StreamHost ----------------------------
 
   connect(sender: Sender<unknown>): void {
     if (sender.mode === 'single') {
@@ -405,7 +473,7 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     let set = this.mpmcSenders.get(name);
     if (set === undefined) {
       this.mpmcSenders.set(name, (set = new Set()));
-      this.watch('mpmc', name, () => this.refreshMpmc(name));
+      this.directory.watch('mpmc', name, () => this.refreshMpmc(name));
     }
     set.add(sender);
     this.refreshMpmcSender(sender);
@@ -419,15 +487,120 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
 
   receiverClosed(receiver: Receiver<unknown>): void {
     this.receivers.delete(receiver.id);
-    if (this.named.get(receiver.name) === receiver) this.named.delete(receiver.name);
-    for (const e of [...this.local.values()])
-      if (e.id === receiver.id) this.withdraw(e.kind, e.name, e.id);
+    this.shippers.delete(receiver);
+    if (this.named.get(receiver.name) === receiver) {
+      this.named.delete(receiver.name);
+      this.closedNames.add(receiver.name);
+      if (this.closedNames.size > MAX_CLOSED_NAMES)
+        this.closedNames.delete(this.closedNames.values().next().value!);
+    }
+    this.directory.withdrawReceiver(receiver.id);
   }
 
   reportDrop(channel: string, count: number, reason: string): void {
     this.drops.set(channel, (this.drops.get(channel) ?? 0) + count);
     this.transport.emit({ type: 'drop', channel, count, reason });
   }
+
+  writable(peer: number): boolean {
+    return this.transport.writable(peer);
+  }
+
+  peerLimit(peer: number): number {
+    return this.transport.peerLimit(peer);
+  }
+
+  fresh(peer: number): boolean {
+    return this.transport.fresh(peer);
+  }
+
+  sendFrame(
+    peer: number,
+    type: number,
+    stream: number,
+    payload?: Uint8Array,
+    urgent?: boolean,
+  ): void {
+    this.transport.sendFrame(peer, type, 0, stream, payload, urgent);
+  }
+
+  sendMessage(
+    peer: number,
+    stream: number,
+    flags: number,
+    bytes: Uint8Array,
+    owned: boolean,
+  ): void {
+    this.transport.sendMessage(peer, stream, flags, bytes, owned);
+  }
+
+  reportSoon(inlet: RemoteInlet): void {
+    this.reports.push(inlet);
+    if (this.reportTimer === undefined) {
+      this.reportTimer = setTimeout(this.sendReports, DELIVERY_REPORT_MS);
+      this.reportTimer.unref();
+    }
+  }
+
+  shipped(peer: number, handles: readonly PortableHandle[]): void {
+    for (const h of handles) {
+      if (!(h instanceof Sender) || h.mode !== 'single') continue;
+      const t = h.target;
+      if (t.node !== this.self) continue;
+      const r = t.name !== undefined ? this.named.get(t.name) : this.receivers.get(t.id);
+      if (r === undefined) continue;
+      r.shippedTo(peer);
+      this.shippers.add(r);
+    }
+  }
+
+  outletDone(outlet: RemoteOutlet | LocalStream): void {
+    if (outlet instanceof RemoteOutlet) {
+      if (this.outStreams[outlet.node]!.get(outlet.stream) === outlet)
+        this.outStreams[outlet.node]!.delete(outlet.stream);
+    } else if (outlet.receiver === undefined) {
+      this.unpark(outlet);
+    }
+    outlet.sender.outletSettled();
+  }
+
+  inletDone(inlet: RemoteInlet): void {
+    if (this.inStreams[inlet.node]!.get(inlet.stream) === inlet)
+      this.inStreams[inlet.node]!.delete(inlet.stream);
+  }
+
+  localValue(value: unknown): unknown {
+    return localValue(value, this.local, this);
+  }
+
+  /** An outlet can no longer deliver: report what it had in flight and tell its sender. */
+  outletEnded(o: RemoteOutlet | LocalStream, error: SwitchboardError, sessionLost = false): void {
+    const wasClosing = o.state === 'closing';
+    const inflight = o.terminate(error);
+    if (o instanceof RemoteOutlet && this.outStreams[o.node]!.get(o.stream) === o)
+      this.outStreams[o.node]!.delete(o.stream);
+    const s = o.sender;
+    if (typeof inflight === 'number') s.lost(inflight, error);
+    else s.undelivered(inflight, error);
+    if (wasClosing || s.finished) {
+      s.outletSettled();
+      return;
+    }
+    if (s.mode !== 'single') {
+      s.outlets = s.outlets.filter((x) => x !== o);
+      s.pump();
+      return;
+    }
+    if (sessionLost && s.target.name !== undefined) {
+      // A named receiver can be reached again once its node is back.
+      s.outlets = [];
+      this.rebind[o.node]!.add(s);
+      return;
+    }
+    s.fail(error);
+  }
+
+  // ---- stats and lifecycle -------------------------------------------------
 
   /** Per-receiver counters. */
   receiverStats(): ReceiverStats[] {
@@ -443,12 +616,37 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     }));
   }
 
-  /** Closes every endpoint (the switchboard is closing). */
-  shutdown(reason: SwitchboardError): void {
-    if (this.closed) return;
-    this.closed = true;
+  /** Messages sent to `peer` that it has not reported finished with. */
+  inflight(peer: number): number {
+    let n = 0;
+    for (const o of this.outStreams[peer]!.values()) n += o.inflight;
+    return n;
+  }
+
+  /**
+   * The switchboard is closing: from now on the sessions that end are ours
+   * to end (receivers do not fail because of them), and no endpoint can be made.
+   */
+  stopping(): void {
+    if (this.state === 'open') this.state = 'stopping';
+  }
+
+  /**
+   * Ends every endpoint. Graceful (`close()`): receivers end (`done`).
+   * Otherwise (`destroy()`): receivers fail with `reason`. Senders fail
+   * with `reason` either way.
+   */
+  shutdown(reason: SwitchboardError, graceful: boolean): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
     for (const s of [...this.senders]) s.fail(reason);
-    for (const r of [...this.receivers.values()]) r.close();
+    for (const r of [...this.receivers.values()]) {
+      if (graceful) r.close();
+      else r.fail(reason);
+    }
+    clearTimeout(this.reportTimer);
+    this.reports = [];
+    this.timeouts.clear();
   }
 
   // ---- internals ---------------------------------------------------------
@@ -467,11 +665,16 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
       if (r !== undefined) {
         stream.bind(r);
         r.attach(stream);
-      } else if (t.name !== undefined) {
+      } else if (t.name !== undefined && !this.closedNames.has(t.name)) {
         this.park(t.name, stream);
       } else {
         stream.end(
-          new SwitchboardError(ErrorCode.NO_RECEIVER, `no receiver #${t.id} on node ${t.node}`),
+          new SwitchboardError(
+            ErrorCode.NO_RECEIVER,
+            t.name !== undefined
+              ? `receiver "${t.name}" on node ${t.node} is closed`
+              : `no receiver #${t.id} on node ${t.node}`,
+          ),
         );
       }
       return;
@@ -511,13 +714,14 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
   /** Makes an MPMC sender's outlets match the directory: one per receiver. */
   private refreshMpmcSender(sender: Sender<unknown>): void {
     if (sender.closed) return;
-    const entries = this.lookup('mpmc', sender.target.name!);
+    const entries = this.directory.lookup('mpmc', sender.target.name!);
     const want = new Set(entries.map((e) => `${e.node}:${e.id}`));
-    const keep: Outlet[] = [];
-    for (const o of sender.outlets) {
-      if (want.has(`${o.node}:${o.receiverId}`) && o.state !== 'closed') {
+    const keep: Array<RemoteOutlet | LocalStream> = [];
+    for (const o of sender.outlets as Array<RemoteOutlet | LocalStream>) {
+      const key = `${o.node}:${o.receiverId}`;
+      if (want.has(key) && o.state !== 'closed' && o.state !== 'closing') {
         keep.push(o);
-        want.delete(`${o.node}:${o.receiverId}`);
+        want.delete(key);
       } else if (o.state !== 'closed') {
         o.close();
       }
@@ -540,26 +744,6 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     sender.pump();
   }
 
-  /** An outlet can no longer deliver: report what it had in flight and tell its sender. */
-  outletEnded(o: RemoteOutlet | LocalStream, error: SwitchboardError, sessionLost = false): void {
-    const inflight = o.terminate(error);
-    if (o instanceof RemoteOutlet) this.outStreams[o.node]!.delete(o.stream);
-    const s = o.sender;
-    s.undelivered(inflight, error);
-    if (s.mode !== 'single') {
-      s.outlets = s.outlets.filter((x) => x !== o);
-      s.pump();
-      return;
-    }
-    if (sessionLost && s.target.name !== undefined && !s.closed) {
-      // A named receiver can be reached again once its node is back.
-      s.outlets = [];
-      this.rebind[o.node]!.add(s);
-      return;
-    }
-    s.fail(error);
-  }
-
   private onOpen(peer: number, stream: number, payload: Buffer): void {
     let target: { id?: unknown; name?: unknown };
     try {
@@ -577,37 +761,28 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
       );
       return;
     }
-    const inlet = new RemoteInlet(this.transport, peer, stream, this.reportSoon);
+    const inlet = new RemoteInlet(this, peer, stream);
     this.inStreams[peer]!.set(stream, inlet);
+    const refuse = (message: string): void => {
+      this.inStreams[peer]!.delete(stream);
+      inlet.end(new SwitchboardError(ErrorCode.NO_RECEIVER, message));
+    };
     if (typeof target.name === 'string') {
       const r = this.named.get(target.name);
       if (r !== undefined) {
         inlet.receiver = r;
         r.attach(inlet);
+      } else if (this.closedNames.has(target.name)) {
+        refuse(`receiver "${target.name}" on node ${this.self} is closed`);
       } else if (this.parkedCount < MAX_PARKED) {
         this.park(target.name, inlet);
       } else {
-        this.inStreams[peer]!.delete(stream);
-        inlet.end(
-          new SwitchboardError(
-            ErrorCode.NO_RECEIVER,
-            `too many senders waiting for receivers on node ${this.self}`,
-          ),
-        );
+        refuse(`too many senders waiting for receivers on node ${this.self}`);
       }
       return;
     }
     const r = typeof target.id === 'number' ? this.receivers.get(target.id) : undefined;
-    if (r === undefined) {
-      this.inStreams[peer]!.delete(stream);
-      inlet.end(
-        new SwitchboardError(
-          ErrorCode.NO_RECEIVER,
-          `no receiver #${String(target.id)} on node ${this.self}`,
-        ),
-      );
-      return;
-    }
+    if (r === undefined) return refuse(`no receiver #${String(target.id)} on node ${this.self}`);
     inlet.receiver = r;
     r.attach(inlet);
   }
@@ -632,125 +807,16 @@ export class ChannelHub implements ClusterHandler, CodecContext, ReceiverHost, S
     }
   }
 
-  /** Forgets a remote outlet closed by its sender. */
-  forgetOutlet(o: RemoteOutlet): void {
-    this.outStreams[o.node]!.delete(o.stream);
-  }
-
-  /** Forgets a local stream that never found its receiver. */
-  dropParked(stream: LocalStream): void {
-    this.unpark(stream);
-  }
-
-  private onDirectory(peer: number, payload: Buffer): void {
-    let msg: { op?: unknown; e?: unknown; entries?: unknown };
-    try {
-      const decoded = decodeValue(payload);
-      if (typeof decoded !== 'object' || decoded === null) {
-        throw new DecodeError('directory message is not a map');
-      }
-      msg = decoded;
-    } catch (err) {
-      this.transport.emit({ type: 'error', error: err as Error });
-      return;
-    }
-    const parse = (raw: unknown): DirectoryEntry | undefined => {
-      if (
-        !Array.isArray(raw) ||
-        typeof raw[0] !== 'string' ||
-        typeof raw[1] !== 'string' ||
-        typeof raw[2] !== 'number'
-      )
-        return undefined;
-      return { node: peer, kind: raw[0], name: raw[1], id: raw[2], meta: raw[3] ?? null };
-    };
-    if (msg.op === 'snap' && Array.isArray(msg.entries)) {
-      for (const raw of msg.entries) {
-        const e = parse(raw);
-        if (e !== undefined) this.applyEntry(e, true);
-      }
-    } else if (msg.op === 'add' || msg.op === 'del') {
-      const e = parse(msg.e);
-      if (e !== undefined) this.applyEntry(e, msg.op === 'add');
-    }
-  }
-
-  private applyEntry(e: DirectoryEntry, add: boolean): void {
-    const key = e.kind + '\0' + e.name;
-    let m = this.directory.get(key);
-    if (m === undefined) {
-      if (!add) return;
-      this.directory.set(key, (m = new Map<string, DirectoryEntry>()));
-    }
-    const k = `${e.node}:${e.id}`;
-    if (add) m.set(k, e);
-    else m.delete(k);
-    if (m.size === 0) this.directory.delete(key);
-    this.notify(key);
-  }
-
-  private notify(key: string): void {
-    for (const fn of [...(this.watchers.get(key) ?? [])]) fn();
-    const kind = key.slice(0, key.indexOf('\0'));
-    for (const fn of [...(this.watchers.get(kind + '\0*') ?? [])]) fn();
-  }
-
   private allocStream(peer: number): number {
     const n = this.nextStream[peer]!;
     this.nextStream[peer] = n >= 0x7fff_ffff ? 1 : n + 1;
     return ((this.self > peer ? 0x8000_0000 : 0) | n) >>> 0;
   }
 
-  private sendError(peer: number, stream: number, err: SwitchboardError): void {
-    this.transport.sendFrame(
-      peer,
-      FrameType.ERROR,
-      0,
-      stream,
-      encodeValue({ code: err.code, message: err.message }),
-    );
-  }
-
-  private remoteError(payload: Buffer, code: ErrorCode, fallback: string): SwitchboardError {
-    try {
-      const m = decodeValue(payload) as { code?: unknown; message?: unknown } | undefined;
-      if (m !== undefined && typeof m.message === 'string') {
-        const c =
-          typeof m.code === 'string' && Object.values(ErrorCode).includes(m.code as ErrorCode)
-            ? (m.code as ErrorCode)
-            : code;
-        return new SwitchboardError(c, m.message);
-      }
-    } catch {
-      // Fall through to the generic error.
-    }
-    return new SwitchboardError(code, fallback);
-  }
-
-  /**
-   * Encodes a message body: raw bytes as they are (the caller's memory, so
-   * the link copies what it keeps), anything else as CBOR (fresh bytes,
-   * handed over).
-   */
-  encodeBody(value: unknown): { flags: number; bytes: Uint8Array } {
-    if (value instanceof Uint8Array) return { flags: FrameFlag.RAW, bytes: value };
-    return { flags: 0, bytes: encodeValue(value) };
-  }
-
-  /** The local path with `forceEncoding`: what a remote receiver would get. */
-  roundTrip(value: unknown): unknown {
-    if (!this.forceEncoding) return value;
-    const { flags, bytes } = this.encodeBody(value);
-    return (flags & FrameFlag.RAW) !== 0 ? Buffer.from(bytes) : decodeValue(bytes, this);
-  }
-
   private assertOpen(): void {
-    if (this.closed) throw new SwitchboardError(ErrorCode.CLOSED, 'switchboard is closed');
+    if (this.state === 'closed')
+      throw new SwitchboardError(ErrorCode.CLOSED, 'switchboard is closed');
   }
-}
-
-function entryKey(kind: string, name: string, node: number, id: number): string {
-  return `${kind}\0${name}\0${node}:${id}`;
 }
 
 /** True if `stream` on the link to `peer` was opened by this node (the top bit says which side opened it). */
@@ -758,212 +824,6 @@ function openedBy(self: number, peer: number, stream: number): boolean {
   return stream >>> 31 === (self > peer ? 1 : 0);
 }
 
-/** Sender side of a stream to a receiver on another node. */
-class RemoteOutlet implements Outlet {
-  credit = 0;
-  creditBytes = 0;
-  state: 'opening' | 'open' | 'closed' = 'opening';
-  error: SwitchboardError | undefined;
-  private sentCount = 0;
-  private deliveredCount = 0;
-  private lossy = false;
-  private readonly inflightValues = new Ring<unknown>(16);
-
-  constructor(
-    private readonly hub: ChannelHub,
-    readonly sender: Sender<unknown>,
-    readonly node: number,
-    readonly receiverId: number,
-    readonly stream: number,
-  ) {}
-
-  get inflight(): number {
-    return this.sentCount - this.deliveredCount;
-  }
-
-  ready(): boolean {
-    return this.hub.transport.writable(this.node);
-  }
-
-  transmit(value: unknown): void {
-    const { flags, bytes } = this.hub.encodeBody(value);
-    this.hub.transport.sendMessage(
-      this.node,
-      this.stream,
-      flags,
-      bytes,
-      (flags & FrameFlag.RAW) === 0,
-    );
-    this.sentCount++;
-    // A lossy receiver granted unlimited credit once and never tops it up:
-    // spending it would stall the stream after ~1 GiB.
-    if (this.lossy) return;
-    this.credit--;
-    this.creditBytes -= bytes.length;
-    this.inflightValues.push(value);
-  }
-
-  onCredit(messages: number, bytes: number, delivered: number): void {
-    if (this.state === 'closed') return;
-    if (messages >= UNLIMITED_CREDIT) {
-      // A lossy receiver: never waits, so nothing is tracked in flight.
-      this.lossy = true;
-      this.inflightValues.drain();
-    }
-    this.credit += messages;
-    this.creditBytes += bytes;
-    if (delivered > this.deliveredCount) {
-      this.inflightValues.discard(delivered - this.deliveredCount);
-      this.deliveredCount = delivered;
-    }
-    this.state = 'open';
-    this.sender.pump();
-  }
-
-  close(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    this.hub.forgetOutlet(this);
-    this.hub.transport.sendFrame(this.node, FrameType.CLOSE, 0, this.stream);
-  }
-
-  /** Ends the outlet; returns the messages not known to be delivered. */
-  terminate(error: SwitchboardError): unknown[] {
-    this.state = 'closed';
-    this.error = error;
-    return this.inflightValues.drain();
-  }
-}
-
-/** Receiver side of a stream from a sender on another node. */
-class RemoteInlet implements Inlet {
-  credit = 0;
-  creditBytes = 0;
-  delivered = 0;
-  receiver: Receiver<unknown> | undefined;
-  /** The delivered count the sender was last told. */
-  private reported = 0;
-  private reportQueued = false;
-
-  constructor(
-    private readonly transport: HubTransport,
-    readonly peer: number,
-    readonly stream: number,
-    private readonly reportSoon: (inlet: RemoteInlet) => void,
-  ) {}
-
-  deliveredChanged(): void {
-    if (this.reportQueued || this.delivered === this.reported) return;
-    this.reportQueued = true;
-    this.reportSoon(this);
-  }
-
-  /** Tells the sender the delivered count, unless a grant already did. */
-  report(): void {
-    this.reportQueued = false;
-    if (this.receiver !== undefined && this.delivered > this.reported) {
-      this.grant(0, 0, this.delivered);
-    }
-  }
-
-  grant(messages: number, bytes: number, delivered: number): void {
-    this.reported = delivered;
-    const b = Buffer.allocUnsafe(16);
-    b.writeUInt32BE(messages >>> 0, 0);
-    b.writeUInt32BE(Math.max(0, Math.min(bytes, 0xffff_ffff)) >>> 0, 4);
-    b.writeUInt32BE(Math.floor(delivered / 0x1_0000_0000), 8);
-    b.writeUInt32BE(delivered >>> 0, 12);
-    // A grant keeps the sender's pipe full: at once. A delivery report
-    // (nothing granted) waits for the end of the turn like other frames.
-    this.transport.sendFrame(
-      this.peer,
-      FrameType.CREDIT,
-      0,
-      this.stream,
-      b,
-      messages > 0 || bytes > 0,
-    );
-  }
-
-  end(error: SwitchboardError): void {
-    // Credit reports deliveries lazily (batched): say exactly how many were
-    // taken, so the sender reports only the others as not delivered.
-    if (this.delivered > 0) this.grant(0, 0, this.delivered);
-    this.transport.sendFrame(
-      this.peer,
-      FrameType.CLOSE,
-      0,
-      this.stream,
-      encodeValue({ code: error.code, message: error.message }),
-    );
-  }
-}
-
-/**
- * Both ends of a stream inside one process: no encoding, no socket, the
- * same credit rules. The receiver gets the very object that was sent
- * (unless the hub forces encoding).
- */
-class LocalStream implements Outlet, Inlet {
-  credit = 0;
-  creditBytes = 0;
-  delivered = 0;
-  state: 'opening' | 'open' | 'closed' = 'opening';
-  error: SwitchboardError | undefined;
-  receiver: Receiver<unknown> | undefined;
-  readonly receiverId: number = 0;
-  readonly node: number;
-  private dropped: unknown[] | undefined;
-
-  constructor(
-    readonly sender: Sender<unknown>,
-    private readonly hub: ChannelHub,
-  ) {
-    this.node = hub.self;
-  }
-
-  get inflight(): number {
-    return 0;
-  }
-
-  bind(r: Receiver<unknown>): void {
-    this.receiver = r;
-    (this as { receiverId: number }).receiverId = r.id;
-  }
-
-  ready(): boolean {
-    return true;
-  }
-
-  transmit(value: unknown): void {
-    this.receiver!.push(this.hub.roundTrip(value), this, 0);
-  }
-
-  grant(): void {
-    if (this.state === 'closed') return;
-    this.state = 'open';
-    this.sender.pump();
-  }
-
-  end(error: SwitchboardError, dropped?: unknown[]): void {
-    if (this.state === 'closed') return;
-    this.dropped = dropped;
-    this.hub.outletEnded(this, error);
-  }
-
-  close(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    if (this.receiver !== undefined) this.receiver.detach(this);
-    else this.hub.dropParked(this);
-  }
-
-  terminate(error: SwitchboardError): unknown[] {
-    this.state = 'closed';
-    this.error = error;
-    // Locally, what is in flight is exactly what the receiver buffered and dropped.
-    const dropped = this.dropped ?? [];
-    this.dropped = undefined;
-    return dropped;
-  }
+function decodeQuiet(b: Buffer): unknown {
+  return decodeValue(b);
 }

@@ -1,9 +1,18 @@
-import { Observable, Subject } from 'rxjs';
-import type { Subscriber } from 'rxjs';
-import { ErrorCode, SwitchboardError } from '../errors.js';
-import { Ring } from './ring.js';
+/**
+ * The receiving end of a channel, on the core's one {@link Queue}: credit
+ * per sender (flow control), the overflow policy, validation, and how it
+ * ends: `done` when its senders closed cleanly or its owner closed it, a
+ * {@link PeerLostError} naming the node when a sender's node was lost
+ * (docs/guide.md, "Guarantees").
+ */
+import type { Observable } from 'rxjs';
+import { Subject } from 'rxjs';
+import { ErrorCode, OptionError, PeerLostError, SwitchboardError } from '../errors.js';
+import { Queue } from './queue.js';
+import type { QueueOwner, ReceiveOptions } from './queue.js';
 import { validateSync } from './schema.js';
 import type { StandardSchemaV1 } from './schema.js';
+import type { Timeouts } from './waits.js';
 
 /** What a receiver does when its buffer is full. */
 export type OverflowPolicy = 'block' | 'drop-oldest' | 'drop-newest' | 'fail';
@@ -33,11 +42,11 @@ export interface ReceiverOptions<T> {
   /**
    * `block` (default): senders wait for credit, nothing is ever dropped.
    * `drop-oldest` / `drop-newest`: senders never wait; a full buffer drops
-   * (counted, reported on `errors$` and the switchboard's `events$`).
+   * (counted, reported on the switchboard's `events$`).
    * `fail`: a full buffer fails the receiver with ERR_SB_OVERFLOW.
    */
   readonly overflow?: OverflowPolicy;
-  /** Validator (Standard Schema); a message it refuses is an error on `errors$`, never a crash. */
+  /** Validator (Standard Schema); a message it refuses is an error on `errors$` (and its sender's), never a crash. */
   readonly schema?: StandardSchemaV1<unknown, T>;
   /**
    * The receiver ends (iteration completes) once this many senders have
@@ -55,6 +64,17 @@ export const DEFAULT_RECEIVER_OPTIONS = Object.freeze({
   overflow: 'block',
 });
 
+/** The option names a receiver takes. */
+export const RECEIVER_OPTION_NAMES: readonly string[] = [
+  'capacity',
+  'capacityBytes',
+  'window',
+  'windowBytes',
+  'overflow',
+  'schema',
+  'expectSenders',
+];
+
 /** Credit beyond which a lossy (non-blocking) stream never waits. */
 export const UNLIMITED_CREDIT = 0x3fff_ffff;
 
@@ -63,25 +83,31 @@ export const UNLIMITED_CREDIT = 0x3fff_ffff;
  * receiver. Local streams call the sender directly; remote ones send frames.
  */
 export interface Inlet {
+  /** The sending node. */
+  readonly node: number;
   /** Messages the sender may still send (granted, not yet used). */
   credit: number;
   creditBytes: number;
-  /** Messages taken by the application, cumulative. */
+  /** Messages taken by the application (or dropped by a lossy policy), cumulative. */
   delivered: number;
   /** Tells the sender: more credit, and how many were delivered so far. */
   grant(messages: number, bytes: number, delivered: number): void;
   /**
-   * `delivered` grew and no grant may carry it for a while: a remote inlet
-   * tells the sender soon, so that if this node dies, few messages actually
-   * delivered are reported as not delivered.
+   * `delivered` grew: a remote inlet tells the sender soon, so that if
+   * this node dies, few messages actually delivered are reported as not
+   * delivered.
    */
-  deliveredChanged?(): void;
+  deliveredChanged(): void;
   /**
    * Tells the sender the receiver is gone. `dropped`: messages from this
    * inlet that were buffered and never taken (a local sender has no other
    * way to learn they were not delivered).
    */
   end(error: SwitchboardError, dropped?: unknown[]): void;
+  /** Tells the sender that the message it sent last was refused here (`value` when it is at hand). */
+  refused(error: SwitchboardError, value?: unknown): void;
+  /** False while its messages must not be handed out (a stale session awaiting confirmation). */
+  ready(): boolean;
 }
 
 /** Counters of one receiver. */
@@ -91,6 +117,7 @@ export interface ReceiverStats {
   readonly queuedBytes: number;
   readonly received: number;
   readonly delivered: number;
+  /** Dropped by the overflow policy, or buffered from a sender's session that ended first. */
   readonly dropped: number;
   readonly invalid: number;
   readonly senders: number;
@@ -98,16 +125,26 @@ export interface ReceiverStats {
 
 /** Hooks from a receiver back to the hub that owns it. */
 export interface ReceiverHost {
+  /** The switchboard's clock for receive deadlines. */
+  readonly timeouts: Timeouts;
   /** Called once when the receiver closes or ends. */
   receiverClosed(receiver: Receiver<unknown>): void;
   /** Reports drops on the switchboard's `events$`. */
   reportDrop(channel: string, count: number, reason: string): void;
 }
 
-const EMPTY_RESULT: IteratorResult<never> = Object.freeze({
-  value: undefined,
-  done: true,
-}) as IteratorResult<never>;
+/** A value a receiver's `arrive` hook returns for a message consumed without delivery. */
+export const SKIP: unique symbol = Symbol('skip');
+
+/** Internal hooks for patterns built on a receiver. */
+export interface ReceiverHooks {
+  /**
+   * Maps each arriving message before it is buffered (after validation);
+   * returns {@link SKIP} to consume it without delivery. A thrown
+   * SwitchboardError refuses the message like a failed validation.
+   */
+  arrive?(value: unknown, from: Inlet): unknown;
+}
 
 /**
  * The receiving end of a channel: an `AsyncIterable<T>` and, through
@@ -115,23 +152,24 @@ const EMPTY_RESULT: IteratorResult<never> = Object.freeze({
  * is bounded: at most `capacity` messages and `capacityBytes` bytes are
  * buffered, because senders only send within the credit granted here.
  */
-export class Receiver<T> implements AsyncIterable<T> {
-  /** Errors of this endpoint that do not end it: undecodable or invalid messages, drops. */
+export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
+  /** Errors of this endpoint that do not end it: undecodable or invalid messages, drops, lost senders. */
   readonly errors$: Observable<SwitchboardError>;
   private readonly errorSubject = new Subject<SwitchboardError>();
-  private readonly values = new Ring<unknown>(64);
-  private readonly sources = new Ring<Inlet>(64);
-  private readonly sizes = new Ring<number>(64);
+  private readonly queue: Queue<T, Inlet>;
   private readonly inlets = new Set<Inlet>();
   private readonly starved = new Set<Inlet>();
+  /** Handles of this receiver sent to other nodes and not yet used there, per node. */
+  private readonly shipped = new Map<number, number>();
   private readonly capacity: number;
   private readonly capacityBytes: number;
   private readonly window: number;
   private readonly windowBytes: number;
   readonly overflow: OverflowPolicy;
+  private readonly blocking: boolean;
   private readonly schema: StandardSchemaV1<unknown, T> | undefined;
   private readonly expectSenders: number;
-  private queuedBytes = 0;
+  private readonly arrive: ((value: unknown, from: Inlet) => unknown) | undefined;
   private outstanding = 0;
   private outstandingBytes = 0;
   private everOpened = 0;
@@ -140,10 +178,6 @@ export class Receiver<T> implements AsyncIterable<T> {
   private dropped = 0;
   private invalid = 0;
   private state: 'open' | 'ended' | 'closed' = 'open';
-  private failure: SwitchboardError | undefined;
-  private waiter:
-    { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
-  private observer: Subscriber<T> | undefined;
 
   constructor(
     /** Channel name for stats and errors (`"jobs"`, or `#<id>` when anonymous). */
@@ -155,6 +189,7 @@ export class Receiver<T> implements AsyncIterable<T> {
     private readonly host: ReceiverHost,
     options: ReceiverOptions<T> = {},
     defaultExpectSenders = Number.POSITIVE_INFINITY,
+    hooks: ReceiverHooks = {},
   ) {
     const d = DEFAULT_RECEIVER_OPTIONS;
     this.capacity = positive(options.capacity ?? d.capacity, 'capacity');
@@ -164,10 +199,23 @@ export class Receiver<T> implements AsyncIterable<T> {
       positive(options.windowBytes ?? d.windowBytes, 'windowBytes'),
       this.capacityBytes,
     );
-    this.overflow = options.overflow ?? d.overflow;
+    const overflow = options.overflow ?? d.overflow;
+    if (
+      overflow !== 'block' &&
+      overflow !== 'drop-oldest' &&
+      overflow !== 'drop-newest' &&
+      overflow !== 'fail'
+    )
+      throw new OptionError('overflow', 'must be "block", "drop-oldest", "drop-newest" or "fail"');
+    this.overflow = overflow;
+    this.blocking = overflow === 'block';
     this.schema = options.schema;
-    this.expectSenders = options.expectSenders ?? defaultExpectSenders;
+    const expect = options.expectSenders ?? defaultExpectSenders;
+    if (expect !== Number.POSITIVE_INFINITY) positive(expect, 'expectSenders');
+    this.expectSenders = expect;
+    this.arrive = hooks.arrive?.bind(hooks);
     this.errors$ = this.errorSubject.asObservable();
+    this.queue = new Queue<T, Inlet>(`receiver ${name}`, this, host.timeouts);
   }
 
   /** True once closed by its owner, ended by its senders, or failed. */
@@ -177,15 +225,15 @@ export class Receiver<T> implements AsyncIterable<T> {
 
   /** Messages buffered now. */
   get queued(): number {
-    return this.values.length;
+    return this.queue.length;
   }
 
   /** A snapshot of this receiver's counters. */
   stats(): ReceiverStats {
     return {
       name: this.name,
-      queued: this.values.length,
-      queuedBytes: this.queuedBytes,
+      queued: this.queue.length,
+      queuedBytes: this.queue.queuedBytes,
       received: this.received,
       delivered: this.deliveredCount,
       dropped: this.dropped,
@@ -197,73 +245,53 @@ export class Receiver<T> implements AsyncIterable<T> {
   // ---- consuming ---------------------------------------------------------
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
-    return {
-      next: () => this.next(),
-      return: () => {
-        this.close();
-        return Promise.resolve(EMPTY_RESULT);
-      },
-    };
+    return this.queue[Symbol.asyncIterator]();
   }
 
-  /** The next message; `done` once the receiver ended and its buffer is empty. */
-  next(): Promise<IteratorResult<T>> {
-    if (this.values.length > 0) return Promise.resolve({ value: this.take(), done: false });
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.state !== 'open') return Promise.resolve(EMPTY_RESULT);
-    if (this.waiter !== undefined || this.observer !== undefined) {
-      return Promise.reject(
-        new SwitchboardError(ErrorCode.INTERNAL, `receiver ${this.name} already has a consumer`),
-      );
-    }
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
+  /**
+   * The next message; `done` once the receiver ended and its buffer is
+   * empty. With `timeoutMs` or `signal`, rejects with ERR_SB_TIMEOUT or
+   * ERR_SB_ABORTED when nothing came in time; nothing is lost: a message
+   * arriving later goes to the next receive. Rejects with a
+   * {@link PeerLostError} when an anonymous receiver's sender was on a node
+   * that was lost, and with ERR_SB_CLOSED when the switchboard was destroyed.
+   */
+  next(options?: ReceiveOptions): Promise<IteratorResult<T>> {
+    return this.queue.next(options);
   }
 
   /** The messages as an Observable; completes when the receiver ends. One subscriber at a time. */
   observable(): Observable<T> {
-    return new Observable<T>((subscriber) => {
-      if (this.observer !== undefined || this.waiter !== undefined) {
-        subscriber.error(
-          new SwitchboardError(ErrorCode.INTERNAL, `receiver ${this.name} already has a consumer`),
-        );
-        return undefined;
-      }
-      this.observer = subscriber;
-      while (this.values.length > 0 && this.observer === subscriber && !subscriber.closed) {
-        subscriber.next(this.take());
-      }
-      this.settleIfDone();
-      return () => {
-        if (this.observer === subscriber) this.observer = undefined;
-      };
-    });
+    return this.queue.observable();
   }
 
-  /** Closes the receiver: buffered messages are dropped, senders get ERR_SB_NO_RECEIVER. Idempotent. */
+  /**
+   * Closes the receiver: buffered messages are dropped (their senders learn
+   * they were not delivered), senders get ERR_SB_NO_RECEIVER, iteration
+   * ends (`done`). Idempotent.
+   */
   close(): void {
     if (this.state === 'closed') return;
-    this.state = 'closed';
-    const error = new SwitchboardError(ErrorCode.NO_RECEIVER, `receiver ${this.name} closed`);
-    // Buffered messages are dropped: hand each back to its inlet, so its sender hears of it.
-    const dropped = new Map<Inlet, unknown[]>();
-    const values = this.values.drain();
-    const sources = this.sources.drain();
-    for (let i = 0; i < values.length; i++) {
-      const src = sources[i]!;
-      const list = dropped.get(src);
-      if (list === undefined) dropped.set(src, [values[i]]);
-      else list.push(values[i]);
-    }
-    for (const inlet of this.inlets) inlet.end(error, dropped.get(inlet));
-    this.inlets.clear();
-    this.starved.clear();
-    this.sizes.drain();
-    this.queuedBytes = 0;
-    this.settleIfDone();
-    this.host.receiverClosed(this as Receiver<unknown>);
-    this.errorSubject.complete();
+    this.shutdown(new SwitchboardError(ErrorCode.NO_RECEIVER, `receiver ${this.name} closed`));
+    this.queue.end();
+  }
+
+  // ---- QueueOwner --------------------------------------------------------
+
+  /** @internal */
+  taken(inlet: Inlet, bytes: number): void {
+    this.deliveredCount++;
+    this.consumed(inlet, bytes);
+  }
+
+  /** @internal */
+  ready(inlet: Inlet): boolean {
+    return inlet.ready();
+  }
+
+  /** @internal */
+  returned(): void {
+    this.close();
   }
 
   // ---- fed by the hub ----------------------------------------------------
@@ -276,7 +304,12 @@ export class Receiver<T> implements AsyncIterable<T> {
     }
     this.inlets.add(inlet);
     this.everOpened++;
-    if (this.overflow !== 'block') {
+    const shipped = this.shipped.get(inlet.node);
+    if (shipped !== undefined) {
+      if (shipped <= 1) this.shipped.delete(inlet.node);
+      else this.shipped.set(inlet.node, shipped - 1);
+    }
+    if (!this.blocking) {
       inlet.credit = UNLIMITED_CREDIT;
       inlet.creditBytes = UNLIMITED_CREDIT;
       inlet.grant(UNLIMITED_CREDIT, UNLIMITED_CREDIT, 0);
@@ -285,19 +318,43 @@ export class Receiver<T> implements AsyncIterable<T> {
     this.refill(inlet, true);
   }
 
-  /** A sender closed (or its node went away). */
+  /** A sender closed cleanly: its buffered messages stay deliverable. */
   detach(inlet: Inlet): void {
-    if (!this.inlets.delete(inlet)) return;
-    this.starved.delete(inlet);
-    this.outstanding -= Math.max(0, Math.min(inlet.credit, UNLIMITED_CREDIT - 1));
-    this.outstandingBytes -= Math.max(0, Math.min(inlet.creditBytes, UNLIMITED_CREDIT - 1));
-    if (this.overflow !== 'block') this.outstanding = this.outstandingBytes = 0;
-    inlet.credit = inlet.creditBytes = 0;
-    if (this.state === 'open' && this.inlets.size === 0 && this.everOpened >= this.expectSenders) {
-      this.state = 'ended';
-      this.settleIfDone();
-      this.host.receiverClosed(this as Receiver<unknown>);
+    if (!this.forget(inlet)) return;
+    this.maybeEnd();
+  }
+
+  /**
+   * The session of `inlet`'s node ended: what it had buffered here is
+   * dropped (its sender reports it as not delivered, so it must never be
+   * handed out now), and an anonymous receiver fails with a PeerLostError.
+   * With `quiet` (this switchboard is closing) it only lets go.
+   */
+  lost(inlet: Inlet, error: PeerLostError, quiet = false): void {
+    if (!this.inlets.has(inlet)) return;
+    const purged = this.queue.remove((s) => s === inlet);
+    if (purged.length > 0) {
+      this.dropped += purged.length;
+      this.host.reportDrop(
+        this.name,
+        purged.length,
+        `not delivered: the session with node ${inlet.node} ended first (${error.message})`,
+      );
     }
+    this.forget(inlet);
+    if (quiet || this.state !== 'open') return;
+    this.senderLost(inlet.node, error);
+  }
+
+  /** A handle of this receiver went to `node` inside a message: a sender may open from there. */
+  shippedTo(node: number): void {
+    this.shipped.set(node, (this.shipped.get(node) ?? 0) + 1);
+  }
+
+  /** `node`'s session ended: handles shipped there and never used will never be. */
+  nodeLost(node: number, error: PeerLostError): void {
+    if (!this.shipped.delete(node) || this.state !== 'open') return;
+    this.senderLost(node, error);
   }
 
   /**
@@ -305,98 +362,150 @@ export class Receiver<T> implements AsyncIterable<T> {
    * ignores the protocol does that, and buffering it would unbound memory.
    */
   withinCredit(inlet: Inlet): boolean {
-    return this.overflow !== 'block' || (inlet.credit > 0 && inlet.creditBytes > 0);
+    return !this.blocking || (inlet.credit > 0 && inlet.creditBytes > 0);
   }
 
-  /** A message arrived on `inlet` (already decoded; `bytes` is its encoded size, 0 when local). */
-  push(value: unknown, inlet: Inlet, bytes: number): void {
+  /**
+   * A message arrived on `inlet` (already decoded; `bytes` is its encoded
+   * size, 0 when local). `ready` says whether it may be handed out at once.
+   */
+  push(value: unknown, inlet: Inlet, bytes: number, ready: boolean): void {
     if (this.state === 'closed' || !this.inlets.has(inlet)) return;
-    this.received++;
-    if (this.overflow === 'block') {
-      inlet.credit--;
-      this.outstanding--;
-      const before = Math.max(0, inlet.creditBytes);
-      inlet.creditBytes -= bytes;
-      this.outstandingBytes -= before - Math.max(0, inlet.creditBytes);
-    }
-    if (this.schema !== undefined) {
-      try {
+    this.spend(inlet, bytes);
+    try {
+      if (this.schema !== undefined)
         value = validateSync(this.schema, value, `receiver ${this.name}`);
-      } catch (err) {
-        this.invalid++;
-        this.consumed(inlet, bytes, false);
-        this.error(err as SwitchboardError);
-        return;
+      if (this.arrive !== undefined) {
+        value = this.arrive(value, inlet);
+        if (value === SKIP) {
+          this.consumed(inlet, bytes);
+          return;
+        }
       }
+    } catch (err) {
+      const e =
+        err instanceof SwitchboardError
+          ? err
+          : new SwitchboardError(ErrorCode.INTERNAL, String(err), { cause: err });
+      this.invalid++;
+      inlet.refused(e, value);
+      this.consumed(inlet, bytes);
+      this.errorSubject.next(e);
+      return;
     }
-    if (this.values.length === 0) {
-      if (this.waiter !== undefined) {
-        const w = this.waiter;
-        this.waiter = undefined;
-        this.consumed(inlet, bytes, true);
-        w.resolve({ value: value as T, done: false });
-        return;
-      }
-      if (this.observer !== undefined) {
-        this.consumed(inlet, bytes, true);
-        this.observer.next(value as T);
-        return;
-      }
-    }
-    if (this.overflow !== 'block' && this.values.length >= this.capacity) {
-      if (!this.overflowed(inlet)) return;
-    }
-    this.values.push(value);
-    this.sources.push(inlet);
-    this.sizes.push(bytes);
-    this.queuedBytes += bytes;
+    if (!this.blocking && this.queue.length >= this.capacity && !this.overflowed(inlet)) return;
+    this.queue.push(value, inlet, bytes, ready);
   }
 
-  /** A message on this endpoint could not be decoded: an error for this channel only. */
-  rejectMessage(inlet: Inlet, bytes: number, error: SwitchboardError): void {
+  /** A message on this endpoint was refused before decoding (undecodable, oversize). */
+  reject(inlet: Inlet, bytes: number, error: SwitchboardError): void {
     if (this.state === 'closed' || !this.inlets.has(inlet)) return;
-    this.received++;
+    this.spend(inlet, bytes);
     this.invalid++;
-    if (this.overflow === 'block') {
-      inlet.credit--;
-      this.outstanding--;
-      const before = Math.max(0, inlet.creditBytes);
-      inlet.creditBytes -= bytes;
-      this.outstandingBytes -= before - Math.max(0, inlet.creditBytes);
-    }
-    this.consumed(inlet, bytes, false);
-    this.error(error);
+    inlet.refused(error);
+    this.consumed(inlet, bytes);
+    this.errorSubject.next(error);
   }
 
-  /** Fails the receiver: iteration rejects with `error`. */
+  /** Held messages may be ready now (a session was confirmed). */
+  release(): void {
+    this.queue.release();
+  }
+
+  /**
+   * Fails the receiver: iteration rejects with `error`; buffered messages
+   * are dropped and handed back (their senders learn they were not
+   * delivered); senders get ERR_SB_NO_RECEIVER.
+   */
   fail(error: SwitchboardError): void {
     if (this.state === 'closed') return;
-    this.failure = error;
-    if (this.waiter !== undefined) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w.reject(error);
-    }
-    this.observer?.error(error);
-    this.observer = undefined;
-    this.close();
+    this.shutdown(
+      new SwitchboardError(
+        ErrorCode.NO_RECEIVER,
+        `receiver ${this.name} failed: ${error.message}`,
+        {
+          cause: error,
+        },
+      ),
+    );
+    this.queue.fail(error);
   }
 
   // ---- internals ---------------------------------------------------------
+
+  private senderLost(node: number, error: PeerLostError): void {
+    if (this.expectSenders === Number.POSITIVE_INFINITY) {
+      // A named receiver outlives its senders; it says who was lost.
+      this.errorSubject.next(error);
+      return;
+    }
+    this.fail(
+      new PeerLostError(node, `receiver ${this.name}: a sender on node ${node} was lost`, {
+        cause: error,
+      }),
+    );
+  }
+
+  /** Counts an arriving message against its sender's credit. */
+  private spend(inlet: Inlet, bytes: number): void {
+    this.received++;
+    if (!this.blocking) return;
+    inlet.credit--;
+    this.outstanding--;
+    const before = Math.max(0, inlet.creditBytes);
+    inlet.creditBytes -= bytes;
+    this.outstandingBytes -= before - Math.max(0, inlet.creditBytes);
+  }
+
+  private forget(inlet: Inlet): boolean {
+    if (!this.inlets.delete(inlet)) return false;
+    this.starved.delete(inlet);
+    if (this.blocking) {
+      this.outstanding -= Math.max(0, inlet.credit);
+      this.outstandingBytes -= Math.max(0, inlet.creditBytes);
+    }
+    inlet.credit = inlet.creditBytes = 0;
+    return true;
+  }
+
+  private maybeEnd(): void {
+    if (this.state === 'open' && this.inlets.size === 0 && this.everOpened >= this.expectSenders) {
+      this.state = 'ended';
+      this.queue.end();
+      this.host.receiverClosed(this as Receiver<unknown>);
+      this.errorSubject.complete();
+    }
+  }
+
+  /** Closes for good with `error` for the senders; buffered messages go back to their inlets. */
+  private shutdown(error: SwitchboardError): void {
+    const wasOpen = this.state === 'open';
+    this.state = 'closed';
+    const dropped = new Map<Inlet, unknown[]>();
+    for (const e of this.queue.clear()) {
+      const list = dropped.get(e.source);
+      if (list === undefined) dropped.set(e.source, [e.value]);
+      else list.push(e.value);
+    }
+    for (const inlet of this.inlets) inlet.end(error, dropped.get(inlet));
+    this.inlets.clear();
+    this.starved.clear();
+    this.shipped.clear();
+    if (wasOpen) this.host.receiverClosed(this as Receiver<unknown>);
+    this.errorSubject.complete();
+  }
 
   private overflowed(inlet: Inlet): boolean {
     this.dropped++;
     switch (this.overflow) {
       case 'drop-newest':
-        this.countDrop('buffer full, newest dropped');
-        inlet.delivered++;
+        this.host.reportDrop(this.name, 1, 'buffer full, newest dropped');
+        this.consumed(inlet, 0);
         return false;
       case 'drop-oldest': {
-        this.values.shift();
-        const src = this.sources.shift()!;
-        this.queuedBytes -= this.sizes.shift()!;
-        src.delivered++;
-        this.countDrop('buffer full, oldest dropped');
+        const oldest = this.queue.shift()!;
+        this.host.reportDrop(this.name, 1, 'buffer full, oldest dropped');
+        this.consumed(oldest.source, 0);
         return true;
       }
       default:
@@ -410,28 +519,16 @@ export class Receiver<T> implements AsyncIterable<T> {
     }
   }
 
-  private countDrop(reason: string): void {
-    this.host.reportDrop(this.name, 1, reason);
-  }
-
-  private take(): T {
-    const value = this.values.shift() as T;
-    const inlet = this.sources.shift()!;
-    const bytes = this.sizes.shift()!;
-    this.queuedBytes -= bytes;
-    this.consumed(inlet, bytes, true);
-    if (this.values.length === 0) this.settleIfDone();
-    return value;
-  }
-
   /** Accounting after a message left the buffer (or never entered it). */
-  private consumed(inlet: Inlet, _bytes: number, delivered: boolean): void {
-    if (delivered) this.deliveredCount++;
+  private consumed(inlet: Inlet, _bytes: number): void {
     inlet.delivered++;
-    if (this.overflow !== 'block') return;
-    if (this.inlets.has(inlet)) this.refill(inlet, false);
-    if (this.starved.size > 0) for (const s of this.starved) if (s !== inlet) this.refill(s, false);
-    inlet.deliveredChanged?.();
+    if (this.blocking) {
+      if (this.inlets.has(inlet)) this.refill(inlet, false);
+      if (this.starved.size > 0)
+        for (const s of this.starved) if (s !== inlet) this.refill(s, false);
+    }
+    // After the refill: a grant carries the count, and then no report is due.
+    inlet.deliveredChanged();
   }
 
   /** Grants credit when worthwhile and capacity allows; returns true when granted. */
@@ -448,8 +545,8 @@ export class Receiver<T> implements AsyncIterable<T> {
     ) {
       return false;
     }
-    const free = this.capacity - this.values.length - this.outstanding;
-    const freeBytes = this.capacityBytes - this.queuedBytes - this.outstandingBytes;
+    const free = this.capacity - this.queue.length - this.outstanding;
+    const freeBytes = this.capacityBytes - this.queue.queuedBytes - this.outstandingBytes;
     let g = Math.max(0, Math.min(want, free));
     let gb = Math.max(0, Math.min(wantBytes, freeBytes));
     // Liveness: credit once granted is never taken back, so senders that sit
@@ -478,33 +575,10 @@ export class Receiver<T> implements AsyncIterable<T> {
     if (g > 0 || gb > 0 || debt > 0 || first) inlet.grant(g, debt + gb, inlet.delivered);
     return g > 0 || gb > 0;
   }
-
-  private error(err: SwitchboardError): void {
-    this.errorSubject.next(err);
-  }
-
-  private settleIfDone(): void {
-    if (this.values.length > 0 || this.state === 'open') return;
-    if (this.waiter !== undefined) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      if (this.failure !== undefined) w.reject(this.failure);
-      else w.resolve(EMPTY_RESULT);
-    }
-    if (this.observer !== undefined && this.failure === undefined) {
-      const o = this.observer;
-      this.observer = undefined;
-      o.complete();
-    }
-  }
 }
 
 function positive(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new SwitchboardError(
-      ErrorCode.INVALID_OPTION,
-      `invalid option ${name}: must be a positive integer`,
-    );
-  }
+  if (!Number.isInteger(value) || value < 1)
+    throw new OptionError(name, `must be a positive integer, got ${String(value)}`);
   return value;
 }

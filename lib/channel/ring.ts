@@ -58,6 +58,24 @@ export class Ring<T> {
     return this.count === 0 ? undefined : this.items[this.head];
   }
 
+  /** The item `i` places from the oldest (0 is the oldest); undefined past the end. */
+  at(i: number): T | undefined {
+    return i < 0 || i >= this.count ? undefined : this.items[(this.head + i) & this.mask];
+  }
+
+  /** Removes and returns the item `i` places from the oldest. O(n), for rare removals. */
+  removeAt(i: number): T | undefined {
+    if (i < 0 || i >= this.count) return undefined;
+    const item = this.items[(this.head + i) & this.mask];
+    // Close the gap from the head side: items before `i` move one place on.
+    for (let k = i; k > 0; k--)
+      this.items[(this.head + k) & this.mask] = this.items[(this.head + k - 1) & this.mask];
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) & this.mask;
+    this.count--;
+    return item;
+  }
+
   /** Removes every item, returning them oldest first. */
   drain(): T[] {
     const out: T[] = [];

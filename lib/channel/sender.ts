@@ -1,11 +1,27 @@
+/**
+ * The sending end of a channel: one outlet (MPSC) or one per receiver
+ * (MPMC), sends that wait for credit in the core's one wait list (bounded,
+ * with deadlines and signals), and the report of every message whose fate
+ * became unknown (docs/guide.md, "Guarantees").
+ */
 import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';
-import { ErrorCode, NotDeliveredError, SwitchboardError } from '../errors.js';
+import {
+  ErrorCode,
+  MessageTooLargeError,
+  NotDeliveredError,
+  OptionError,
+  RefusedError,
+  SwitchboardError,
+} from '../errors.js';
 import { PortableHandle } from '../protocol/codec.js';
 import type { HandleRef } from '../protocol/codec.js';
-import { Ring } from './ring.js';
+import { Envelope } from './envelope.js';
+import type { Picker } from './picker.js';
 import { validateSync } from './schema.js';
 import type { StandardSchemaV1 } from './schema.js';
+import { Wait, WaitList, abortError, checkTimeout } from './waits.js';
+import type { Timeouts, WaitOptions } from './waits.js';
 
 /**
  * The sending end of one (sender, receiver) stream, seen from the sender.
@@ -18,16 +34,24 @@ export interface Outlet {
   /** Messages and bytes this outlet may still send. */
   readonly credit: number;
   readonly creditBytes: number;
-  /** `opening` until the receiver's first credit; `closed` with `error` after. */
-  readonly state: 'opening' | 'open' | 'closed';
+  /**
+   * `opening` until the receiver's first credit; `closing` once the sender
+   * closed while its receiver has not finished with everything sent;
+   * `closed` (with `error` when it failed) after.
+   */
+  readonly state: 'opening' | 'open' | 'closing' | 'closed';
   readonly error: SwitchboardError | undefined;
   /** Messages sent and not yet known to be delivered. */
   readonly inflight: number;
   /** True when the transport can take a message now (link buffer). */
   ready(): boolean;
-  /** Sends one message; the caller checked credit and readiness. */
+  /** The largest message the receiving node takes, bytes (Infinity when unknown or local). */
+  limit(): number;
+  /**
+   * Sends one message; the caller checked credit and readiness.
+   * @throws ERR_SB_ENCODE or MessageTooLargeError; nothing is sent then
+   */
   transmit(value: unknown): void;
-  /** Sends as many as credit allows without waiting (lossy patterns); false when it could not. */
   close(): void;
 }
 
@@ -36,9 +60,13 @@ export type DeliveryMode = 'single' | 'one' | 'all';
 
 /** Options of a sender. Times in ms. */
 export interface SenderOptions<T> {
-  /** How long `send()` may wait for credit before failing with ERR_SB_TIMEOUT. Default 30000. */
+  /**
+   * How long `send()` may wait before failing: with ERR_SB_NO_RECEIVER when
+   * no receiver was there to send to, ERR_SB_TIMEOUT when one was but gave
+   * no credit. Default 30000.
+   */
   readonly timeoutMs?: number;
-  /** Sends waiting for credit at most; more fail at once with ERR_SB_OVERFLOW. Default 1024. */
+  /** Sends waiting at most; more fail at once with ERR_SB_OVERFLOW. Default 1024. */
   readonly maxPending?: number;
   /** Validator (Standard Schema) applied before sending. */
   readonly schema?: StandardSchemaV1<unknown, T>;
@@ -46,16 +74,18 @@ export interface SenderOptions<T> {
 
 export const DEFAULT_SENDER_OPTIONS = Object.freeze({ timeoutMs: 30_000, maxPending: 1024 });
 
-/** Options of one `send`. */
-export interface SendOptions {
-  /** Overrides the sender's `timeoutMs`. */
-  readonly timeoutMs?: number;
-  /** Aborts the wait for credit (ERR_SB_ABORTED); a message already sent is not recalled. */
-  readonly signal?: AbortSignal;
-}
+/** The option names a sender takes. */
+export const SENDER_OPTION_NAMES: readonly string[] = ['timeoutMs', 'maxPending', 'schema'];
+
+/** Options of one `send`: a deadline (overrides the sender's `timeoutMs`) and a signal. */
+export type SendOptions = WaitOptions;
 
 /** What a sender needs from the hub. */
 export interface SenderHost {
+  /** The switchboard's clock for send deadlines. */
+  readonly timeouts: Timeouts;
+  /** The switchboard's picker (MPMC `one`). */
+  readonly picker: Picker;
   /** Creates the outlets of `sender` (lazily, at its first send). */
   connect(sender: Sender<unknown>): void;
   /** The sender closed for good. */
@@ -64,16 +94,41 @@ export interface SenderHost {
   reportDrop(channel: string, count: number, reason: string): void;
 }
 
-interface PendingSend {
-  readonly value: unknown;
-  readonly resolve: (() => void) | undefined;
-  readonly reject: ((e: unknown) => void) | undefined;
-  timer: NodeJS.Timeout | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+/** Internal hooks for patterns built on a sender. */
+export interface SenderHooks {
+  /** Credit or room arrived and waiting sends went out. */
+  pumped?(): void;
+  /** The sender can never deliver again. */
+  failed?(error: SwitchboardError): void;
+  /** Messages sent earlier that are not known delivered; true when handled (no `errors$` report). */
+  undelivered?(messages: unknown[], error: SwitchboardError): boolean;
+  /** A count of messages a lossy stream sent that are not known delivered. */
+  lost?(count: number, error: SwitchboardError): void;
+}
+
+/** A send (or a queued post) waiting for credit. */
+class PendingSend extends Wait {
+  constructor(
+    private readonly sender: Sender<unknown>,
+    readonly value: unknown,
+    readonly resolve: (() => void) | undefined,
+    readonly reject: ((e: unknown) => void) | undefined,
+    readonly timeoutMs: number,
+  ) {
+    super();
+  }
+
+  expired(): void {
+    this.sender.gaveUp(this, this.sender.waitError(this.timeoutMs));
+  }
+
+  aborted(reason: unknown): void {
+    this.sender.gaveUp(this, abortError(`send on ${this.sender.channel}`, reason));
+  }
 }
 
 const RESOLVED = Promise.resolve();
+const NO_HOOKS: SenderHooks = Object.freeze({});
 
 /**
  * The sending end of a channel. `send()` resolves once the message is inside
@@ -82,24 +137,26 @@ const RESOLVED = Promise.resolve();
  */
 export class Sender<T> extends PortableHandle {
   /**
-   * Messages whose fate became unknown after `send()` had resolved: the
-   * receiving node went away, or the receiver closed, before the message was
-   * known to be delivered. Each error carries the `messages`.
+   * What became of messages after `send()` had resolved: a
+   * {@link NotDeliveredError} (with the `messages`) when their fate became
+   * unknown (the receiving node went away, or the receiver closed, first),
+   * or the receiver's refusal of one (undecodable, invalid, too large
+   * there), carrying it in `messages` when it is at hand.
    */
   readonly errors$: Observable<SwitchboardError>;
   /** Outlets, managed by the hub. */
   outlets: Outlet[] = [];
   private readonly errorSubject = new Subject<SwitchboardError>();
-  private readonly pending = new Ring<PendingSend>(16);
+  private readonly pending = new WaitList<PendingSend>();
   private readonly timeoutMs: number;
   private readonly maxPending: number;
   private readonly schema: StandardSchemaV1<unknown, T> | undefined;
   private connected = false;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private failure: SwitchboardError | undefined;
-  private rr = 0;
   /** Messages `post()` dropped, including posted messages lost in flight (see {@link undelivered}). */
   dropped = 0;
+  /** Messages sent (handed to outlets; once per message in `all` mode). */
   sent = 0;
   /** True once `post()` was used: in-flight losses then also count as drops. */
   private posting = false;
@@ -110,10 +167,14 @@ export class Sender<T> extends PortableHandle {
     readonly target: HandleRef,
     readonly mode: DeliveryMode,
     options: SenderOptions<T> = {},
+    private readonly hooks: SenderHooks = NO_HOOKS,
   ) {
     super();
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_SENDER_OPTIONS.timeoutMs;
-    this.maxPending = options.maxPending ?? DEFAULT_SENDER_OPTIONS.maxPending;
+    this.timeoutMs = checkTimeout(options.timeoutMs) ?? DEFAULT_SENDER_OPTIONS.timeoutMs;
+    const maxPending = options.maxPending ?? DEFAULT_SENDER_OPTIONS.maxPending;
+    if (!Number.isInteger(maxPending) || maxPending < 1)
+      throw new OptionError('maxPending', `must be a positive integer, got ${String(maxPending)}`);
+    this.maxPending = maxPending;
     this.schema = options.schema;
     this.errors$ = this.errorSubject.asObservable();
   }
@@ -132,30 +193,45 @@ export class Sender<T> extends PortableHandle {
     return this.state !== 'open';
   }
 
+  /** True once nothing more will be sent: closed and drained, or failed. */
+  get finished(): boolean {
+    return this.state === 'closed';
+  }
+
   /** Sends waiting for credit. */
   get waiting(): number {
-    return this.pending.length;
+    return this.pending.size;
+  }
+
+  /** Messages sent and not yet known to be delivered, over every outlet. */
+  get inflight(): number {
+    let n = 0;
+    for (const o of this.outlets) n += o.inflight;
+    return n;
   }
 
   /**
    * Sends `value`. Resolves when it is within the receiver's window (at once
    * when credit is available). Rejects with ERR_SB_CLOSED (sender closed),
-   * ERR_SB_NO_RECEIVER (receiver gone), ERR_SB_NOT_DELIVERED (its node went
-   * away first), ERR_SB_TIMEOUT, ERR_SB_ABORTED, ERR_SB_OVERFLOW (too many
-   * waiting sends), ERR_SB_VALIDATION or ERR_SB_ENCODE.
+   * ERR_SB_NO_RECEIVER (the receiver closed, or none was there within the
+   * deadline), ERR_SB_NOT_DELIVERED (its node went away first),
+   * ERR_SB_TIMEOUT (no credit in time), ERR_SB_ABORTED, ERR_SB_OVERFLOW (too
+   * many waiting sends), ERR_SB_VALIDATION, ERR_SB_ENCODE (naming where the
+   * bad value sits) or ERR_SB_MESSAGE_TOO_LARGE (over the receiving node's
+   * `maxMessageSize`).
    */
   send(value: T, options?: SendOptions): Promise<void> {
     if (this.state !== 'open') return Promise.reject(this.closedError());
+    let v: unknown = value;
     try {
-      if (this.schema !== undefined)
-        value = validateSync(this.schema, value, `sender ${this.channel}`);
+      if (this.schema !== undefined) v = validateSync(this.schema, value, `sender ${this.channel}`);
       if (!this.connected) this.connect();
-      if (this.pending.length === 0 && this.tryTransmit(value)) return RESOLVED;
+      if (this.pending.size === 0 && this.tryTransmit(v)) return RESOLVED;
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.pending.length >= this.maxPending) {
+    if (this.pending.size >= this.maxPending) {
       return Promise.reject(
         new SwitchboardError(
           ErrorCode.OVERFLOW,
@@ -163,49 +239,35 @@ export class Sender<T> extends PortableHandle {
         ),
       );
     }
+    let timeoutMs: number;
+    try {
+      timeoutMs = checkTimeout(options?.timeoutMs) ?? this.timeoutMs;
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    const signal = options?.signal;
+    if (signal?.aborted === true)
+      return Promise.reject(abortError(`send on ${this.channel}`, signal.reason));
     return new Promise<void>((resolve, reject) => {
-      const p: PendingSend = {
-        value,
-        resolve,
-        reject,
-        timer: undefined,
-        signal: options?.signal,
-        onAbort: undefined,
-      };
-      const timeoutMs = options?.timeoutMs ?? this.timeoutMs;
-      if (Number.isFinite(timeoutMs)) {
-        p.timer = setTimeout(() => {
-          if (this.pending.remove(p)) {
-            this.unhook(p);
-            reject(
-              new SwitchboardError(
-                ErrorCode.TIMEOUT,
-                `sender ${this.channel}: no credit within ${timeoutMs} ms`,
-              ),
-            );
-          }
-        }, timeoutMs);
-      }
-      if (p.signal !== undefined) {
-        if (p.signal.aborted) {
-          clearTimeout(p.timer);
-          reject(
-            new SwitchboardError(ErrorCode.ABORTED, 'send aborted', { cause: p.signal.reason }),
-          );
-          return;
-        }
-        p.onAbort = () => {
-          if (this.pending.remove(p)) {
-            this.unhook(p);
-            reject(
-              new SwitchboardError(ErrorCode.ABORTED, 'send aborted', { cause: p.signal?.reason }),
-            );
-          }
-        };
-        p.signal.addEventListener('abort', p.onAbort, { once: true });
-      }
+      const p = new PendingSend(this, v, resolve, reject, timeoutMs);
+      this.host.timeouts.arm(p, timeoutMs, signal);
       this.pending.push(p);
     });
+  }
+
+  /**
+   * Sends `value` now if credit and the link allow, without a promise:
+   * true when it went out, false when it would have to wait (nothing is
+   * queued then; `send()` waits instead). For hot loops that check credit
+   * themselves.
+   * @throws ERR_SB_CLOSED, ERR_SB_VALIDATION, ERR_SB_ENCODE, ERR_SB_MESSAGE_TOO_LARGE
+   */
+  trySend(value: T): boolean {
+    if (this.state !== 'open') throw this.closedError();
+    let v: unknown = value;
+    if (this.schema !== undefined) v = validateSync(this.schema, value, `sender ${this.channel}`);
+    if (!this.connected) this.connect();
+    return this.pending.size === 0 && this.tryTransmit(v);
   }
 
   /**
@@ -217,23 +279,16 @@ export class Sender<T> extends PortableHandle {
     this.posting = true;
     if (this.state !== 'open' || this.failure !== undefined)
       return this.drop('sender closed or failed');
+    let v: unknown = value;
     try {
-      if (this.schema !== undefined)
-        value = validateSync(this.schema, value, `sender ${this.channel}`);
+      if (this.schema !== undefined) v = validateSync(this.schema, value, `sender ${this.channel}`);
       if (!this.connected) this.connect();
-      if (this.pending.length === 0 && this.tryTransmit(value)) return;
-    } catch {
-      return this.drop('invalid or unencodable message');
+      if (this.pending.size === 0 && this.tryTransmit(v)) return;
+    } catch (err) {
+      return this.drop(`cannot send: ${(err as Error).message}`);
     }
-    if (this.pending.length >= this.maxPending) return this.drop('no credit and the queue is full');
-    this.pending.push({
-      value,
-      resolve: undefined,
-      reject: undefined,
-      timer: undefined,
-      signal: undefined,
-      onAbort: undefined,
-    });
+    if (this.pending.size >= this.maxPending) return this.drop('no credit and the queue is full');
+    this.pending.push(new PendingSend(this, v, undefined, undefined, Number.POSITIVE_INFINITY));
   }
 
   /**
@@ -259,22 +314,21 @@ export class Sender<T> extends PortableHandle {
 
   /** Credit arrived, an outlet opened, or the link drained: send what waits. */
   pump(): void {
-    while (this.pending.length > 0) {
-      const p = this.pending.peek()!;
+    for (let p = this.pending.peek(); p !== undefined; p = this.pending.peek()) {
       let sent: boolean;
       try {
         sent = this.tryTransmit(p.value);
       } catch (err) {
-        this.pending.shift();
-        this.unhook(p);
-        p.reject?.(err);
+        this.settle(p);
+        if (p.reject !== undefined) p.reject(err);
+        else this.drop(`cannot send: ${(err as Error).message}`);
         continue;
       }
       if (!sent) break;
-      this.pending.shift();
-      this.unhook(p);
+      this.settle(p);
       p.resolve?.();
     }
+    this.hooks.pumped?.();
     this.finishIfDrained();
   }
 
@@ -287,16 +341,26 @@ export class Sender<T> extends PortableHandle {
     if (this.state === 'closed') return;
     this.failure = error;
     for (const p of this.pending.drain()) {
-      this.unhook(p);
+      this.host.timeouts.disarm(p);
       if (p.reject !== undefined) p.reject(error);
       else this.drop(error.message);
     }
     this.finish();
+    this.hooks.failed?.(error);
   }
 
-  /** The receiver refused a message this sender sent (undecodable or invalid there). */
-  refused(error: SwitchboardError): void {
-    this.errorSubject.next(error);
+  /** The receiver refused a message this sender sent (undecodable, invalid or too large there). */
+  refused(error: SwitchboardError, value?: unknown): void {
+    if (this.posting) {
+      this.dropped++;
+      this.host.reportDrop(this.channel, 1, `refused by the receiver: ${error.message}`);
+    }
+    this.errorSubject.next(
+      new RefusedError<T>(error.code, this.target.node, `${this.channel}: ${error.message}`, {
+        cause: error,
+        messages: value === undefined ? [] : [value as T],
+      }),
+    );
   }
 
   /**
@@ -307,17 +371,70 @@ export class Sender<T> extends PortableHandle {
    */
   undelivered(messages: unknown[], error: SwitchboardError): void {
     if (messages.length === 0) return;
+    if (this.hooks.undelivered?.(messages, error) === true) return;
     if (this.posting) {
       this.dropped += messages.length;
       this.host.reportDrop(this.channel, messages.length, `not delivered: ${error.message}`);
     }
-    const err = new NotDeliveredError(
-      error instanceof NotDeliveredError ? error.node : this.target.node,
-      `${messages.length} message(s) on ${this.channel} not known to be delivered: ${error.message}`,
-      { cause: error },
+    this.errorSubject.next(
+      new NotDeliveredError<T>(
+        error instanceof NotDeliveredError ? error.node : this.target.node,
+        `${messages.length} message(s) on ${this.channel} not known to be delivered: ${error.message}`,
+        { cause: error, messages: messages as T[] },
+      ),
     );
-    (err as NotDeliveredError & { messages: unknown[] }).messages = messages;
-    this.errorSubject.next(err);
+  }
+
+  /** A lossy stream ended with `count` messages not known to be delivered (no copies kept). */
+  lost(count: number, error: SwitchboardError): void {
+    if (count === 0) return;
+    if (this.hooks.lost !== undefined) {
+      this.hooks.lost(count, error);
+      return;
+    }
+    if (this.posting) {
+      this.dropped += count;
+      this.host.reportDrop(this.channel, count, `not delivered: ${error.message}`);
+    }
+    this.errorSubject.next(
+      new NotDeliveredError(
+        this.target.node,
+        `${count} message(s) on ${this.channel} not known to be delivered: ${error.message}`,
+        { cause: error },
+      ),
+    );
+  }
+
+  // ---- the waiting list --------------------------------------------------
+
+  /** @internal A waiting send gave up. */
+  gaveUp(p: PendingSend, error: SwitchboardError): void {
+    if (!this.pending.remove(p)) return;
+    if (p.reject !== undefined) p.reject(error);
+    else this.drop(error.message);
+    this.finishIfDrained();
+  }
+
+  /** @internal Why a send waited in vain: no receiver to send to, or no credit from it. */
+  waitError(timeoutMs: number): SwitchboardError {
+    if (this.mode === 'single' && this.outlets.length === 0) {
+      // No session with the node: nothing is known about its receivers.
+      return new SwitchboardError(
+        ErrorCode.TIMEOUT,
+        `sender ${this.channel}: node ${this.target.node} was unreachable for ${timeoutMs} ms`,
+      );
+    }
+    if (!this.outlets.some((o) => o.state === 'open')) {
+      const where = this.mode === 'single' ? ` on node ${this.target.node}` : '';
+      return new SwitchboardError(
+        ErrorCode.NO_RECEIVER,
+        `sender ${this.channel}: no receiver ${this.channel}${where} within ${timeoutMs} ms`,
+      );
+    }
+    return new SwitchboardError(
+      ErrorCode.TIMEOUT,
+      `sender ${this.channel}: no credit within ${timeoutMs} ms (the receiver is not keeping up)`,
+    );
   }
 
   // ---- internals ---------------------------------------------------------
@@ -329,54 +446,57 @@ export class Sender<T> extends PortableHandle {
 
   private tryTransmit(value: unknown): boolean {
     const outlets = this.outlets;
+    if (this.mode === 'single') {
+      const o = outlets[0];
+      if (o === undefined || !sendable(o)) return false;
+      o.transmit(value);
+      this.sent++;
+      return true;
+    }
     if (this.mode === 'all') {
       let open = 0;
       for (const o of outlets) {
         if (o.state === 'closed') continue;
         // An outlet still opening is a receiver that exists: wait for it
         // rather than broadcast past it (it would miss the message for good).
-        if (o.state !== 'open' || o.credit <= 0 || o.creditBytes <= 0 || !o.ready()) return false;
+        if (!sendable(o)) return false;
         open++;
       }
       if (open === 0) return false;
-      for (const o of outlets) if (o.state === 'open') o.transmit(value);
+      // Encoded once for every receiver, and refused before any gets it.
+      const e = new Envelope(value);
+      let size = -1;
+      for (const o of outlets) {
+        if (o.state !== 'open') continue;
+        const limit = o.limit();
+        if (limit === Number.POSITIVE_INFINITY) continue;
+        if (size < 0) size = e.encode().length;
+        if (size > limit)
+          throw new MessageTooLargeError(o.node, size, limit, `sender ${this.channel}`);
+      }
+      for (const o of outlets) if (o.state === 'open') o.transmit(e);
       this.sent++;
       return true;
     }
-    if (this.mode === 'single') {
-      const o = outlets[0];
-      if (
-        o === undefined ||
-        o.state !== 'open' ||
-        o.credit <= 0 ||
-        o.creditBytes <= 0 ||
-        !o.ready()
-      )
-        return false;
-      o.transmit(value);
-      this.sent++;
-      return true;
-    }
-    // 'one': the receiver with the most credit (least loaded), ties round-robin.
-    // A receiver still opening has unknown credit: wait for it (one round
-    // trip), or a burst would all go to whichever receiver answered first.
-    let best: Outlet | undefined;
-    const n = outlets.length;
-    for (let k = 0; k < n; k++) {
-      const o = outlets[(this.rr + k) % n]!;
-      if (o.state === 'opening') return false;
-      if (o.state !== 'open' || o.credit <= 0 || o.creditBytes <= 0 || !o.ready()) continue;
-      if (best === undefined || o.credit > best.credit) best = o;
-    }
+    // 'one': the receiver with the most credit (least loaded), ties in turn,
+    // healthy nodes first. A receiver still opening has unknown credit: wait
+    // for it (one round trip), or a burst would all go to whichever receiver
+    // answered first.
+    for (const o of outlets) if (o.state === 'opening') return false;
+    const best = this.host.picker.pick(outlets, 'least-loaded', sendable, negativeCredit);
     if (best === undefined) return false;
-    this.rr = (this.rr + 1) % Math.max(1, n);
     best.transmit(value);
     this.sent++;
     return true;
   }
 
+  private settle(p: PendingSend): void {
+    this.pending.remove(p);
+    this.host.timeouts.disarm(p);
+  }
+
   private finishIfDrained(): void {
-    if (this.state === 'closing' && this.pending.length === 0) this.finish();
+    if (this.state === 'closing' && this.pending.size === 0) this.finish();
   }
 
   private finish(): void {
@@ -384,12 +504,17 @@ export class Sender<T> extends PortableHandle {
     this.state = 'closed';
     for (const o of this.outlets) o.close();
     this.host.senderClosed(this);
-    this.errorSubject.complete();
+    this.outletSettled();
   }
 
-  private unhook(p: PendingSend): void {
-    clearTimeout(p.timer);
-    if (p.onAbort !== undefined) p.signal?.removeEventListener('abort', p.onAbort);
+  /**
+   * An outlet of a closed sender finished: `errors$` completes once none
+   * can report anything more (a closing outlet still can).
+   */
+  outletSettled(): void {
+    if (this.state !== 'closed') return;
+    for (const o of this.outlets) if (o.state === 'closing') return;
+    this.errorSubject.complete();
   }
 
   private drop(reason: string): void {
@@ -402,4 +527,12 @@ export class Sender<T> extends PortableHandle {
       this.failure ?? new SwitchboardError(ErrorCode.CLOSED, `sender ${this.channel} is closed`)
     );
   }
+}
+
+function sendable(o: Outlet): boolean {
+  return o.state === 'open' && o.credit > 0 && o.creditBytes > 0 && o.ready();
+}
+
+function negativeCredit(o: Outlet): number {
+  return -o.credit;
 }

@@ -167,6 +167,9 @@ const registerExtension = addExtension as unknown as (extension: CborExtension) 
 // and nothing asynchronous can run in between, so a context never leaks into
 // another decode.
 let currentContext: CodecContext | undefined;
+// Told of each handle written by the encodeValue call in progress (set and
+// cleared around that one synchronous call, like currentContext).
+let currentHandleSink: ((handle: PortableHandle) => void) | undefined;
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -234,6 +237,7 @@ registerExtension({
         'invalid handle ref: kind must be a string, node and id non-negative safe integers, name a string',
       );
     }
+    currentHandleSink?.(handle);
     // A positional array keeps the common handle to ~10 bytes.
     encodeItem(name === undefined ? [kind, node, id] : [kind, node, id, name]);
   },
@@ -285,8 +289,9 @@ registerExtension({ tag: 3, decode: (item: unknown): bigint => -1n - bignumFromB
  * @throws {SwitchboardError} code `ERR_SB_ENCODE` for an unsupported type or
  *   an invalid handle ref; the underlying error, if any, is the `cause`.
  */
-export function encodeValue(value: unknown): Buffer {
+export function encodeValue(value: unknown, onHandle?: (handle: PortableHandle) => void): Buffer {
   let out: Buffer;
+  currentHandleSink = onHandle;
   try {
     out = encoder.encode(value);
   } catch (err) {
@@ -294,6 +299,8 @@ export function encodeValue(value: unknown): Buffer {
     throw new SwitchboardError(ErrorCode.ENCODE, `cannot encode value: ${describe(err)}`, {
       cause: err,
     });
+  } finally {
+    currentHandleSink = undefined;
   }
   if (out.buffer.byteLength > MAX_SHARED_SLAB) {
     const copy = Buffer.allocUnsafeSlow(out.length);
@@ -302,6 +309,15 @@ export function encodeValue(value: unknown): Buffer {
     return copy;
   }
   return out;
+}
+
+/**
+ * Applies {@link encodeValue}'s rule to `value` without keeping the bytes:
+ * for messages that never leave the process.
+ * @throws {SwitchboardError} code `ERR_SB_ENCODE`, as encodeValue.
+ */
+export function checkEncodable(value: unknown, onHandle?: (handle: PortableHandle) => void): void {
+  encodeValue(value, onHandle);
 }
 
 // ---------------------------------------------------------------------------

@@ -94,6 +94,8 @@ export class Reassembler {
   private readonly maxMessageSize: number;
   private readonly maxPendingBytes: number;
   private readonly partials = new Map<number, Partial>();
+  /** Streams whose message in progress exceeds maxMessageSize: counted, not kept. */
+  private readonly skipping = new Map<number, { readonly total: number; received: number }>();
   private pendingBytes = 0;
 
   constructor(options: ReassemblerOptions = {}) {
@@ -131,7 +133,7 @@ export class Reassembler {
   add(type: number, flags: number, stream: number, payload: Buffer): Buffer | undefined {
     const more = (flags & FrameFlag.MORE) !== 0;
     if (type === FrameType.DATA) {
-      if (this.partials.has(stream)) {
+      if (this.partials.has(stream) || this.skipping.has(stream)) {
         throw new ProtocolError(
           ErrorCode.PROTOCOL,
           `DATA on stream ${stream} while a fragmented message is unfinished`,
@@ -154,14 +156,21 @@ export class Reassembler {
         );
       }
       const total = payload.readUInt32BE(0);
-      if (total > this.maxMessageSize) {
-        throw new ProtocolError(
-          ErrorCode.MESSAGE_TOO_LARGE,
-          `message of ${total} bytes exceeds the ${this.maxMessageSize}-byte maximum`,
-          { state: 'reassembly' },
-        );
-      }
       const first = payload.subarray(4);
+      if (total > this.maxMessageSize) {
+        // Refused, not fatal: its fragments are counted and let go as they
+        // come (nothing is held), and the link tells the sender once the
+        // last one is in (docs/wire-protocol.md 9.2).
+        if (first.length >= total) {
+          throw new ProtocolError(
+            ErrorCode.PROTOCOL,
+            'first fragment holds the whole message but MORE is set',
+            { state: 'reassembly' },
+          );
+        }
+        this.skipping.set(stream, { total, received: first.length });
+        return undefined;
+      }
       if (first.length >= total) {
         throw new ProtocolError(
           ErrorCode.PROTOCOL,
@@ -179,6 +188,27 @@ export class Reassembler {
         received: first.length,
         charged,
       });
+      return undefined;
+    }
+    const skip = this.skipping.get(stream);
+    if (skip !== undefined) {
+      const received = skip.received + payload.length;
+      if (
+        received > skip.total ||
+        (!more && received !== skip.total) ||
+        (more && received === skip.total)
+      ) {
+        throw new ProtocolError(
+          ErrorCode.PROTOCOL,
+          `fragments of stream ${stream} disagree with the declared size ${skip.total}`,
+          { state: 'reassembly' },
+        );
+      }
+      skip.received = received;
+      if (!more) {
+        this.skipping.delete(stream);
+        this.refused = skip.total;
+      }
       return undefined;
     }
     const partial = this.partials.get(stream);
@@ -216,8 +246,15 @@ export class Reassembler {
   /** Flags of the first frame of the message `add` last returned (RAW, ...), MORE cleared. */
   completedFlags = 0;
 
+  /**
+   * Set when the `add` call that just returned undefined completed a message
+   * refused for its size: that size. The caller reads it and sets it back to 0.
+   */
+  refused = 0;
+
   /** Drops an unfinished message (stream closed or reset). */
   discard(stream: number): void {
+    this.skipping.delete(stream);
     const partial = this.partials.get(stream);
     if (partial === undefined) return;
     this.partials.delete(stream);
@@ -227,6 +264,7 @@ export class Reassembler {
   /** Drops everything (link torn down). */
   clear(): void {
     this.partials.clear();
+    this.skipping.clear();
     this.pendingBytes = 0;
   }
 

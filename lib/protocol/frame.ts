@@ -50,6 +50,8 @@ export const FrameType = {
   PONG: 0x22,
   /** The sender is closing the link: u16 code, UTF-8 reason. */
   GOAWAY: 0x23,
+  /** The sender's limits and timers, first after the handshake: (u16 id, u32 value) pairs. */
+  SETTINGS: 0x24,
 } as const;
 
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];

@@ -7,7 +7,7 @@ import { Subject } from 'rxjs';
 import {
   ErrorCode,
   HandshakeError,
-  NotDeliveredError,
+  PeerLostError,
   RendezvousTimeoutError,
   SwitchboardError,
 } from '../errors.js';
@@ -32,7 +32,7 @@ export type SwitchboardEvent =
   | { readonly type: 'peer-up'; readonly node: number; readonly incarnation: string }
   | { readonly type: 'peer-suspect'; readonly node: number; readonly reason: string }
   | { readonly type: 'peer-reconnected'; readonly node: number }
-  | { readonly type: 'peer-down'; readonly node: number; readonly error: SwitchboardError }
+  | { readonly type: 'peer-down'; readonly node: number; readonly error: PeerLostError }
   | { readonly type: 'peer-restarted'; readonly node: number; readonly incarnation: string }
   | {
       readonly type: 'link-error';
@@ -77,12 +77,24 @@ export interface PeerInfo {
 /** Receives what the links carry. The channel layer implements it. */
 export interface ClusterHandler {
   onMessage(peer: number, stream: number, flags: number, message: Buffer): void;
+  /** A message refused for being over this node's maxMessageSize (nothing of it was kept). */
+  onOversize?(peer: number, stream: number, size: number): void;
   onControl(peer: number, type: number, flags: number, stream: number, payload: Buffer): void;
   onWritable(peer: number): void;
   /** A new session with `peer` began (first contact, or a new incarnation). */
   onSessionStart(peer: number): void;
   /** The session with `peer` ended: everything in flight to it has an unknown fate. */
-  onSessionEnd(peer: number, reason: SwitchboardError): void;
+  onSessionEnd(peer: number, reason: PeerLostError): void;
+  /** A stale session with `peer` (see {@link Cluster.fresh}) is confirmed: what it holds may go. */
+  onConfirmed?(peer: number): void;
+  /**
+   * The session with `peer` is ending by agreement (it said GOAWAY, or this
+   * node is about to): queue the last delivery reports for it now, and hand
+   * out nothing more of what it sent.
+   */
+  finalReports?(peer: number): void;
+  /** Messages sent to `peer` not yet known delivered (a graceful close waits for none). */
+  inflight?(peer: number): number;
 }
 
 interface PeerCounters {
@@ -146,7 +158,7 @@ export class Cluster implements ConnectionEvents {
   private readonly waiters = new Set<() => void>();
   protected readonly now: () => number = () => performance.now();
 
-  protected constructor(options: SwitchboardOptions) {
+  constructor(options: SwitchboardOptions) {
     this.options = resolveOptions(options);
     this.id = this.options.id;
     this.nodes = this.options.nodes;
@@ -161,11 +173,16 @@ export class Cluster implements ConnectionEvents {
       fragmentSize: this.options.fragmentSize,
       maxMessageSize: this.options.maxMessageSize,
       bufferBytes: this.options.linkBufferBytes,
+      heartbeatMs: this.options.heartbeatMs,
+      deadPeerMs: this.options.deadPeerMs,
     };
     // Links report to a private adapter, so subclasses are free to use any method names.
     const linkHandler: LinkHandler = {
       onMessage: (link, stream, flags, message) =>
         this.handler?.onMessage(link.peer, stream, flags, message),
+      onOversize: (link, stream, size) => this.handler?.onOversize?.(link.peer, stream, size),
+      onConfirmed: (link) => this.handler?.onConfirmed?.(link.peer),
+      onPeerClosing: (link) => this.handler?.finalReports?.(link.peer),
       onControl: (link, type, flags, stream, payload) =>
         this.handler?.onControl(link.peer, type, flags, stream, payload),
       onWritable: (link) => this.handler?.onWritable(link.peer),
@@ -180,7 +197,7 @@ export class Cluster implements ConnectionEvents {
   }
 
   /** Binds the listening socket and starts linking with every peer. */
-  protected async startCluster(): Promise<void> {
+  async startCluster(): Promise<void> {
     const o = this.options;
     const self = this.nodes[this.id]!;
     this.server = await listen(o.bindHost, self.port, o.tls, (socket) => this.onSocket(socket), {
@@ -204,7 +221,7 @@ export class Cluster implements ConnectionEvents {
   }
 
   /** Sets the receiver of link traffic (the channel layer). */
-  protected setHandler(handler: ClusterHandler): void {
+  setHandler(handler: ClusterHandler): void {
     this.handler = handler;
   }
 
@@ -281,6 +298,48 @@ export class Cluster implements ConnectionEvents {
     return this.links[peer]?.connected ?? false;
   }
 
+  /** True while `peer` is connected and not suspect (pickers prefer such peers). */
+  healthy(peer: number): boolean {
+    const link = this.links[peer];
+    return link !== undefined && link.connected && !link.suspect;
+  }
+
+  /** How long `close()` waits for what was sent to be delivered, ms. */
+  get lingerMs(): number {
+    return this.options.lingerMs;
+  }
+
+  /** This node's largest message, bytes. */
+  get maxMessageSize(): number {
+    return this.options.maxMessageSize;
+  }
+
+  /** The largest message `peer` accepts: what it announced, and never more than ours. */
+  peerLimit(peer: number): number {
+    const link = this.links[peer];
+    const own = this.options.maxMessageSize;
+    return link === undefined ? own : Math.min(own, link.peerSettings.maxMessageSize);
+  }
+
+  /**
+   * False when `peer` may already have ended our session without our
+   * knowing: nothing has confirmed it within half the peer's dead-peer
+   * timeout (an event-loop stall here, a long GC pause, a partition). The
+   * link then asks the peer (a PING) and `onConfirmed` follows its answer;
+   * if the session ended instead, `onSessionEnd` does. Reads the clock.
+   */
+  fresh(peer: number): boolean {
+    const link = this.links[peer];
+    return link?.session === undefined || link.fresh(this.now());
+  }
+
+  /** As {@link fresh}, at the time the bytes now being handled were read (no clock read). */
+  freshOnArrival(peer: number): boolean {
+    const link = this.links[peer];
+    if (link?.session === undefined) return true;
+    return link.fresh(link.conn?.chunkAt ?? this.now());
+  }
+
   /** True when a message may be queued for `peer` now; otherwise `onWritable` follows. */
   writable(peer: number): boolean {
     return this.links[peer]?.writable() ?? false;
@@ -317,8 +376,8 @@ export class Cluster implements ConnectionEvents {
    * Graceful shutdown: stop accepting, wait up to `lingerMs` for queued data
    * to be acknowledged, then say GOAWAY and close. Idempotent.
    */
-  close(): Promise<void> {
-    this.closePromise ??= this.shutdown(true);
+  close(lingerMs = this.options.lingerMs): Promise<void> {
+    this.closePromise ??= this.shutdown(true, undefined, lingerMs);
     return this.closePromise;
   }
 
@@ -451,7 +510,7 @@ export class Cluster implements ConnectionEvents {
       const previous = link.session.peerIncarnation.toString('hex');
       this.endSession(
         link,
-        new NotDeliveredError(
+        new PeerLostError(
           link.peer,
           previous === incarnation
             ? `session with node ${link.peer} could not be resumed`
@@ -519,7 +578,7 @@ export class Cluster implements ConnectionEvents {
       // The peer said goodbye: its session is over, no resume to wait for.
       this.endSession(
         link,
-        new NotDeliveredError(peer, `node ${peer} closed: ${err.message}`, { cause: err }),
+        new PeerLostError(peer, `node ${peer} closed: ${err.message}`, { cause: err }),
         'down',
       );
     } else {
@@ -546,7 +605,7 @@ export class Cluster implements ConnectionEvents {
     link.detach(conn);
   }
 
-  private endSession(link: Link, reason: SwitchboardError, how: 'down' | 'restarted'): void {
+  private endSession(link: Link, reason: PeerLostError, how: 'down' | 'restarted'): void {
     if (link.session === undefined) return;
     link.endSession();
     // A dial in progress to this peer offered, in its HELLO, to resume the session
@@ -754,13 +813,7 @@ export class Cluster implements ConnectionEvents {
       } else if (now - link.lastHeard > o.deadPeerMs) {
         this.endSession(
           link,
-          new NotDeliveredError(
-            link.peer,
-            `node ${link.peer} lost: no contact for ${o.deadPeerMs} ms`,
-            {
-              cause: new SwitchboardError(ErrorCode.PEER_LOST, 'dead-peer timeout'),
-            },
-          ),
+          new PeerLostError(link.peer, `node ${link.peer} lost: no contact for ${o.deadPeerMs} ms`),
           'down',
         );
       }
@@ -769,7 +822,11 @@ export class Cluster implements ConnectionEvents {
 
   // ---- shutdown ----------------------------------------------------------
 
-  private async shutdown(graceful: boolean, err?: Error): Promise<void> {
+  private async shutdown(
+    graceful: boolean,
+    err?: Error,
+    lingerMs = this.options.lingerMs,
+  ): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closing';
     for (const w of [...this.waiters]) w();
@@ -780,7 +837,7 @@ export class Cluster implements ConnectionEvents {
     });
     for (const conn of this.pending)
       conn.fail(new SwitchboardError(ErrorCode.CLOSED, 'switchboard closing'));
-    if (graceful) await this.linger();
+    if (graceful) await this.linger(lingerMs);
     const reason =
       err instanceof SwitchboardError
         ? err
@@ -791,32 +848,53 @@ export class Cluster implements ConnectionEvents {
           );
     const sockets: Array<Promise<void>> = [];
     for (const link of this.links) {
-      if (link === undefined) continue;
-      const conn = link.conn;
-      if (conn !== undefined && !conn.closed) {
-        sockets.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));
-        if (graceful) conn.goAway(GoAwayCode.SHUTDOWN, 'switchboard closing');
-        else conn.socket.destroy();
-      }
-      if (link.session !== undefined) {
-        link.endSession();
-        this.handler?.onSessionEnd(
-          link.peer,
-          new NotDeliveredError(link.peer, reason.message, { cause: reason }),
+      const conn = link?.conn;
+      if (link === undefined || conn === undefined || conn.closed) continue;
+      sockets.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));
+      if (graceful) {
+        // Our last delivery reports, then GOAWAY; the peer answers with its
+        // own reports before it closes, so each side reports exactly what
+        // the other did not take (docs/wire-protocol.md 6).
+        this.handler?.finalReports?.(link.peer);
+        link.flush();
+        conn.goAway(GoAwayCode.SHUTDOWN, 'switchboard closing');
+      } else {
+        // Best effort: the peer then ends the session at once instead of
+        // waiting out its dead-peer timeout.
+        conn.fail(
+          new SwitchboardError(ErrorCode.CLOSED, `switchboard destroyed: ${reason.message}`),
         );
       }
     }
     clearInterval(this.ticker);
     await Promise.all([serverClosed, ...sockets]);
+    for (const link of this.links) {
+      if (link === undefined || link.session === undefined) continue;
+      link.endSession();
+      this.handler?.onSessionEnd(
+        link.peer,
+        new PeerLostError(link.peer, `this node closed: ${reason.message}`, { cause: reason }),
+      );
+    }
     this.state = 'closed';
     this.events.complete();
   }
 
-  /** Waits until every link's queued data is acknowledged, at most `lingerMs`. */
-  private async linger(): Promise<void> {
-    const deadline = this.now() + this.options.lingerMs;
+  /**
+   * Waits, at most `lingerMs`, until every link's queued data is
+   * acknowledged and every message sent is known delivered (the channel
+   * layer's count), so that a clean close reports nothing delivered as not
+   * delivered.
+   */
+  private async linger(lingerMs: number): Promise<void> {
+    const deadline = this.now() + lingerMs;
     const busy = (): boolean =>
-      this.links.some((l) => l !== undefined && l.connected && l.bufferedBytes > 0);
+      this.links.some(
+        (l) =>
+          l !== undefined &&
+          l.connected &&
+          (l.bufferedBytes > 0 || (this.handler?.inflight?.(l.peer) ?? 0) > 0),
+      );
     while (busy() && this.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }

@@ -36,9 +36,13 @@ export class Connection implements FrameSink {
   private sink: FrameSink | undefined;
   private authenticated = false;
   private ended = false;
+  /** Our GOAWAY went out: nothing more is written, but the peer's last frames are read. */
+  private writeClosed = false;
   private endError: SwitchboardError | undefined;
   /** Time of the last complete frame received (any frame counts as life). */
   lastReceived: number;
+  /** When the chunk being handled now was read (the clock is read once per chunk). */
+  chunkAt: number;
   /** Set while the socket asked us to wait for 'drain'; the time we started waiting. */
   drainWaitSince: number | undefined;
   bytesIn = 0;
@@ -59,6 +63,7 @@ export class Connection implements FrameSink {
     this.startedAt = now();
     this.remoteAddress = socket.remoteAddress;
     this.lastReceived = this.startedAt;
+    this.chunkAt = this.startedAt;
     this.handshake = new Handshake(handshakeOptions);
     this.decoder = new FrameDecoder(this, { maxFramePayload: MAX_HANDSHAKE_PAYLOAD });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -106,7 +111,7 @@ export class Connection implements FrameSink {
 
   /** Writes buffers in one corked batch; returns false when the socket wants a 'drain'. */
   write(bufs: readonly Buffer[]): boolean {
-    if (this.ended) return true;
+    if (this.ended || this.writeClosed) return true;
     const s = this.socket;
     let ok = true;
     if (bufs.length === 1) {
@@ -124,14 +129,18 @@ export class Connection implements FrameSink {
     return ok;
   }
 
-  /** Tells the peer why, then closes. */
-  goAway(code: GoAwayCode, reason: string, err?: SwitchboardError): void {
-    if (this.ended) return;
+  /**
+   * Tells the peer why and closes our side. What the peer still sends
+   * before it closes is read and handled (its last delivery reports: see
+   * Cluster's shutdown); `ms` bounds the wait for it.
+   */
+  goAway(code: GoAwayCode, reason: string, err?: SwitchboardError, ms = 1_000): void {
+    if (this.ended || this.writeClosed) return;
     this.endError ??= err;
+    this.writeClosed = true;
     this.socket.end(encodeFrame(FrameType.GOAWAY, 0, 0, encodeGoAway(code, reason)));
-    // Do not wait for a peer that never reads: the socket goes within a second.
-    setTimeout(() => this.socket.destroy(), 1_000).unref();
-    this.ended = true;
+    // Do not wait for a peer that never answers.
+    setTimeout(() => this.socket.destroy(), ms).unref();
   }
 
   /** Closes at once with `err` (reported to the peer in a GOAWAY when possible). */
@@ -142,6 +151,10 @@ export class Connection implements FrameSink {
     }
     this.endError = err;
     this.ended = true;
+    if (this.writeClosed) {
+      setImmediate(() => this.socket.destroy());
+      return;
+    }
     try {
       this.socket.end(
         encodeFrame(FrameType.GOAWAY, 0, 0, encodeGoAway(goAwayCodeFor(err.code), err.message)),
@@ -183,6 +196,7 @@ export class Connection implements FrameSink {
     if (this.ended) return;
     this.bytesIn += chunk.length;
     const framesBefore = this.framesIn;
+    this.chunkAt = this.now();
     try {
       this.decoder.push(chunk);
     } catch (err) {
@@ -198,7 +212,7 @@ export class Connection implements FrameSink {
         );
     } finally {
       // Any complete frame counts as life; one clock read per chunk, not per frame.
-      if (this.framesIn !== framesBefore) this.lastReceived = this.now();
+      if (this.framesIn !== framesBefore) this.lastReceived = this.chunkAt;
     }
   }
 

@@ -7,12 +7,20 @@ import { FrameType, HEADER_SIZE, isSequenced } from '../protocol/frame.js';
 import { decodeGoAway, errorCodeForGoAway } from '../protocol/handshake.js';
 import type { ResumeState } from '../protocol/handshake.js';
 import { ReplayLog } from '../protocol/replay-log.js';
+import { decodeSettings, encodeSettings } from '../protocol/settings.js';
+import type { PeerSettings } from '../protocol/settings.js';
 import type { Connection } from './connection.js';
 
 /** Where a link delivers what it receives. Implemented by the router. */
 export interface LinkHandler {
   /** A whole message (reassembled if it was fragmented). */
   onMessage(link: Link, stream: number, flags: number, message: Buffer): void;
+  /** A fragmented message refused for its size (over our maxMessageSize): none of it was kept. */
+  onOversize(link: Link, stream: number, size: number): void;
+  /** The session, stale (not confirmed within the peer's dead-peer timeout), is confirmed again. */
+  onConfirmed(link: Link): void;
+  /** The peer said GOAWAY to close cleanly: queue the last delivery reports before the link goes. */
+  onPeerClosing(link: Link): void;
   /** Any other sequenced frame (OPEN, CLOSE, CREDIT, CANCEL, ERROR, CONTROL). */
   onControl(link: Link, type: number, flags: number, stream: number, payload: Buffer): void;
   /** The link can take more data after having refused some. */
@@ -43,6 +51,8 @@ export interface LinkSettings {
   readonly fragmentSize: number;
   readonly maxMessageSize: number;
   readonly bufferBytes: number;
+  readonly heartbeatMs: number;
+  readonly deadPeerMs: number;
 }
 
 /** Bytes of large-message fragments written per flush, so control frames and other streams interleave. */
@@ -83,6 +93,18 @@ export class Link implements FrameSink {
   lastHeard = 0;
   suspect = false;
   framesOut = 0;
+  /** What the peer announced (SETTINGS); our own values until it has. */
+  peerSettings: PeerSettings;
+  /**
+   * Until when (`performance.now()` scale) the peer cannot have ended the
+   * session: it answered a PING sent at some time t, so it heard from us at
+   * t or later, and ends a session only after its dead-peer timeout of
+   * silence. Half of that timeout is kept as margin.
+   */
+  confirmedUntil = 0;
+  /** A confirmation was asked for and not yet received. */
+  private confirming = false;
+  private confirmAskedAt = Number.NEGATIVE_INFINITY;
   private readonly ctrl = new FrameEncoder({ blockSize: 4096 });
   private readonly data = new FrameEncoder({ copyThreshold: REFERENCE_THRESHOLD });
   /**
@@ -128,6 +150,11 @@ export class Link implements FrameSink {
     private readonly settings: LinkSettings,
     private readonly handler: LinkHandler,
   ) {
+    this.peerSettings = {
+      maxMessageSize: settings.maxMessageSize,
+      heartbeatMs: settings.heartbeatMs,
+      deadPeerMs: settings.deadPeerMs,
+    };
     this.pool = new BufferPool({
       minSize: REFERENCE_THRESHOLD,
       maxSize: Math.max(
@@ -282,8 +309,56 @@ export class Link implements FrameSink {
       this.discardQueued();
     }
     this.ctrl.take();
-    if (replay.length > 0) conn.write(replay);
+    // First on every connection: what we accept and how long we wait (wire 8.2).
+    this.ctrl.frame(
+      FrameType.SETTINGS,
+      0,
+      0,
+      encodeSettings({
+        maxMessageSize: this.settings.maxMessageSize,
+        heartbeatMs: this.settings.heartbeatMs,
+        deadPeerMs: this.settings.deadPeerMs,
+      }),
+    );
+    // The handshake itself proves the peer holds the session now.
+    this.confirmed(performance.now());
+    if (replay.length > 0) conn.write([...this.ctrl.take(), ...replay]);
     this.schedule();
+  }
+
+  /**
+   * False when the peer may have ended the session (nothing confirmed it
+   * within half its dead-peer timeout, as after an event-loop stall): a
+   * PING then asks, and `onConfirmed` follows its PONG. `now` is
+   * `performance.now()`.
+   */
+  fresh(now: number): boolean {
+    if (now < this.confirmedUntil) return true;
+    if (!this.confirming || now - this.confirmAskedAt > this.peerSettings.heartbeatMs) {
+      this.confirming = true;
+      this.confirmAskedAt = now;
+      if (this.connected) {
+        this.queuePing(now);
+        this.schedule();
+      }
+    }
+    return false;
+  }
+
+  private pong(stamp: number): void {
+    const now = performance.now();
+    this.rttMs = Math.max(0, now - stamp);
+    // Our own clock reading, echoed: proof the peer heard us at that time.
+    if (stamp <= now) this.confirmed(stamp);
+  }
+
+  private confirmed(stamp: number): void {
+    const until = stamp + this.peerSettings.deadPeerMs / 2;
+    if (until > this.confirmedUntil) this.confirmedUntil = until;
+    if (this.confirming && until > performance.now()) {
+      this.confirming = false;
+      this.handler.onConfirmed(this);
+    }
   }
 
   /** The connection is gone; the session stays for a resume. */
@@ -297,6 +372,8 @@ export class Link implements FrameSink {
   /** The session ended (peer lost or restarted): forget everything queued for it. */
   endSession(): void {
     this.session = undefined;
+    this.confirming = false;
+    this.confirmedUntil = 0;
     this.discardQueued();
     this.refused = false;
     this.unackedIn = 0;
@@ -327,6 +404,11 @@ export class Link implements FrameSink {
         const message = s.reassembler.add(type, flags, stream, payload);
         if (message !== undefined)
           this.handler.onMessage(this, stream, s.reassembler.completedFlags, message);
+        else if (s.reassembler.refused > 0) {
+          const size = s.reassembler.refused;
+          s.reassembler.refused = 0;
+          this.handler.onOversize(this, stream, size);
+        }
       } else {
         this.handler.onControl(this, type, flags, stream, payload);
       }
@@ -354,10 +436,18 @@ export class Link implements FrameSink {
       case FrameType.PONG:
         if (payload.length !== 8)
           throw new ProtocolError(ErrorCode.PROTOCOL, 'PONG payload must be 8 bytes');
-        this.rttMs = Math.max(0, performance.now() - payload.readDoubleBE(0));
+        this.pong(payload.readDoubleBE(0));
+        return;
+      case FrameType.SETTINGS:
+        this.peerSettings = decodeSettings(payload, this.peerSettings);
         return;
       case FrameType.GOAWAY: {
         const { code, reason } = decodeGoAway(payload);
+        if (errorCodeForGoAway(code) === ErrorCode.CLOSED) {
+          // A clean goodbye: our reports go out before our own GOAWAY.
+          this.handler.onPeerClosing(this);
+          this.flush();
+        }
         throw new ProtocolError(errorCodeForGoAway(code), `peer closed the link: ${reason}`, {
           state: 'goaway',
         });

@@ -2,7 +2,7 @@ import { createHash, randomFillSync } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { Switchboard } from '../../lib/facade.js';
 import { localNodes } from '../support/ports.js';
-import { closeAll, pathCluster, PATHS, SECRET, until } from '../support/cluster.js';
+import { closeAll, pathCluster, PATHS, SECRET, until, hubOf } from '../support/cluster.js';
 import { receive as next } from './fixtures/receive.js';
 
 /**
@@ -37,7 +37,9 @@ describe.each(PATHS)('comm crate suite over the %s path', (path) => {
       expect(fdCount() - fdsBefore).toBeLessThanOrEqual(2);
       // Every stream was forgotten on both sides once its CLOSE arrived.
       const open = (sb: Switchboard): number =>
-        sb.hub.streamCounts().reduce((sum, c) => sum + c.out + c.in, 0);
+        hubOf(sb)
+          .streamCounts()
+          .reduce((sum, c) => sum + c.out + c.in, 0);
       await until(() => open(rx) === 0 && open(tx) === 0, 5_000, 'stream maps to empty');
       expect(r.stats()).toMatchObject({ received: N, delivered: N, queued: 0, senders: 0 });
       // And the receiver's credit accounting did not leak: a new sender gets a full window
@@ -101,11 +103,11 @@ describe.each(PATHS)('comm crate suite over the %s path', (path) => {
     }
   });
 
-  it('fails a broadcast that waits for a receiver too long with ERR_SB_TIMEOUT', async () => {
+  it('fails a broadcast that waits for a receiver too long with ERR_SB_NO_RECEIVER', async () => {
     const { sbs, tx } = await pathCluster(path);
     try {
       const s = tx.mpmcSender<string>('nobody', { mode: 'all', timeoutMs: 50 });
-      await expect(s.send('lost')).rejects.toMatchObject({ code: 'ERR_SB_TIMEOUT' });
+      await expect(s.send('lost')).rejects.toMatchObject({ code: 'ERR_SB_NO_RECEIVER' });
     } finally {
       await closeAll(sbs);
     }

@@ -2,7 +2,7 @@ import { createHash, randomFillSync } from 'node:crypto';
 import type { SwitchboardError } from '../../lib/errors.js';
 import type { Switchboard } from '../../lib/facade.js';
 import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
-import { closeAll, startCluster, until } from '../support/cluster.js';
+import { closeAll, clusterOf, startCluster, until } from '../support/cluster.js';
 import { receive, receiveOne } from './fixtures/receive.js';
 
 /**
@@ -17,7 +17,7 @@ import { receive, receiveOne } from './fixtures/receive.js';
 /** Destroys the socket under `sb`'s link to `peer` (as a network fault would). */
 function cut(sb: Switchboard, peer: number): void {
   const links = (
-    sb as unknown as {
+    clusterOf(sb) as unknown as {
       links: Array<{ conn?: { socket: { destroy(): void } } } | undefined>;
     }
   ).links;

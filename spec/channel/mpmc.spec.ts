@@ -1,7 +1,7 @@
 import type { NotDeliveredError, SwitchboardError } from '../../lib/errors.js';
 import type { Receiver } from '../../lib/channel/receiver.js';
 import type { Switchboard } from '../../lib/facade.js';
-import { closeAll, pathCluster, PATHS, until } from '../support/cluster.js';
+import { closeAll, pathCluster, PATHS, until, hubOf } from '../support/cluster.js';
 import type { Path } from '../support/cluster.js';
 
 /**
@@ -49,7 +49,11 @@ function increasing(xs: readonly number[]): boolean {
 
 /** Waits until `sb` knows `n` receivers of the MPMC channel `name`. */
 function known(sb: Switchboard, name: string, n: number): Promise<void> {
-  return until(() => sb.hub.lookup('mpmc', name).length === n, 5_000, `${n} receivers of ${name}`);
+  return until(
+    () => hubOf(sb).directory.lookup('mpmc', name).length === n,
+    5_000,
+    `${n} receivers of ${name}`,
+  );
 }
 
 /** Collects what a sender reports as not delivered. */

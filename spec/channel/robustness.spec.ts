@@ -4,7 +4,7 @@ import { UNLIMITED_CREDIT } from '../../lib/channel/receiver.js';
 import type { SwitchboardError } from '../../lib/errors.js';
 import { encodeValue } from '../../lib/protocol/codec.js';
 import { FrameType } from '../../lib/protocol/frame.js';
-import { closeAll, startCluster, until } from '../support/cluster.js';
+import { closeAll, startCluster, until, hubOf, clusterOf } from '../support/cluster.js';
 
 /** The hub's private stream tables, for injecting what a misbehaving peer would send. */
 interface HubInternals {
@@ -20,14 +20,14 @@ describe('channel robustness against a misbehaving peer (TCP)', () => {
       const r = rx!.receiver<number>('strict', { window: 4, capacity: 8 });
       const s = tx!.sender<number>('strict', { node: rx!.id });
       await s.send(0);
-      await until(() => internals(rx!.hub).inStreams[tx!.id]!.size === 1);
-      const [stream] = [...internals(rx!.hub).inStreams[tx!.id]!.keys()];
+      await until(() => internals(hubOf(rx!)).inStreams[tx!.id]!.size === 1);
+      const [stream] = [...internals(hubOf(rx!)).inStreams[tx!.id]!.keys()];
       const linkError = firstValueFrom(rx!.events$.pipe(filter((e) => e.type === 'link-error')));
       // What a peer that ignores flow control would deliver: far beyond the window.
-      for (let i = 0; i < 20; i++) rx!.hub.onMessage(tx!.id, stream!, 0, encodeValue(i));
+      for (let i = 0; i < 20; i++) hubOf(rx!).onMessage(tx!.id, stream!, 0, encodeValue(i));
       await expect(linkError).resolves.toMatchObject({ error: { code: 'ERR_SB_PROTOCOL' } });
       expect(r.queued).toBeLessThanOrEqual(8 + 1);
-      expect(internals(rx!.hub).inStreams[tx!.id]!.size).toBe(0);
+      expect(internals(hubOf(rx!)).inStreams[tx!.id]!.size).toBe(0);
       // The link itself is fine: another channel still works.
       const r2 = rx!.receiver<string>('other');
       await tx!.sender<string>('other', { node: rx!.id }).send('still up');
@@ -45,10 +45,10 @@ describe('channel robustness against a misbehaving peer (TCP)', () => {
         if (e.type === 'error' || e.type === 'link-error') errors.push(e);
       });
       for (const bad of [null, undefined, 7, 'x']) {
-        a!.hub.onControl(b!.id, FrameType.OPEN, 0, 0x8000_7fff, encodeValue(bad));
-        a!.hub.onControl(b!.id, FrameType.CONTROL, 0, 0, encodeValue(bad));
+        hubOf(a!).onControl(b!.id, FrameType.OPEN, 0, 0x8000_7fff, encodeValue(bad));
+        hubOf(a!).onControl(b!.id, FrameType.CONTROL, 0, 0, encodeValue(bad));
       }
-      expect(a!.isUp(b!.id)).toBe(true);
+      expect(clusterOf(a!).isUp(b!.id)).toBe(true);
       const r = a!.receiver<number>('after');
       await b!.sender<number>('after', { node: a!.id }).send(1);
       await expect(r.next()).resolves.toEqual({ value: 1, done: false });
@@ -65,11 +65,11 @@ describe('channel robustness against a misbehaving peer (TCP)', () => {
       const s = tx!.sender<number>('picky', { node: rx!.id });
       await s.send(1);
       const refused = firstValueFrom(s.errors$);
-      await until(() => internals(rx!.hub).inStreams[tx!.id]!.size === 1);
-      const [stream] = [...internals(rx!.hub).inStreams[tx!.id]!.keys()];
+      await until(() => internals(hubOf(rx!)).inStreams[tx!.id]!.size === 1);
+      const [stream] = [...internals(hubOf(rx!)).inStreams[tx!.id]!.keys()];
       // A CBOR map with a __proto__ key: refused by the codec on the receiving side.
       const bomb = Buffer.from('a1695f5f70726f746f5f5f01', 'hex');
-      rx!.hub.onMessage(tx!.id, stream!, 0, bomb);
+      hubOf(rx!).onMessage(tx!.id, stream!, 0, bomb);
       await expect(refused).resolves.toMatchObject({ code: 'ERR_SB_DECODE' });
     } finally {
       await closeAll([rx!, tx!]);
@@ -86,7 +86,7 @@ describe('channel robustness against a misbehaving peer (TCP)', () => {
       await s.send(0);
       await until(() => s.outlets[0]?.state === 'open');
       for (let i = 1; i < 5000; i++) s.post(i);
-      const o = internals(tx!.hub).outStreams[rx!.id]!.values().next().value!;
+      const o = internals(hubOf(tx!)).outStreams[rx!.id]!.values().next().value!;
       expect(o.credit).toBe(UNLIMITED_CREDIT);
       expect(o.creditBytes).toBe(UNLIMITED_CREDIT);
       await until(() => r.stats().received === 5000);

@@ -2,7 +2,7 @@ import type { StandardResult, StandardSchemaV1 } from '../../lib/channel/schema.
 import type { Sender } from '../../lib/channel/sender.js';
 import type { SwitchboardError } from '../../lib/errors.js';
 import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
-import { closeAll, pathCluster, PATHS } from '../support/cluster.js';
+import { closeAll, pathCluster, PATHS, clusterOf } from '../support/cluster.js';
 import type { Path } from '../support/cluster.js';
 import { receive as take } from './fixtures/receive.js';
 
@@ -151,7 +151,7 @@ describe('undecodable payloads (TCP path)', () => {
       await s.send(deep);
       // 2. Raw garbage injected into the sender's own stream, under the channel layer.
       const stream = (s.outlets[0] as unknown as { stream: number }).stream;
-      tx.sendMessage(rx.id, stream, 0, Buffer.from([0xff, 0xfe, 0x1c, 0x00]));
+      clusterOf(tx).sendMessage(rx.id, stream, 0, Buffer.from([0xff, 0xfe, 0x1c, 0x00]));
       await o.send(1);
       await s.send('after');
 

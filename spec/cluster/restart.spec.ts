@@ -111,7 +111,7 @@ describe('kill -9 of one node in a cluster of three', () => {
     const killedAt = performance.now();
     const downs = await eventOnEach([n0, n2], [marks[0]!, marks[2]!], 'peer-down', 1, 5_000);
     for (const [i, d] of downs.entries()) {
-      expect(d.event.code).toBe('ERR_SB_NOT_DELIVERED');
+      expect(d.event.code).toBe('ERR_SB_PEER_LOST');
       expectDetectedInBound(`peer-down on node ${i * 2}`, d.at - killedAt);
     }
     expect(await within(n1.exited, 5_000, 'node 1 to die')).toEqual({

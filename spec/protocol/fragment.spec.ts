@@ -243,7 +243,7 @@ describe('Reassembler', () => {
     it.each([
       ['above maxMessageSize', 1001, { maxMessageSize: 1000 }],
       ['of 4 GiB', 0xffffffff, {}],
-    ])('refuses a total %s with MESSAGE_TOO_LARGE before allocating', (_label, total, options) => {
+    ])('skips a total %s without allocating: counted, not kept', (_label, total, options) => {
       const r = new Reassembler(options);
       const payload = first(total, 10);
       const sizes: number[] = [];
@@ -253,15 +253,37 @@ describe('Reassembler', () => {
           return new Uint8Array(0) as Buffer;
         }) as never),
       );
-      let err: unknown;
+      let out: unknown;
       try {
-        err = thrown(() => r.add(DATA, MORE, 1, payload));
+        out = r.add(DATA, MORE, 1, payload);
       } finally {
         for (const s of spies) s.mockRestore();
       }
-      expectProtocolError(err, ErrorCode.MESSAGE_TOO_LARGE);
+      expect(out).toBeUndefined();
       expect(sizes).toEqual([]);
       expect(r.pending).toBe(0);
+      expect(r.refused).toBe(0);
+    });
+
+    it('reports a skipped message once its last fragment is in, and goes on with the stream', () => {
+      const r = new Reassembler({ maxMessageSize: 1000 });
+      expect(r.add(DATA, MORE, 1, first(1500, 600))).toBeUndefined();
+      expect(r.add(CONT, MORE, 1, Buffer.alloc(500))).toBeUndefined();
+      expect(r.refused).toBe(0);
+      expect(r.pending).toBe(0);
+      expect(r.add(CONT, 0, 1, Buffer.alloc(400))).toBeUndefined();
+      expect(r.refused).toBe(1500);
+      r.refused = 0;
+      expect(r.add(DATA, 0, 1, Buffer.from('next'))?.toString()).toBe('next');
+    });
+
+    it('still refuses skipped fragments that disagree with the declared size', () => {
+      const r = new Reassembler({ maxMessageSize: 1000 });
+      r.add(DATA, MORE, 1, first(1500, 600));
+      expectProtocolError(
+        thrown(() => r.add(CONT, 0, 1, Buffer.alloc(10))),
+        ErrorCode.PROTOCOL,
+      );
     });
 
     it('accepts a total of exactly maxMessageSize', () => {

@@ -42,7 +42,7 @@ describe('frame', () => {
   it('classifies frame types', () => {
     const all = Object.values(FrameType) as number[];
     expect(all.every(isKnownFrameType)).toBe(true);
-    expect([0x00, 0x04, 0x18, 0x24, 0xff].some(isKnownFrameType)).toBe(false);
+    expect([0x00, 0x04, 0x18, 0x25, 0xff].some(isKnownFrameType)).toBe(false);
     expect(all.filter(isSequenced).map(frameTypeName)).toEqual([
       'DATA',
       'CONT',

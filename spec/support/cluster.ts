@@ -1,4 +1,6 @@
-import { Switchboard } from '../../lib/facade.js';
+import { Switchboard, switchboardInternals } from '../../lib/facade.js';
+import type { ChannelHub } from '../../lib/channel/hub.js';
+import type { Cluster } from '../../lib/switchboard/cluster.js';
 import type { StartOptions } from '../../lib/facade.js';
 import { localNodes } from './ports.js';
 
@@ -64,4 +66,14 @@ export async function until(
     if (Date.now() - start > timeoutMs) throw new Error(`${what} not met within ${timeoutMs} ms`);
     await new Promise((r) => setImmediate(r));
   }
+}
+
+/** The channel core under a switchboard, for specs of the layers below the public API. */
+export function hubOf(sb: Switchboard): ChannelHub {
+  return switchboardInternals(sb).hub;
+}
+
+/** The cluster layer under a switchboard, for specs of the layers below the public API. */
+export function clusterOf(sb: Switchboard): Cluster {
+  return switchboardInternals(sb).cluster;
 }

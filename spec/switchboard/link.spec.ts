@@ -45,6 +45,9 @@ function setup(settings: Partial<LinkSettings> = {}): {
     onMessage: (_link, stream, _flags, message) => got.push({ stream, message }),
     onControl: () => {},
     onWritable: () => {},
+    onOversize: () => {},
+    onConfirmed: () => {},
+    onPeerClosing: () => {},
   };
   const link = new Link(
     1,
@@ -52,12 +55,18 @@ function setup(settings: Partial<LinkSettings> = {}): {
       fragmentSize: 64 * KiB,
       maxMessageSize: 64 * 1024 * KiB,
       bufferBytes: 32 * 1024 * KiB,
+      heartbeatMs: 1000,
+      deadPeerMs: 5000,
       ...settings,
     },
     handler,
   );
   const conn = new FakeConn();
   link.attach(conn as unknown as Connection, INCARNATION, false, 0);
+  // The first frame on every connection: SETTINGS (what this node accepts and its timers).
+  const opening = conn.frames();
+  if (opening.length !== 1 || opening[0]!.type !== FrameType.SETTINGS)
+    throw new Error('the link did not open with SETTINGS');
   return { link, conn, got };
 }
 

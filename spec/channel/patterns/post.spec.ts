@@ -1,7 +1,15 @@
 import { filter } from 'rxjs';
 import type { Switchboard } from '../../../lib/facade.js';
 import type { SwitchboardEvent } from '../../../lib/switchboard/cluster.js';
-import { closeAll, pathCluster, PATHS, startCluster, take, until } from '../../support/cluster.js';
+import {
+  closeAll,
+  pathCluster,
+  PATHS,
+  startCluster,
+  take,
+  until,
+  hubOf,
+} from '../../support/cluster.js';
 
 /** Drop events seen on `sb`, summed per channel. */
 function dropCounter(sb: Switchboard): Map<string, number> {
@@ -35,7 +43,8 @@ describe.each(PATHS)('fire-and-forget over the %s path', (path) => {
       const alls = [rx.mpmcReceiver<string>('news'), rx.mpmcReceiver<string>('news')];
       await until(
         () =>
-          tx.hub.lookup('mpmc', 'work').length === 2 && tx.hub.lookup('mpmc', 'news').length === 2,
+          hubOf(tx).directory.lookup('mpmc', 'work').length === 2 &&
+          hubOf(tx).directory.lookup('mpmc', 'news').length === 2,
         5000,
         'receivers seen',
       );

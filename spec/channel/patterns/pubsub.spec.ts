@@ -1,11 +1,7 @@
 import { firstValueFrom, filter, take as rxTake, toArray } from 'rxjs';
 import type { Switchboard } from '../../../lib/facade.js';
-import {
-  isValidPattern,
-  isValidTopic,
-  topicMatches,
-} from '../../../lib/channel/patterns/pubsub.js';
-import type { Publication, Subscription } from '../../../lib/channel/patterns/pubsub.js';
+import { isValidPattern, isValidTopic, topicMatches } from '../../../lib/index.js';
+import type { Publication, Subscription } from '../../../lib/index.js';
 import type { StandardSchemaV1 } from '../../../lib/channel/schema.js';
 import type { SwitchboardEvent } from '../../../lib/switchboard/cluster.js';
 import { closeAll, PATHS, startCluster, until } from '../../support/cluster.js';

@@ -1,6 +1,6 @@
 import { firstValueFrom } from 'rxjs';
 import type { Switchboard } from '../../../lib/facade.js';
-import type { TaskContext, TaskError } from '../../../lib/channel/patterns/pushpull.js';
+import type { TaskContext, TaskError } from '../../../lib/index.js';
 import { closeAll, PATHS, startCluster, until } from '../../support/cluster.js';
 import type { Path } from '../../support/cluster.js';
 

@@ -3,8 +3,8 @@ import { performance } from 'node:perf_hooks';
 import { from, range, toArray, firstValueFrom } from 'rxjs';
 import { NotDeliveredError, RemoteError, SwitchboardError } from '../../../lib/errors.js';
 import { Switchboard } from '../../../lib/facade.js';
-import type { CallContext } from '../../../lib/channel/patterns/rpc.js';
-import { closeAll, pathCluster, PATHS, SECRET, until } from '../../support/cluster.js';
+import type { CallContext } from '../../../lib/index.js';
+import { closeAll, pathCluster, PATHS, SECRET, until, hubOf } from '../../support/cluster.js';
 import { freePorts } from '../../support/ports.js';
 
 /** A promise and the function that settles it, for handlers the test releases. */
@@ -27,7 +27,27 @@ function median(values: number[]): number {
 /** RPC state a spec expects to be back to nothing once its calls are over. */
 function expectIdle(...sbs: Switchboard[]): void {
   for (const sb of sbs) {
-    expect(sb.rpc.stats()).toMatchObject({
+    expect(sb.stats().rpc).toMatchObject({
+      pendingCalls: 0,
+      waitingForServer: 0,
+      activeCalls: 0,
+      runningHandlers: 0,
+    });
+  }
+}
+
+/**
+ * As {@link expectIdle}, for streams: the caller's iteration ends with the
+ * end marker, and the handler's side finishes a few event-loop steps later.
+ */
+async function expectIdleSoon(...sbs: Switchboard[]): Promise<void> {
+  const idle = (sb: Switchboard): boolean => {
+    const r = sb.stats().rpc;
+    return r.pendingCalls + r.waitingForServer + r.activeCalls + r.runningHandlers === 0;
+  };
+  await until(() => sbs.every(idle), 5_000, 'RPC to be idle');
+  for (const sb of sbs) {
+    expect(sb.stats().rpc).toMatchObject({
       pendingCalls: 0,
       waitingForServer: 0,
       activeCalls: 0,
@@ -68,7 +88,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       expect(sums).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
       slow.open(7);
       expect(await long).toBe(7);
-      expect([...rx.rpc.stats().served].sort()).toEqual(['add', 'hello', 'slow']);
+      expect([...rx.stats().rpc.served].sort()).toEqual(['add', 'hello', 'slow']);
       expectIdle(rx, tx);
     } finally {
       await closeAll(sbs);
@@ -129,10 +149,10 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       expect(elapsed).toBeGreaterThanOrEqual(195);
       expect(elapsed).toBeLessThan(200 + 500);
       await started.promise;
-      expect(tx.rpc.stats().pendingCalls).toBe(0);
+      expect(tx.stats().rpc.pendingCalls).toBe(0);
       // The handler finishes after the deadline: its reply arrives and is dropped.
       release.open();
-      await until(() => tx.rpc.stats().lateReplies === 1, 5_000, 'the late reply');
+      await until(() => tx.stats().rpc.lateReplies === 1, 5_000, 'the late reply');
       expectIdle(rx, tx);
     } finally {
       await closeAll(sbs);
@@ -171,7 +191,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       await expect(tx.call('wait', null, { signal: ac.signal })).rejects.toMatchObject({
         code: 'ERR_SB_ABORTED',
       });
-      await until(() => tx.rpc.stats().lateReplies === 1, 5_000, 'the handler to reply');
+      await until(() => tx.stats().rpc.lateReplies === 1, 5_000, 'the handler to reply');
       expectIdle(rx, tx);
     } finally {
       await closeAll(sbs);
@@ -202,7 +222,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
         // In-process the server is this very switchboard: destroying it fails the call.
         expect(err).toMatchObject({ code: 'ERR_SB_CLOSED' });
       }
-      expect(tx.rpc.stats().pendingCalls).toBe(0);
+      expect(tx.stats().rpc.pendingCalls).toBe(0);
     } finally {
       await closeAll(sbs);
     }
@@ -260,11 +280,15 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       expect(await tx.call('version', null)).toBe(2);
       h2.close();
       expect(h2.closed).toBe(true);
-      await until(() => tx.hub.lookup('rpc', 'version').length === 0, 5_000, 'the withdrawal');
+      await until(
+        () => hubOf(tx).directory.lookup('rpc', 'version').length === 0,
+        5_000,
+        'the withdrawal',
+      );
       await expect(tx.call('version', null, { waitForServerMs: 0 })).rejects.toMatchObject({
         code: 'ERR_SB_NO_SERVER',
       });
-      expect(rx.rpc.stats().served).toEqual([]);
+      expect(rx.stats().rpc.served).toEqual([]);
     } finally {
       await closeAll(sbs);
     }
@@ -274,7 +298,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
     const { sbs, rx, tx } = await pathCluster(path);
     try {
       const early = tx.call<string>('late-server', 'x', { waitForServerMs: 5_000 });
-      expect(tx.rpc.stats().waitingForServer).toBe(1);
+      expect(tx.stats().rpc.waitingForServer).toBe(1);
       rx.serve<string, string>('late-server', (s) => `${s}!`);
       expect(await early).toBe('x!');
       await expect(tx.call('nobody', null, { waitForServerMs: 0 })).rejects.toMatchObject({
@@ -288,7 +312,11 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       expect(performance.now() - t0).toBeGreaterThanOrEqual(95);
       // A method served as another kind is no server for this call.
       rx.serveStream('streamy', () => [1]);
-      await until(() => tx.hub.lookup('rpc', 'streamy').length === 1, 5_000, 'the directory');
+      await until(
+        () => hubOf(tx).directory.lookup('rpc', 'streamy').length === 1,
+        5_000,
+        'the directory',
+      );
       await expect(tx.call('streamy', null, { waitForServerMs: 0 })).rejects.toMatchObject({
         code: 'ERR_SB_NO_SERVER',
         message: expect.stringContaining('server-stream') as unknown,
@@ -324,7 +352,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       const empty: number[] = [];
       for await (const v of tx.callStream<number>('range', 0)) empty.push(v);
       expect(empty).toEqual([]);
-      expectIdle(rx, tx);
+      await expectIdleSoon(rx, tx);
     } finally {
       await closeAll(sbs);
     }
@@ -397,7 +425,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
         w.open();
       }
       expect(echoed).toEqual(Array.from({ length: 20 }, (_, i) => `payload-${i}`));
-      expectIdle(rx, tx);
+      await expectIdleSoon(rx, tx);
     } finally {
       await closeAll(sbs);
     }
@@ -441,7 +469,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       await until(() => seen !== undefined, 5_000, 'the handler to see the error');
       expect(seen).toBeInstanceOf(RemoteError);
       expect(seen).toMatchObject({ message: 'source broke', node: tx.id });
-      await until(() => rx.rpc.stats().runningHandlers === 0, 5_000, 'the handler to end');
+      await until(() => rx.stats().rpc.runningHandlers === 0, 5_000, 'the handler to end');
       expectIdle(rx, tx);
     } finally {
       await closeAll(sbs);
@@ -474,7 +502,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       expect(got).toEqual([0, 1, 2, 3]);
       await until(() => finalized && reason !== undefined, 5_000, 'the stream to stop');
       expect(reason).toMatchObject({ code: 'ERR_SB_ABORTED' });
-      await until(() => rx.rpc.stats().runningHandlers === 0, 5_000, 'the handler to end');
+      await until(() => rx.stats().rpc.runningHandlers === 0, 5_000, 'the handler to end');
       expectIdle(rx, tx);
     } finally {
       await closeAll(sbs);
@@ -578,7 +606,11 @@ describe('RPC load balancing over 3 servers (tcp)', () => {
     await Promise.all(sbs.map((sb) => sb.rendezvous({ timeoutMs: 10_000 })));
     caller = sbs[0]!;
     for (const sb of sbs.slice(1)) sb.serve('who', () => sb.id);
-    await until(() => caller.hub.lookup('rpc', 'who').length === 3, 5_000, 'three servers');
+    await until(
+      () => hubOf(caller).directory.lookup('rpc', 'who').length === 3,
+      5_000,
+      'three servers',
+    );
   });
 
   afterAll(async () => {
@@ -618,7 +650,11 @@ describe('RPC load balancing over 3 servers (tcp)', () => {
         return sb.id;
       });
     }
-    await until(() => caller.hub.lookup('rpc', 'work').length === 3, 5_000, 'three servers');
+    await until(
+      () => hubOf(caller).directory.lookup('rpc', 'work').length === 3,
+      5_000,
+      'three servers',
+    );
     const held = caller.call<number>('work', null, { node: 1 });
     await started.promise;
     const counts: Record<number, number> = {};

@@ -10,9 +10,8 @@
  * is counted in the switchboard's `stats().drops` and reported as a `drop`
  * event on `events$`.
  */
-import { OptionError } from '../../errors.js';
-import type { ChannelHub } from '../hub.js';
-import type { Sender } from '../sender.js';
+import type { ChannelHub } from '../../hub.js';
+import type { Sender } from '../../sender.js';
 
 /** Where a post goes: the named receiver on `node`, or the MPMC channel `name` (`one` receiver or `all`). */
 export type PostTarget = { readonly node: number } | { readonly mode: 'one' | 'all' };
@@ -28,18 +27,14 @@ export class Poster {
 
   /** Posts `value` to `name` on `target`; see the module comment. Never throws. */
   post(name: string, value: unknown, target: PostTarget): void {
-    const byNode = 'node' in target;
-    const key = byNode ? `n:${target.node}:${name}` : `${target.mode}:${name}`;
+    const byNode = typeof target === 'object' && target !== null && 'node' in target;
+    const key = byNode ? `n:${target.node}:${name}` : `${String(target?.mode)}:${name}`;
     let s = this.senders.get(key);
     if (s === undefined || s.closed) {
       try {
-        if (typeof name !== 'string' || name.length === 0)
-          throw new OptionError('name', 'must be a non-empty string');
-        if (!byNode && target.mode !== 'one' && target.mode !== 'all')
-          throw new OptionError('mode', 'must be "one" or "all"');
         s = byNode
           ? this.hub.sender<unknown>({ node: target.node, name })
-          : this.hub.mpmcSender<unknown>(name, target.mode);
+          : this.hub.mpmcSender<unknown>(name, (target as { mode: 'one' | 'all' }).mode);
       } catch (err) {
         this.hub.reportDrop(String(name), 1, `cannot post: ${(err as Error).message}`);
         return;

@@ -1,0 +1,129 @@
+/**
+ * The one envelope of the channel core: how a value becomes a message and
+ * back, for every pattern. A `Uint8Array` travels as raw bytes (flag RAW,
+ * no CBOR: the fastest path for binary payloads); anything else as CBOR
+ * under the codec's one rule (docs/guide.md, "What a message can carry").
+ * Between endpoints of one process a value is handed over as is, after the
+ * same rule is checked (or through a real encode and decode with
+ * `forceEncoding`), so the local path never accepts what the remote path
+ * refuses.
+ *
+ * Patterns never see bytes: they send values (their own fields and the
+ * application's value in one array) and the outlets encode them. A pattern
+ * that sends one value to many places wraps it in an {@link Envelope}, so
+ * it is encoded once for all of them.
+ */
+import { checkEncodable, decodeValue, encodeValue } from '../protocol/codec.js';
+import type { CodecContext, PortableHandle } from '../protocol/codec.js';
+import { FrameFlag } from '../protocol/frame.js';
+
+/** A value encoded at most once, whatever number of outlets it goes to. */
+export class Envelope {
+  /** @internal The wire form, once encoded. */
+  bytes: Uint8Array | undefined;
+  /** @internal Frame flags of the wire form (RAW or 0). */
+  flags = 0;
+  /** @internal Handles the value carries. */
+  handles: PortableHandle[] | undefined;
+
+  constructor(
+    /** What a local receiver gets. */
+    readonly value: unknown,
+  ) {}
+
+  /**
+   * The wire form, encoded at the first call.
+   * @throws the codec's ERR_SB_ENCODE for a value it cannot carry
+   */
+  encode(): Uint8Array {
+    if (this.bytes !== undefined) return this.bytes;
+    const v = this.value;
+    if (v instanceof Uint8Array) {
+      this.flags = FrameFlag.RAW;
+      return (this.bytes = v);
+    }
+    let handles: PortableHandle[] | undefined;
+    this.bytes = encodeValue(v, (h) => (handles ??= []).push(h));
+    this.handles = handles;
+    return this.bytes;
+  }
+}
+
+/**
+ * Turns values into message bytes for remote outlets. One per switchboard,
+ * used synchronously: the fields describe the last `encode()`.
+ */
+export class MessageEncoder {
+  /** Frame flags of the last message (RAW or 0). */
+  flags = 0;
+  /** True when the last bytes are fresh CBOR that a link may keep without copying. */
+  owned = false;
+  /** Handles the last message carried (cleared by the next encode). */
+  readonly handles: PortableHandle[] = [];
+  private readonly onHandle = (h: PortableHandle): void => {
+    this.handles.push(h);
+  };
+
+  /**
+   * The bytes of `value` (an {@link Envelope} is encoded once for all).
+   * @throws the codec's ERR_SB_ENCODE
+   */
+  encode(value: unknown): Uint8Array {
+    this.handles.length = 0;
+    if (value instanceof Envelope) {
+      const bytes = value.encode();
+      this.flags = value.flags;
+      // Its CBOR never changes; raw bytes are the caller's memory.
+      this.owned = value.flags === 0;
+      if (value.handles !== undefined) this.handles.push(...value.handles);
+      return bytes;
+    }
+    if (value instanceof Uint8Array) {
+      this.flags = FrameFlag.RAW;
+      this.owned = false;
+      return value;
+    }
+    this.flags = 0;
+    this.owned = true;
+    return encodeValue(value, this.onHandle);
+  }
+}
+
+/** How values cross between endpoints of this process. */
+export interface LocalRule {
+  /** Encode and decode as a remote receiver would (a copy). */
+  readonly forceEncoding: boolean;
+  /** Check the encoding rule without encoding (the value itself is handed over). */
+  readonly check: boolean;
+}
+
+/**
+ * What a local receiver gets for `value`: the value itself (checked against
+ * the encoding rule unless checks are off), or with `forceEncoding` what a
+ * remote receiver would get.
+ * @throws the codec's ERR_SB_ENCODE
+ */
+export function localValue(value: unknown, rule: LocalRule, ctx: CodecContext): unknown {
+  const v = value instanceof Envelope ? value.value : value;
+  if (rule.forceEncoding) {
+    if (v instanceof Uint8Array) return Buffer.from(v);
+    return decodeValue(encodeValue(v), ctx);
+  }
+  // Primitives other than symbols always pass: skip the call for them.
+  if (
+    rule.check &&
+    ((typeof v === 'object' && v !== null && !(v instanceof Uint8Array)) ||
+      typeof v === 'function' ||
+      typeof v === 'symbol')
+  )
+    checkEncodable(v);
+  return v;
+}
+
+/** Decodes a message's bytes: raw bytes as a view, CBOR through the codec. */
+export function decodeMessage(flags: number, bytes: Buffer, ctx: CodecContext): unknown {
+  // Zero-copy, like byte strings inside CBOR: a view into the read chunk.
+  // An application keeping many small ones copies them.
+  if ((flags & FrameFlag.RAW) !== 0) return bytes;
+  return decodeValue(bytes, ctx);
+}

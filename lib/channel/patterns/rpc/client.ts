@@ -1,0 +1,693 @@
+/**
+ * RPC's calling side: correlation of calls and replies, deadlines that
+ * travel, cancellation, and the choice of a server through the core's
+ * picker (healthy nodes first). One anonymous reply receiver per node is
+ * shared by every call; one request sender is cached per (method, server).
+ *
+ * A call's outcome is decided here once: its reply, ERR_SB_TIMEOUT when
+ * the deadline passed first (a reply arriving after the deadline, of
+ * whatever kind, still makes it a timeout: the handler may have failed
+ * *because* of the deadline), ERR_SB_ABORTED, or a NotDeliveredError when
+ * its server's node was lost before replying (the outcome is unknown).
+ */
+import type { PeerLostError } from '../../../errors.js';
+import type { Observable } from 'rxjs';
+import { ErrorCode, NotDeliveredError, OptionError, SwitchboardError } from '../../../errors.js';
+import { hasTags } from '../../../switchboard/nodes.js';
+import type { DirectoryEntry } from '../../directory.js';
+import type { ChannelHub } from '../../hub.js';
+import type { PickStrategy } from '../../picker.js';
+import { DEFAULT_RECEIVER_OPTIONS } from '../../receiver.js';
+import type { Receiver } from '../../receiver.js';
+import type { Sender } from '../../sender.js';
+import { abortError, checkTimeout, Wait } from '../../waits.js';
+import { CHANNEL_SENDER_OPTIONS, positiveInt, RPC_KIND, STREAM_SENDER_OPTIONS } from './server.js';
+import { ItemStream, sendStream } from './streams.js';
+import type { ItemReader } from './streams.js';
+import { DEFAULT_CALL_OPTIONS } from './types.js';
+import type { CallOptions, RpcKind, RpcStream, StreamCallOptions, StreamSource } from './types.js';
+import { errorFromInfo, KIND_OP, Op, Reply, Why } from './wire.js';
+
+/** Replies one server node may have in flight to a caller before waiting for credit. */
+const REPLY_WINDOW = 1024;
+const NO_OPTIONS: StreamCallOptions = Object.freeze({});
+const NOOP = (): void => undefined;
+const STRATEGY: Record<string, PickStrategy> = {
+  'least-outstanding': 'least-loaded',
+  'round-robin': 'round-robin',
+  random: 'random',
+};
+
+/** The per-method routing state of a caller. */
+class Route {
+  /** Directory entries, cached until the directory changes. */
+  entries: DirectoryEntry[] | undefined;
+  /** One request sender per server node. */
+  readonly senders = new Map<number, Sender<unknown>>();
+  readonly waiting = new Set<PendingCall>();
+  unwatch: () => void = NOOP;
+
+  constructor(readonly method: string) {}
+}
+
+/** The wait for a server to appear in the directory (rare: only while none serves). */
+class ServerWait extends Wait {
+  constructor(private readonly call: PendingCall) {
+    super();
+  }
+
+  expired(): void {
+    this.call.caller.noServerYet(this.call);
+  }
+
+  aborted(): void {}
+}
+
+const OPEN = 0;
+const SETTLED = 1;
+
+/** A call made by this node, until it settles; its deadline and signal are its wait. */
+class PendingCall extends Wait {
+  state = OPEN;
+  /** The server's node, once picked; -1 before. */
+  node = -1;
+  serverWait: ServerWait | undefined;
+  waited = false;
+  sender: Sender<unknown> | undefined;
+  resolve: (value: unknown) => void = NOOP;
+  reject: (error: unknown) => void = NOOP;
+  payload: unknown;
+  /** The caller's stream (client-streaming, bidi) until the server accepts it. */
+  source: StreamSource<unknown> | undefined;
+  /** Our sender into the server's input stream. */
+  up: Sender<unknown> | undefined;
+  /** The reply stream (server-streaming, bidi). */
+  stream: CallStream<unknown> | undefined;
+  down: Receiver<unknown> | undefined;
+
+  constructor(
+    readonly caller: Caller,
+    readonly id: number,
+    readonly method: string,
+    readonly kind: RpcKind,
+    readonly route: Route,
+    readonly options: StreamCallOptions,
+    readonly timeoutMs: number,
+  ) {
+    super();
+  }
+
+  expired(): void {
+    this.caller.timedOut(this);
+  }
+
+  aborted(reason: unknown): void {
+    this.caller.abort(this, reason);
+  }
+}
+
+/** {@link RpcStream} over the per-call reply receiver. */
+class CallStream<T> implements RpcStream<T>, ItemReader {
+  readonly items: ItemStream<T>;
+
+  constructor(
+    private readonly caller: Caller,
+    private readonly call: PendingCall,
+    rx: Receiver<unknown>,
+  ) {
+    this.items = new ItemStream<T>(rx, this);
+  }
+
+  get node(): number {
+    return this.call.node;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    return this.items.next();
+  }
+
+  /** Stops reading: cancels the call if it is still running. */
+  return(): Promise<IteratorResult<T>> {
+    this.cancel();
+    return this.items.return();
+  }
+
+  cancel(reason?: unknown): void {
+    if (this.items.closed) return;
+    this.caller.abort(this.call, reason);
+  }
+
+  get closed(): boolean {
+    return this.items.closed;
+  }
+
+  observable(): Observable<T> {
+    return this.items.observable(() => this.cancel());
+  }
+
+  vanished(): SwitchboardError {
+    // The server's sender went away without an end marker: its node or method is gone.
+    return new NotDeliveredError(
+      this.call.node,
+      `the reply stream of "${this.call.method}" from node ${this.call.node} ended without its end marker`,
+    );
+  }
+
+  ended(): void {
+    this.caller.succeeded(this.call);
+  }
+
+  failed(error: SwitchboardError): void {
+    this.caller.fail(this.call, error);
+  }
+}
+
+/**
+ * The pending calls of this node by id. Ids are handed out in sequence, so
+ * a power-of-two array indexed by the id's low bits holds nearly all of
+ * them; a call still pending when its slot comes round again (a long
+ * stream among many short calls) moves aside to a Map. Unlike a Map alone,
+ * adding and removing allocates nothing and never rehashes.
+ */
+class CallTable {
+  private slots: Array<PendingCall | undefined> = new Array<PendingCall | undefined>(64);
+  private mask = 63;
+  private readonly aside = new Map<number, PendingCall>();
+  size = 0;
+
+  add(p: PendingCall): void {
+    if (this.size * 2 >= this.slots.length) this.grow();
+    this.size++;
+    const i = p.id & this.mask;
+    if (this.slots[i] === undefined) this.slots[i] = p;
+    else this.aside.set(p.id, p);
+  }
+
+  get(id: number): PendingCall | undefined {
+    const p = this.slots[id & this.mask];
+    if (p !== undefined && p.id === id) return p;
+    return this.aside.size === 0 ? undefined : this.aside.get(id);
+  }
+
+  remove(p: PendingCall): void {
+    const i = p.id & this.mask;
+    if (this.slots[i] === p) this.slots[i] = undefined;
+    else if (!this.aside.delete(p.id)) return;
+    this.size--;
+  }
+
+  all(): PendingCall[] {
+    const out: PendingCall[] = [];
+    for (const p of this.slots) if (p !== undefined) out.push(p);
+    for (const p of this.aside.values()) out.push(p);
+    return out;
+  }
+
+  private grow(): void {
+    const all = this.all();
+    this.slots = new Array<PendingCall | undefined>(this.slots.length * 2);
+    this.mask = this.slots.length - 1;
+    this.aside.clear();
+    this.size = 0;
+    for (const p of all) this.add(p);
+  }
+}
+
+/** The calling half of one switchboard's RPC. */
+export class Caller {
+  private failure: SwitchboardError | undefined;
+  private replies: Receiver<unknown> | undefined;
+  private nextId = 1;
+  private readonly pending = new CallTable();
+  private readonly outstanding: number[];
+  private readonly routes = new Map<string, Route>();
+  /** The options of the last request sent, reused while they fit (no object per call). */
+  private sendOptions: { readonly timeoutMs?: number; readonly signal?: AbortSignal } = {};
+  private readonly loadOf = (e: DirectoryEntry): number => this.outstanding[e.node]!;
+  calls = 0;
+  failures = 0;
+  late = 0;
+
+  constructor(private readonly hub: ChannelHub) {
+    this.outstanding = new Array<number>(hub.nodes.length).fill(0);
+  }
+
+  /** Calls not settled yet, and how many of them wait for a server. */
+  counts(): { pendingCalls: number; waitingForServer: number } {
+    let waiting = 0;
+    for (const r of this.routes.values()) waiting += r.waiting.size;
+    return { pendingCalls: this.pending.size, waitingForServer: waiting };
+  }
+
+  callUnary(
+    method: string,
+    kind: RpcKind,
+    request: unknown,
+    source: StreamSource<unknown> | undefined,
+    options: CallOptions = NO_OPTIONS,
+  ): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const p = this.begin(method, kind, options);
+      p.resolve = resolve;
+      p.reject = reject;
+      p.payload = request;
+      p.source = source;
+      this.dispatch(p);
+    });
+  }
+
+  callStream(
+    method: string,
+    kind: RpcKind,
+    request: unknown,
+    source: StreamSource<unknown> | undefined,
+    options: StreamCallOptions = NO_OPTIONS,
+  ): RpcStream<unknown> {
+    const window = positiveInt(options.window ?? DEFAULT_CALL_OPTIONS.window, 'window');
+    if (this.failure !== undefined) throw this.failure;
+    const down = this.hub.receiver<unknown>(undefined, { window, capacity: window }, 1);
+    let p: PendingCall;
+    try {
+      p = this.begin(method, kind, options);
+    } catch (err) {
+      down.close();
+      throw err;
+    }
+    p.down = down;
+    p.stream = new CallStream<unknown>(this, p, down);
+    p.payload = request;
+    p.source = source;
+    this.dispatch(p);
+    return p.stream;
+  }
+
+  // ---- lifecycle -----------------------------------------------------------
+
+  /** A server's node was lost: its calls cannot complete, and their outcome is unknown. */
+  serverLost(node: number, error: PeerLostError): void {
+    for (const p of this.pending.all()) {
+      if (p.node !== node) continue;
+      this.fail(
+        p,
+        this.hub.closed
+          ? closedError()
+          : new NotDeliveredError(
+              node,
+              `node ${node} was lost during call "${p.method}"; its outcome is unknown`,
+              { cause: error },
+            ),
+      );
+    }
+  }
+
+  /** The switchboard closed: every call fails with `reason`. */
+  shutdown(reason: SwitchboardError): void {
+    if (this.failure !== undefined) return;
+    this.failure = reason;
+    for (const p of this.pending.all()) this.fail(p, reason);
+    for (const r of this.routes.values()) r.unwatch();
+    this.replies?.close();
+  }
+
+  // ---- driven by the waits and the streams ---------------------------------------
+
+  timedOut(p: PendingCall): void {
+    if (p.state !== OPEN) return;
+    const where = p.node < 0 ? '' : ` on node ${p.node}`;
+    this.fail(
+      p,
+      new SwitchboardError(
+        ErrorCode.TIMEOUT,
+        `call "${p.method}"${where} timed out after ${p.timeoutMs} ms`,
+      ),
+    );
+    this.sendCancel(p, Why.DEADLINE);
+  }
+
+  abort(p: PendingCall, reason: unknown): void {
+    if (p.state !== OPEN) return;
+    this.fail(p, abortError(`call "${p.method}"`, reason));
+    this.sendCancel(p, Why.ABORTED);
+  }
+
+  noServerYet(p: PendingCall): void {
+    this.fail(p, this.noServerError(p));
+  }
+
+  /** The server's stream ended normally (end marker). */
+  succeeded(p: PendingCall): void {
+    if (this.settle(p)) this.stopUp(p);
+  }
+
+  /** Ends a call with `error`, however it is waiting. */
+  fail(p: PendingCall, error: Error): void {
+    if (!this.settle(p)) return;
+    this.failures++;
+    this.stopUp(p);
+    if (p.stream !== undefined) p.stream.items.fail(error);
+    else p.reject(error);
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  /** Validates and registers a call; it is pending from here on. */
+  private begin(method: string, kind: RpcKind, options: StreamCallOptions): PendingCall {
+    if (this.failure !== undefined) throw this.failure;
+    checkMethod(method);
+    const timeoutMs = checkTimeout(options.timeoutMs) ?? DEFAULT_CALL_OPTIONS.timeoutMs;
+    if (options.node !== undefined && !this.isNode(options.node))
+      throw new OptionError(
+        'node',
+        `must be a node index (0..${this.hub.nodes.length - 1}), got ${String(options.node)}`,
+      );
+    const strategy = options.strategy;
+    if (strategy !== undefined && STRATEGY[strategy] === undefined)
+      throw new OptionError(
+        'strategy',
+        `must be least-outstanding, round-robin or random, got ${String(strategy)}`,
+      );
+    const wait = options.waitForServerMs;
+    if (wait !== undefined && !(typeof wait === 'number' && wait >= 0))
+      throw new OptionError('waitForServerMs', 'must be a number of ms >= 0 (or Infinity)');
+    const signal = options.signal;
+    if (signal?.aborted === true) throw abortError(`call "${method}"`, signal.reason);
+    const p = new PendingCall(
+      this,
+      this.nextId,
+      method,
+      kind,
+      this.route(method),
+      options,
+      timeoutMs,
+    );
+    // Ids wrap well before CBOR needs 9 bytes; a call 2^31 calls old is long gone.
+    this.nextId = this.nextId >= 0x7fff_ffff ? 1 : this.nextId + 1;
+    this.calls++;
+    this.pending.add(p);
+    this.hub.timeouts.arm(p, timeoutMs, signal);
+    return p;
+  }
+
+  /** Picks a server and sends the request, or waits for one to appear. */
+  private dispatch(p: PendingCall): void {
+    if (p.state !== OPEN) return;
+    const route = p.route;
+    const entries = (route.entries ??= this.hub.directory.lookup(RPC_KIND, route.method));
+    const o = p.options;
+    const e = this.hub.picker.pick(
+      entries,
+      STRATEGY[o.strategy ?? DEFAULT_CALL_OPTIONS.strategy]!,
+      (x) =>
+        x.meta === p.kind &&
+        (o.node === undefined || x.node === o.node) &&
+        (o.tags === undefined || hasTags(this.hub.nodes[x.node]!, o.tags)),
+      this.loadOf,
+    );
+    if (e === undefined) {
+      this.noServer(p);
+      return;
+    }
+    if (p.serverWait !== undefined) {
+      this.hub.timeouts.disarm(p.serverWait);
+      p.serverWait = undefined;
+    }
+    route.waiting.delete(p);
+    p.node = e.node;
+    this.outstanding[e.node]!++;
+    let sender: Sender<unknown>;
+    try {
+      sender = this.requestSender(route, e);
+    } catch (err) {
+      this.fail(p, err as Error);
+      return;
+    }
+    p.sender = sender;
+    let remaining = -1;
+    if (p.deadlineAt !== Number.POSITIVE_INFINITY)
+      remaining = p.waited ? Math.max(1, Math.ceil(p.deadlineAt - performance.now())) : p.timeoutMs;
+    const payload = p.payload;
+    p.payload = undefined;
+    let replyId: number;
+    try {
+      replyId = this.replyReceiver().id;
+    } catch (err) {
+      this.fail(p, err as Error);
+      return;
+    }
+    const op = KIND_OP[p.kind];
+    const msg =
+      p.down === undefined
+        ? [op, p.id, this.hub.self, replyId, remaining, payload]
+        : [op, p.id, this.hub.self, replyId, remaining, payload, p.down.id];
+    // A request still waiting for credit when the deadline passes is withdrawn, never sent late.
+    const signal = o.signal;
+    let options = this.sendOptions;
+    if (
+      options.signal !== signal ||
+      options.timeoutMs !== (remaining < 0 ? undefined : remaining)
+    ) {
+      options = this.sendOptions =
+        remaining < 0
+          ? signal === undefined
+            ? {}
+            : { signal }
+          : signal === undefined
+            ? { timeoutMs: remaining }
+            : { timeoutMs: remaining, signal };
+    }
+    const sent = sender.sent;
+    const promise = sender.send(msg, options);
+    // Sent at once (the common case) means resolved: no handler, no allocation.
+    if (sender.sent === sent) promise.then(undefined, (err: unknown) => this.sendFailed(p, err));
+  }
+
+  private noServer(p: PendingCall): void {
+    const route = p.route;
+    if (route.waiting.has(p)) return;
+    const wait = p.options.waitForServerMs ?? DEFAULT_CALL_OPTIONS.waitForServerMs;
+    if (!(wait > 0)) {
+      this.fail(p, this.noServerError(p));
+      return;
+    }
+    p.waited = true;
+    route.waiting.add(p);
+    if (wait !== Number.POSITIVE_INFINITY) {
+      p.serverWait = new ServerWait(p);
+      this.hub.timeouts.arm(p.serverWait, wait, undefined);
+    }
+  }
+
+  private noServerError(p: PendingCall): SwitchboardError {
+    const entries = this.hub.directory.lookup(RPC_KIND, p.method);
+    const o = p.options;
+    const wanted = [
+      `a ${p.kind} method`,
+      ...(o.node === undefined ? [] : [`on node ${o.node}`]),
+      ...(o.tags === undefined ? [] : [`tagged ${o.tags.join(', ')}`]),
+    ].join(' ');
+    const served =
+      entries.length === 0
+        ? 'no node serves it'
+        : `served by ${entries.map((e) => `node ${e.node} (${String(e.meta)})`).join(', ')}`;
+    return new SwitchboardError(
+      ErrorCode.NO_SERVER,
+      `no server for "${p.method}" (${wanted}): ${served}`,
+    );
+  }
+
+  private route(method: string): Route {
+    let r = this.routes.get(method);
+    if (r === undefined) {
+      const route = new Route(method);
+      route.unwatch = this.hub.directory.watch(RPC_KIND, method, () => {
+        route.entries = undefined;
+        // Deferred: the directory changes from inside the hub's own handlers.
+        if (route.waiting.size > 0)
+          queueMicrotask(() => {
+            for (const p of [...route.waiting]) this.dispatch(p);
+          });
+      });
+      this.routes.set(method, route);
+      r = route;
+    }
+    return r;
+  }
+
+  private requestSender(route: Route, e: DirectoryEntry): Sender<unknown> {
+    let s = route.senders.get(e.node);
+    if (s === undefined || s.closed || s.target.id !== e.id) {
+      if (s !== undefined && !s.closed) s.close();
+      s = this.hub.sender<unknown>({ node: e.node, id: e.id }, CHANNEL_SENDER_OPTIONS, {
+        // Requests a closing server never took come back here: fail their calls now.
+        undelivered: (messages, err) => {
+          this.undelivered(messages, err);
+          return true;
+        },
+      });
+      route.senders.set(e.node, s);
+    }
+    return s;
+  }
+
+  private replyReceiver(): Receiver<unknown> {
+    if (this.replies !== undefined) return this.replies;
+    // Replies are taken as they arrive, so capacity is only a credit budget:
+    // a full window for every server node.
+    const n = this.hub.nodes.length;
+    const r = this.hub.receiver<unknown>(undefined, {
+      window: REPLY_WINDOW,
+      capacity: REPLY_WINDOW * n,
+      capacityBytes: DEFAULT_RECEIVER_OPTIONS.windowBytes * n,
+    });
+    r.observable().subscribe({ next: (m) => this.onReply(m), error: NOOP });
+    this.replies = r;
+    return r;
+  }
+
+  private onReply(raw: unknown): void {
+    if (!Array.isArray(raw)) return;
+    const m = raw as unknown[];
+    const p = this.pending.get(m[0] as number);
+    if (p === undefined) {
+      this.late++;
+      return;
+    }
+    // Past the deadline, whatever came is a timeout: the handler may have
+    // failed because of it, and the caller's timer may just not have run yet.
+    if (p.deadlineAt !== Number.POSITIVE_INFINITY && performance.now() >= p.deadlineAt) {
+      this.late++;
+      this.timedOut(p);
+      return;
+    }
+    switch (m[1]) {
+      case Reply.OK:
+        if (p.stream !== undefined) return;
+        if (!this.settle(p)) return;
+        this.stopUp(p);
+        p.resolve(m[2]);
+        return;
+      case Reply.ERROR:
+        this.fail(p, errorFromInfo(p.node, m[2]));
+        return;
+      case Reply.ACCEPT:
+        this.accepted(p, m[2]);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The server opened its input channel: send our stream into it. */
+  private accepted(p: PendingCall, upId: unknown): void {
+    const source = p.source;
+    if (source === undefined || p.up !== undefined || typeof upId !== 'number') return;
+    p.source = undefined;
+    let up: Sender<unknown>;
+    try {
+      up = this.hub.sender<unknown>({ node: p.node, id: upId }, STREAM_SENDER_OPTIONS);
+    } catch (err) {
+      this.fail(p, err as Error);
+      return;
+    }
+    p.up = up;
+    // Our own stream throwing fails the call with that error, before the
+    // server (whose input then throws it too) can answer.
+    const sourceFailed = (e: unknown): void =>
+      this.fail(p, e instanceof Error ? e : new Error(String(e)));
+    void sendStream(source, up, () => p.state === OPEN, sourceFailed).then((outcome) => {
+      if (p.state !== OPEN) return;
+      if (
+        outcome.kind === 'send-failed' &&
+        outcome.error instanceof SwitchboardError &&
+        (outcome.error.code === ErrorCode.ENCODE ||
+          outcome.error.code === ErrorCode.MESSAGE_TOO_LARGE)
+      ) {
+        this.fail(p, outcome.error);
+        this.sendCancel(p, Why.ABORTED);
+      }
+      // Otherwise the server stopped reading: its reply (or the node's loss) settles the call.
+    });
+  }
+
+  private sendFailed(p: PendingCall, err: unknown): void {
+    if (p.state !== OPEN) return;
+    if (err instanceof SwitchboardError && err.code === ErrorCode.TIMEOUT) {
+      // Still waiting for credit at the deadline: the same timeout as any other.
+      this.timedOut(p);
+    } else if (err instanceof SwitchboardError && err.code === ErrorCode.NO_RECEIVER) {
+      this.fail(
+        p,
+        new SwitchboardError(ErrorCode.NO_SERVER, `node ${p.node} stopped serving "${p.method}"`, {
+          cause: err,
+        }),
+      );
+    } else {
+      this.fail(p, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** Requests in flight when their server's receiver closed or its node was lost. */
+  private undelivered(messages: unknown[], err: SwitchboardError): void {
+    for (const m of messages) {
+      if (!Array.isArray(m) || m[0] === Op.CANCEL) continue;
+      const p = this.pending.get(m[1] as number);
+      if (p === undefined) continue;
+      this.fail(
+        p,
+        this.hub.closed
+          ? closedError()
+          : new NotDeliveredError(
+              p.node,
+              `call "${p.method}" to node ${p.node}: request not known to be delivered (${err.message})`,
+              { cause: err, messages: [m[5]] },
+            ),
+      );
+    }
+  }
+
+  private sendCancel(p: PendingCall, why: number): void {
+    const s = p.sender;
+    if (s === undefined || s.closed || p.node < 0) return;
+    s.send([Op.CANCEL, p.id, this.hub.self, why]).catch(NOOP);
+  }
+
+  /** Forgets a call; false if it had settled already. */
+  private settle(p: PendingCall): boolean {
+    if (p.state !== OPEN) return false;
+    p.state = SETTLED;
+    this.pending.remove(p);
+    this.hub.timeouts.disarm(p);
+    if (p.serverWait !== undefined) {
+      this.hub.timeouts.disarm(p.serverWait);
+      p.serverWait = undefined;
+    }
+    p.route.waiting.delete(p);
+    if (p.node >= 0) this.outstanding[p.node]!--;
+    p.payload = undefined;
+    p.source = undefined;
+    return true;
+  }
+
+  private stopUp(p: PendingCall): void {
+    const up = p.up;
+    if (up !== undefined && !up.closed)
+      up.fail(new SwitchboardError(ErrorCode.CLOSED, `call "${p.method}" is over`));
+  }
+
+  private isNode(n: unknown): n is number {
+    return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n < this.hub.nodes.length;
+  }
+}
+
+function checkMethod(method: unknown): void {
+  if (typeof method !== 'string' || method.length === 0)
+    throw new OptionError('method', 'must be a non-empty string');
+}
+
+function closedError(): SwitchboardError {
+  return new SwitchboardError(ErrorCode.CLOSED, 'switchboard closed');
+}
