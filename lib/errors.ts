@@ -126,13 +126,26 @@ export class DecodeError extends SwitchboardError {
 /** A handshake that failed; `code` says how (auth, version, fingerprint, node id...). */
 export class HandshakeError extends ProtocolError {}
 
-/** An option failed validation; `option` names it. */
+/** Options of an {@link OptionError}. */
+export interface OptionErrorOptions extends SwitchboardErrorOptions {
+  /** The option the caller probably meant, for an unknown name. */
+  suggestion?: string | undefined;
+}
+
+/**
+ * An option failed validation; `option` names it (a dotted path for nested
+ * options: `tls.key`, `nodes[2]`). For an unknown option name, `suggestion`
+ * is the known name it is closest to, if any.
+ */
 export class OptionError extends SwitchboardError {
   readonly option: string;
+  /** The known option `option` was probably meant to be; `undefined` if none is close. */
+  readonly suggestion: string | undefined;
 
-  constructor(option: string, message: string, options?: SwitchboardErrorOptions) {
+  constructor(option: string, message: string, options?: OptionErrorOptions) {
     super(ErrorCode.INVALID_OPTION, `invalid option ${option}: ${message}`, options);
     this.option = option;
+    this.suggestion = options?.suggestion;
   }
 }
 

@@ -68,7 +68,7 @@ export class Switchboard extends Cluster {
   readonly hub: ChannelHub;
 
   protected constructor(options: StartOptions) {
-    super(options);
+    super(options, ['forceEncoding']);
     this.hub = new ChannelHub(this, { forceEncoding: options.forceEncoding === true });
     this.setHandler(this.hub);
   }

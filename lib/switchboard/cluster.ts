@@ -146,8 +146,13 @@ export class Cluster implements ConnectionEvents {
   private readonly waiters = new Set<() => void>();
   protected readonly now: () => number = () => performance.now();
 
-  protected constructor(options: SwitchboardOptions) {
-    this.options = resolveOptions(options);
+  /**
+   * @param extraOptionNames option names a subclass reads from `options`
+   *   itself, accepted on top of {@link SwitchboardOptions}; any other
+   *   unknown name is an `OptionError`.
+   */
+  protected constructor(options: SwitchboardOptions, extraOptionNames: readonly string[] = []) {
+    this.options = resolveOptions(options, extraOptionNames);
     this.id = this.options.id;
     this.nodes = this.options.nodes;
     this.incarnationBytes = randomBytes(16);
