@@ -9,6 +9,8 @@
 export const ErrorCode = {
   /** An option is missing, malformed or out of range. */
   INVALID_OPTION: 'ERR_SB_INVALID_OPTION',
+  /** The listening socket could not be bound (port in use, no permission, not a local address). */
+  LISTEN: 'ERR_SB_LISTEN',
   /** Bytes on a link broke the wire protocol; the link is closed. */
   PROTOCOL: 'ERR_SB_PROTOCOL',
   /** A frame's declared length exceeds the configured maximum. */
@@ -146,6 +148,31 @@ export class OptionError extends SwitchboardError {
     super(ErrorCode.INVALID_OPTION, `invalid option ${option}: ${message}`, options);
     this.option = option;
     this.suggestion = options?.suggestion;
+  }
+}
+
+/**
+ * `Switchboard.start` could not bind its listening socket. `address` is the
+ * `host:port` it tried, `systemCode` the operating system's verdict
+ * (`EADDRINUSE`, `EACCES`, `EADDRNOTAVAIL`, `ENOTFOUND`...), `cause` Node's
+ * original error.
+ */
+export class ListenError extends SwitchboardError {
+  /** The `host:port` that could not be bound (IPv6 hosts in brackets). */
+  readonly address: string;
+  /** The system error code, such as `EADDRINUSE`; `undefined` if Node gave none. */
+  readonly systemCode: string | undefined;
+
+  /** @param reason what went wrong and what to check, after `cannot listen on <address>: `. */
+  constructor(
+    address: string,
+    systemCode: string | undefined,
+    reason: string,
+    options?: SwitchboardErrorOptions,
+  ) {
+    super(ErrorCode.LISTEN, `cannot listen on ${address}: ${reason}`, options);
+    this.address = address;
+    this.systemCode = systemCode;
   }
 }
 

@@ -44,6 +44,7 @@ export {
   ErrorCode,
   HandshakeError,
   isErrorCode,
+  ListenError,
   NotDeliveredError,
   OptionError,
   ProtocolError,

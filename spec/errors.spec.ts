@@ -16,6 +16,7 @@ import {
   RendezvousTimeoutError,
   SwitchboardError,
   isErrorCode,
+  ListenError,
 } from '../lib/errors.js';
 import { GoAwayCode, errorCodeForGoAway, goAwayCodeFor } from '../lib/protocol/handshake.js';
 
@@ -84,6 +85,7 @@ describe('docs/errors.md', () => {
       HandshakeError,
       DecodeError,
       OptionError,
+      ListenError,
       RendezvousTimeoutError,
       NotDeliveredError,
       RemoteError,
@@ -153,6 +155,22 @@ describe('error classes', () => {
       'heartbeatMs',
     ]);
     expect(err.message).toBe('invalid option heartbeatMs: must be a number >= 1, got -1');
+  });
+
+  it('ListenError: the address, the system code and the cause', () => {
+    const root = Object.assign(new Error('listen EACCES: permission denied 0.0.0.0:80'), {
+      code: 'EACCES',
+    });
+    const err = new ListenError('0.0.0.0:80', 'EACCES', 'permission denied', { cause: root });
+    expect(err).toBeInstanceOf(SwitchboardError);
+    expect([err.name, err.code, err.address, err.systemCode, err.cause]).toEqual([
+      'ListenError',
+      'ERR_SB_LISTEN',
+      '0.0.0.0:80',
+      'EACCES',
+      root,
+    ]);
+    expect(err.message).toBe('cannot listen on 0.0.0.0:80: permission denied');
   });
 
   it('RendezvousTimeoutError: lists the missing peers', () => {

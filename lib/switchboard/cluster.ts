@@ -184,16 +184,26 @@ export class Cluster implements ConnectionEvents {
     this.lastIncarnation = this.nodes.map(() => undefined);
   }
 
-  /** Binds the listening socket and starts linking with every peer. */
+  /**
+   * Binds the listening socket and starts linking with every peer.
+   * @throws ListenError (`ERR_SB_LISTEN`) when the socket cannot be bound;
+   *   the cluster is then destroyed, `events$` completed.
+   */
   protected async startCluster(): Promise<void> {
     const o = this.options;
     const self = this.nodes[this.id]!;
-    this.server = await listen(o.bindHost, self.port, o.tls, (socket) => this.onSocket(socket), {
-      tlsHandshakeTimeoutMs: o.handshakeTimeoutMs,
-      maxTlsPending: o.maxPendingHandshakes,
-      onTlsRefused: (error, remoteAddress) =>
-        this.emit({ type: 'auth-failure', node: undefined, remoteAddress, error }),
-    });
+    try {
+      this.server = await listen(o.bindHost, self.port, o.tls, (socket) => this.onSocket(socket), {
+        tlsHandshakeTimeoutMs: o.handshakeTimeoutMs,
+        maxTlsPending: o.maxPendingHandshakes,
+        onTlsRefused: (error, remoteAddress) =>
+          this.emit({ type: 'auth-failure', node: undefined, remoteAddress, error }),
+      });
+    } catch (err) {
+      // Nothing else started yet; destroying completes events$ for anyone subscribed.
+      await this.destroy(err instanceof Error ? err : undefined);
+      throw err;
+    }
     this.server.on('error', (err: Error) => this.emit({ type: 'error', error: err }));
     const tick = Math.max(10, Math.min(o.heartbeatMs / 2, 250));
     this.ticker = setInterval(() => this.tick(), tick);
