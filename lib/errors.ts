@@ -176,16 +176,56 @@ export class ListenError extends SwitchboardError {
   }
 }
 
-/** rendezvous() timed out; `missing` lists the peers that never linked. */
+/** Why one peer had not linked when a rendezvous timed out. */
+export interface MissingPeerReason {
+  /** The peer's node id. */
+  readonly node: number;
+  /** Its `host:port` from the node list. */
+  readonly address: string;
+  /** The last reason a link with it failed, or what this node is still waiting for. */
+  readonly reason: string;
+  /** The error behind `reason`, when there is one (a `SwitchboardError`). */
+  readonly error: Error | undefined;
+}
+
+/**
+ * rendezvous() timed out; `missing` lists the peers that never linked and
+ * `reasons` says why, one entry per missing peer: the last failed attempt to
+ * link with it (refused, no answer, wrong secret, another node list...), or
+ * what this node still waits for. The message lists each one; `cause` is
+ * the one underlying error, or an `AggregateError` of all of them.
+ */
 export class RendezvousTimeoutError extends SwitchboardError {
   readonly missing: readonly number[];
+  /** One entry per missing peer that has a reason, in the order of `missing`. */
+  readonly reasons: readonly MissingPeerReason[];
 
-  constructor(missing: readonly number[], timeoutMs: number) {
+  /**
+   * @param missing the node ids not linked.
+   * @param timeoutMs how long the rendezvous waited, ms.
+   * @param reasons why each of them is missing (default none).
+   */
+  constructor(
+    missing: readonly number[],
+    timeoutMs: number,
+    reasons: readonly MissingPeerReason[] = [],
+  ) {
+    const errors = reasons.flatMap((r) => (r.error === undefined ? [] : [r.error]));
     super(
       ErrorCode.RENDEZVOUS_TIMEOUT,
-      `rendezvous timed out after ${timeoutMs} ms; missing peers: ${missing.join(', ')}`,
+      [
+        `rendezvous timed out after ${timeoutMs} ms; missing peers: ${missing.join(', ')}`,
+        ...reasons.map((r) => `  node ${r.node} (${r.address}): ${r.reason}`),
+      ].join('\n'),
+      {
+        cause:
+          errors.length <= 1
+            ? errors[0]
+            : new AggregateError(errors, 'why the missing peers did not link'),
+      },
     );
     this.missing = missing;
+    this.reasons = reasons;
   }
 }
 

@@ -54,6 +54,7 @@ export {
 } from './errors.js';
 
 export type { StartOptions, SwitchboardStats } from './facade.js';
+export type { MissingPeerReason } from './errors.js';
 export type { OverflowPolicy, ReceiverOptions, ReceiverStats } from './channel/receiver.js';
 export type { DeliveryMode, SendOptions, SenderOptions } from './channel/sender.js';
 export type { StandardResult, StandardSchemaV1 } from './channel/schema.js';
