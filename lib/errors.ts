@@ -210,7 +210,8 @@ export class RendezvousTimeoutError extends SwitchboardError {
     timeoutMs: number,
     reasons: readonly MissingPeerReason[] = [],
   ) {
-    const errors = reasons.flatMap((r) => (r.error === undefined ? [] : [r.error]));
+    // One error can explain several peers (an inbound failure that named no node).
+    const errors = [...new Set(reasons.flatMap((r) => (r.error === undefined ? [] : [r.error])))];
     super(
       ErrorCode.RENDEZVOUS_TIMEOUT,
       [

@@ -218,6 +218,15 @@ describe('error classes', () => {
     expect((err.cause as AggregateError).errors).toEqual([one, two]);
   });
 
+  it('RendezvousTimeoutError: an error behind several reasons is its cause once', () => {
+    const shared = new HandshakeError(ErrorCode.FINGERPRINT_MISMATCH, 'another node list');
+    const err = new RendezvousTimeoutError([1, 2], 1000, [
+      { node: 1, address: 'a:1', reason: 'never connected', error: shared },
+      { node: 2, address: 'a:2', reason: 'never connected', error: shared },
+    ]);
+    expect(err.cause).toBe(shared);
+  });
+
   it('NotDeliveredError: names the node', () => {
     const err = new NotDeliveredError(3, 'node 3 restarted');
     expect([err.name, err.code, err.node, err.message]).toEqual([

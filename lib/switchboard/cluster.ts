@@ -248,8 +248,10 @@ export class Cluster implements ConnectionEvents {
   /**
    * Resolves when every peer is linked and authenticated. Rejects with
    * {@link RendezvousTimeoutError} naming the missing peers, whichever side
-   * was to dial.
-   * @param options.timeoutMs default 30000
+   * was to dial, and in `reasons` why each is missing (its address, the last
+   * failure of a link with it or what this node waits for, the error); with
+   * `ERR_SB_CLOSED` if the switchboard closes first.
+   * @param options.timeoutMs ms, default 30000
    */
   rendezvous(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? 30_000;
