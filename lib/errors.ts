@@ -9,6 +9,8 @@
 export const ErrorCode = {
   /** An option is missing, malformed or out of range. */
   INVALID_OPTION: 'ERR_SB_INVALID_OPTION',
+  /** The listening socket could not be bound (port in use, no permission, not a local address). */
+  LISTEN: 'ERR_SB_LISTEN',
   /** Bytes on a link broke the wire protocol; the link is closed. */
   PROTOCOL: 'ERR_SB_PROTOCOL',
   /** A frame's declared length exceeds the configured maximum. */
@@ -126,26 +128,105 @@ export class DecodeError extends SwitchboardError {
 /** A handshake that failed; `code` says how (auth, version, fingerprint, node id...). */
 export class HandshakeError extends ProtocolError {}
 
-/** An option failed validation; `option` names it. */
+/** Options of an {@link OptionError}. */
+export interface OptionErrorOptions extends SwitchboardErrorOptions {
+  /** The option the caller probably meant, for an unknown name. */
+  suggestion?: string | undefined;
+}
+
+/**
+ * An option failed validation; `option` names it (a dotted path for nested
+ * options: `tls.key`, `nodes[2]`). For an unknown option name, `suggestion`
+ * is the known name it is closest to, if any.
+ */
 export class OptionError extends SwitchboardError {
   readonly option: string;
+  /** The known option `option` was probably meant to be; `undefined` if none is close. */
+  readonly suggestion: string | undefined;
 
-  constructor(option: string, message: string, options?: SwitchboardErrorOptions) {
+  constructor(option: string, message: string, options?: OptionErrorOptions) {
     super(ErrorCode.INVALID_OPTION, `invalid option ${option}: ${message}`, options);
     this.option = option;
+    this.suggestion = options?.suggestion;
   }
 }
 
-/** rendezvous() timed out; `missing` lists the peers that never linked. */
+/**
+ * `Switchboard.start` could not bind its listening socket. `address` is the
+ * `host:port` it tried, `systemCode` the operating system's verdict
+ * (`EADDRINUSE`, `EACCES`, `EADDRNOTAVAIL`, `ENOTFOUND`...), `cause` Node's
+ * original error.
+ */
+export class ListenError extends SwitchboardError {
+  /** The `host:port` that could not be bound (IPv6 hosts in brackets). */
+  readonly address: string;
+  /** The system error code, such as `EADDRINUSE`; `undefined` if Node gave none. */
+  readonly systemCode: string | undefined;
+
+  /** @param reason what went wrong and what to check, after `cannot listen on <address>: `. */
+  constructor(
+    address: string,
+    systemCode: string | undefined,
+    reason: string,
+    options?: SwitchboardErrorOptions,
+  ) {
+    super(ErrorCode.LISTEN, `cannot listen on ${address}: ${reason}`, options);
+    this.address = address;
+    this.systemCode = systemCode;
+  }
+}
+
+/** Why one peer had not linked when a rendezvous timed out. */
+export interface MissingPeerReason {
+  /** The peer's node id. */
+  readonly node: number;
+  /** Its `host:port` from the node list. */
+  readonly address: string;
+  /** The last reason a link with it failed, or what this node is still waiting for. */
+  readonly reason: string;
+  /** The error behind `reason`, when there is one (a `SwitchboardError`). */
+  readonly error: Error | undefined;
+}
+
+/**
+ * rendezvous() timed out; `missing` lists the peers that never linked and
+ * `reasons` says why, one entry per missing peer: the last failed attempt to
+ * link with it (refused, no answer, wrong secret, another node list...), or
+ * what this node still waits for. The message lists each one; `cause` is
+ * the one underlying error, or an `AggregateError` of all of them.
+ */
 export class RendezvousTimeoutError extends SwitchboardError {
   readonly missing: readonly number[];
+  /** One entry per missing peer that has a reason, in the order of `missing`. */
+  readonly reasons: readonly MissingPeerReason[];
 
-  constructor(missing: readonly number[], timeoutMs: number) {
+  /**
+   * @param missing the node ids not linked.
+   * @param timeoutMs how long the rendezvous waited, ms.
+   * @param reasons why each of them is missing (default none).
+   */
+  constructor(
+    missing: readonly number[],
+    timeoutMs: number,
+    reasons: readonly MissingPeerReason[] = [],
+  ) {
+    // One error can explain several peers (an inbound failure that named no node).
+    const errors = [...new Set(reasons.flatMap((r) => (r.error === undefined ? [] : [r.error])))];
     super(
       ErrorCode.RENDEZVOUS_TIMEOUT,
-      `rendezvous timed out after ${timeoutMs} ms; missing peers: ${missing.join(', ')}`,
+      [
+        `rendezvous timed out after ${timeoutMs} ms; missing peers: ${missing.join(', ')}`,
+        ...reasons.map((r) => `  node ${r.node} (${r.address}): ${r.reason}`),
+      ].join('\n'),
+      {
+        cause:
+          errors.length <= 1
+            ? errors[0]
+            : new AggregateError(errors, 'why the missing peers did not link'),
+      },
     );
     this.missing = missing;
+    this.reasons = reasons;
   }
 }
 

@@ -127,7 +127,7 @@ export class Switchboard {
   private closing: Promise<void> | undefined;
 
   private constructor(options: StartOptions) {
-    this.cluster = new Cluster(options);
+    this.cluster = new Cluster(options, START_OPTION_NAMES);
     this.hub = new ChannelHub(this.cluster, {
       forceEncoding: options.forceEncoding === true,
       checkLocalValues: options.checkLocalValues !== false,
@@ -144,11 +144,18 @@ export class Switchboard {
   /**
    * Validates `options`, binds `nodes[id]` and starts linking with every
    * peer. Resolves once listening; call `rendezvous()` to wait for the peers.
-   * @throws OptionError naming the bad option; a listen error
+   * @throws OptionError naming the bad option (unknown names too, with the
+   *   nearest known one); ListenError (ERR_SB_LISTEN) when `nodes[id]`
+   *   cannot be bound
    */
   static async start(options: StartOptions): Promise<Switchboard> {
     const sb = new Switchboard(options);
-    await sb.cluster.startCluster();
+    try {
+      await sb.cluster.startCluster();
+    } catch (err) {
+      sb.hub.shutdown(new SwitchboardError(ErrorCode.CLOSED, 'switchboard failed to start'), false);
+      throw err;
+    }
     return sb;
   }
 

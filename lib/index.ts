@@ -36,6 +36,7 @@ export {
   HandshakeError,
   isErrorCode,
   MessageTooLargeError,
+  ListenError,
   NotDeliveredError,
   OptionError,
   PeerLostError,
@@ -47,6 +48,7 @@ export {
 } from './errors.js';
 
 export type { StartOptions, SwitchboardStats } from './facade.js';
+export type { MissingPeerReason } from './errors.js';
 export type { OverflowPolicy, ReceiverOptions, ReceiverStats } from './channel/receiver.js';
 export type { ReceiveOptions } from './channel/queue.js';
 export type { DeliveryMode, SendOptions, SenderOptions } from './channel/sender.js';

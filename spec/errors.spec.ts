@@ -16,6 +16,7 @@ import {
   RendezvousTimeoutError,
   SwitchboardError,
   isErrorCode,
+  ListenError,
 } from '../lib/errors.js';
 import { GoAwayCode, errorCodeForGoAway, goAwayCodeFor } from '../lib/protocol/handshake.js';
 
@@ -84,6 +85,7 @@ describe('docs/errors.md', () => {
       HandshakeError,
       DecodeError,
       OptionError,
+      ListenError,
       RendezvousTimeoutError,
       NotDeliveredError,
       RemoteError,
@@ -153,6 +155,32 @@ describe('error classes', () => {
       'heartbeatMs',
     ]);
     expect(err.message).toBe('invalid option heartbeatMs: must be a number >= 1, got -1');
+    expect(err.suggestion).toBeUndefined();
+  });
+
+  it('OptionError: an optional suggestion, with the cause', () => {
+    const root = new Error('x');
+    const err = new OptionError('lingerMS', 'unknown option', {
+      suggestion: 'lingerMs',
+      cause: root,
+    });
+    expect([err.option, err.suggestion, err.cause]).toEqual(['lingerMS', 'lingerMs', root]);
+  });
+
+  it('ListenError: the address, the system code and the cause', () => {
+    const root = Object.assign(new Error('listen EACCES: permission denied 0.0.0.0:80'), {
+      code: 'EACCES',
+    });
+    const err = new ListenError('0.0.0.0:80', 'EACCES', 'permission denied', { cause: root });
+    expect(err).toBeInstanceOf(SwitchboardError);
+    expect([err.name, err.code, err.address, err.systemCode, err.cause]).toEqual([
+      'ListenError',
+      'ERR_SB_LISTEN',
+      '0.0.0.0:80',
+      'EACCES',
+      root,
+    ]);
+    expect(err.message).toBe('cannot listen on 0.0.0.0:80: permission denied');
   });
 
   it('RendezvousTimeoutError: lists the missing peers', () => {
@@ -160,6 +188,43 @@ describe('error classes', () => {
     expect([err.name, err.code]).toEqual(['RendezvousTimeoutError', 'ERR_SB_RENDEZVOUS_TIMEOUT']);
     expect(err.missing).toEqual([2, 5]);
     expect(err.message).toBe('rendezvous timed out after 1500 ms; missing peers: 2, 5');
+    expect(err.reasons).toEqual([]);
+    expect('cause' in err).toBe(false);
+  });
+
+  it('RendezvousTimeoutError: a line per reason; the one error as cause', () => {
+    const refused = new SwitchboardError(ErrorCode.LINK, 'connect ECONNREFUSED');
+    const err = new RendezvousTimeoutError([2, 5], 1000, [
+      { node: 2, address: 'a:1', reason: 'connection refused', error: refused },
+      { node: 5, address: 'b:2', reason: 'never connected', error: undefined },
+    ]);
+    expect(err.message).toBe(
+      'rendezvous timed out after 1000 ms; missing peers: 2, 5\n' +
+        '  node 2 (a:1): connection refused\n' +
+        '  node 5 (b:2): never connected',
+    );
+    expect(err.reasons.map((r) => r.node)).toEqual([2, 5]);
+    expect(err.cause).toBe(refused);
+  });
+
+  it('RendezvousTimeoutError: several errors as an AggregateError cause', () => {
+    const one = new SwitchboardError(ErrorCode.LINK, 'refused');
+    const two = new HandshakeError(ErrorCode.AUTH_FAILED, 'wrong secret');
+    const err = new RendezvousTimeoutError([1, 2], 1000, [
+      { node: 1, address: 'a:1', reason: 'refused', error: one },
+      { node: 2, address: 'a:2', reason: 'wrong secret', error: two },
+    ]);
+    expect(err.cause).toBeInstanceOf(AggregateError);
+    expect((err.cause as AggregateError).errors).toEqual([one, two]);
+  });
+
+  it('RendezvousTimeoutError: an error behind several reasons is its cause once', () => {
+    const shared = new HandshakeError(ErrorCode.FINGERPRINT_MISMATCH, 'another node list');
+    const err = new RendezvousTimeoutError([1, 2], 1000, [
+      { node: 1, address: 'a:1', reason: 'never connected', error: shared },
+      { node: 2, address: 'a:2', reason: 'never connected', error: shared },
+    ]);
+    expect(err.cause).toBe(shared);
   });
 
   it('NotDeliveredError: names the node', () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { isIP } from 'node:net';
 import { debuglog } from 'node:util';
 import pRetry from 'p-retry';
 import type { Observable } from 'rxjs';
@@ -11,6 +12,7 @@ import {
   RendezvousTimeoutError,
   SwitchboardError,
 } from '../errors.js';
+import type { MissingPeerReason } from '../errors.js';
 import type { FrameSink } from '../protocol/decoder.js';
 import { GoAwayCode } from '../protocol/handshake.js';
 import type { HandshakeOptions, HandshakeResult } from '../protocol/handshake.js';
@@ -150,6 +152,16 @@ export class Cluster implements ConnectionEvents {
   private readonly lastIncarnation: Array<string | undefined>;
   private readonly abort = new AbortController();
   private readonly dialing = new Set<number>();
+  /**
+   * Per peer, why the last attempt to link with it failed, until it links:
+   * what a rendezvous timeout reports, since the failures themselves happen
+   * on other connections, long before.
+   */
+  private readonly linkFailures: Array<LinkFailure | undefined> = [];
+  /** The last inbound handshake that failed before its HELLO named a node. */
+  private anonymousFailure: (LinkFailure & { readonly from: string | undefined }) | undefined;
+  /** The node id an inbound connection's HELLO claimed, before it is authenticated. */
+  private readonly claimed = new WeakMap<Connection, number>();
   private handler: ClusterHandler | undefined;
   private server: LinkServer | undefined;
   private ticker: NodeJS.Timeout | undefined;
@@ -158,8 +170,13 @@ export class Cluster implements ConnectionEvents {
   private readonly waiters = new Set<() => void>();
   protected readonly now: () => number = () => performance.now();
 
-  constructor(options: SwitchboardOptions) {
-    this.options = resolveOptions(options);
+  /**
+   * @param extraOptionNames option names the caller reads from `options`
+   *   itself, accepted on top of {@link SwitchboardOptions}; any other
+   *   unknown name is an `OptionError`.
+   */
+  constructor(options: SwitchboardOptions, extraOptionNames: readonly string[] = []) {
+    this.options = resolveOptions(options, extraOptionNames);
     this.id = this.options.id;
     this.nodes = this.options.nodes;
     this.incarnationBytes = randomBytes(16);
@@ -196,16 +213,28 @@ export class Cluster implements ConnectionEvents {
     this.lastIncarnation = this.nodes.map(() => undefined);
   }
 
-  /** Binds the listening socket and starts linking with every peer. */
+  /**
+   * Binds the listening socket and starts linking with every peer.
+   * @throws ListenError (`ERR_SB_LISTEN`) when the socket cannot be bound;
+   *   the cluster is then destroyed, `events$` completed.
+   */
   async startCluster(): Promise<void> {
     const o = this.options;
     const self = this.nodes[this.id]!;
-    this.server = await listen(o.bindHost, self.port, o.tls, (socket) => this.onSocket(socket), {
-      tlsHandshakeTimeoutMs: o.handshakeTimeoutMs,
-      maxTlsPending: o.maxPendingHandshakes,
-      onTlsRefused: (error, remoteAddress) =>
-        this.emit({ type: 'auth-failure', node: undefined, remoteAddress, error }),
-    });
+    try {
+      this.server = await listen(o.bindHost, self.port, o.tls, (socket) => this.onSocket(socket), {
+        tlsHandshakeTimeoutMs: o.handshakeTimeoutMs,
+        maxTlsPending: o.maxPendingHandshakes,
+        onTlsRefused: (error, remoteAddress) => {
+          this.noteInboundFailure(undefined, remoteAddress, error);
+          this.emit({ type: 'auth-failure', node: undefined, remoteAddress, error });
+        },
+      });
+    } catch (err) {
+      // Nothing else started yet; destroying completes events$ for anyone subscribed.
+      await this.destroy(err instanceof Error ? err : undefined);
+      throw err;
+    }
     this.server.on('error', (err: Error) => this.emit({ type: 'error', error: err }));
     const tick = Math.max(10, Math.min(o.heartbeatMs / 2, 250));
     this.ticker = setInterval(() => this.tick(), tick);
@@ -236,8 +265,10 @@ export class Cluster implements ConnectionEvents {
   /**
    * Resolves when every peer is linked and authenticated. Rejects with
    * {@link RendezvousTimeoutError} naming the missing peers, whichever side
-   * was to dial.
-   * @param options.timeoutMs default 30000
+   * was to dial, and in `reasons` why each is missing (its address, the last
+   * failure of a link with it or what this node waits for, the error); with
+   * `ERR_SB_CLOSED` if the switchboard closes first.
+   * @param options.timeoutMs ms, default 30000
    */
   rendezvous(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? 30_000;
@@ -255,13 +286,86 @@ export class Cluster implements ConnectionEvents {
           done(new SwitchboardError(ErrorCode.CLOSED, 'switchboard closed during rendezvous'));
         else if (missing().length === 0) done();
       };
-      const timer = setTimeout(
-        () => done(new RendezvousTimeoutError(missing(), timeoutMs)),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => {
+        const ids = missing();
+        done(
+          new RendezvousTimeoutError(
+            ids,
+            timeoutMs,
+            ids.map((p) => this.whyMissing(p)),
+          ),
+        );
+      }, timeoutMs);
       this.waiters.add(check);
       check();
     });
+  }
+
+  /** Why `peer` is not linked: its last failure, or what this node is waiting for. */
+  private whyMissing(peer: number): MissingPeerReason {
+    const node = this.nodes[peer]!;
+    const address = formatAddress(node);
+    const failure = this.linkFailures[peer];
+    if (failure !== undefined) return { node: peer, address, ...failure };
+    if (dials(this.id, peer)) {
+      const inFlight = [...this.pending].find((c) => c.role === 'dialer' && c.peer === peer);
+      const reason =
+        inFlight !== undefined
+          ? `connected, handshake still in progress (${inFlight.handshake.status})`
+          : this.ever[peer] === true
+            ? 'link lost; redialing'
+            : 'no dial attempt has finished yet';
+      return { node: peer, address, reason, error: undefined };
+    }
+    const self = formatAddress(this.nodes[this.id]!);
+    const waiting =
+      this.ever[peer] === true
+        ? `link lost; waiting for node ${peer} to dial this node again at ${self}`
+        : `never connected: node ${peer} is to dial this node at ${self}`;
+    // An inbound failure that named no node may still be this peer's: say so
+    // when it came from the peer's host, or when that cannot be told (the
+    // host is a name; a refused TLS client's address is gone with its socket).
+    const anonymous = this.anonymousFailure;
+    const from = anonymous?.from?.replace(/^::ffff:/, '');
+    if (
+      anonymous !== undefined &&
+      (from === undefined || isIP(node.host) === 0 || from === node.host)
+    ) {
+      return {
+        node: peer,
+        address,
+        reason: `${waiting}; a connection from ${from ?? 'an unknown address'} (node ${peer}?) failed its handshake before naming its node: ${anonymous.reason}`,
+        error: anonymous.error,
+      };
+    }
+    const check = `is node ${peer} started, and can it reach that address?`;
+    return { node: peer, address, reason: `${waiting}; ${check}`, error: undefined };
+  }
+
+  /**
+   * Records why an inbound handshake failed: against the node its HELLO
+   * claimed (unauthenticated, but what a misconfigured peer would send), or
+   * as the last anonymous failure when it named none.
+   */
+  private noteInboundFailure(
+    claimed: number | undefined,
+    remoteAddress: string | undefined,
+    err: SwitchboardError | undefined,
+  ): void {
+    if (this.state !== 'running') return;
+    if (claimed === undefined) {
+      if (err === undefined) return; // a client that hung up before a word: nothing to report
+      this.anonymousFailure = { from: remoteAddress, reason: withAdvice(err), error: err };
+      return;
+    }
+    // A stranger claiming a linked peer's id says nothing about that peer.
+    if (this.links[claimed]?.connected !== false) return;
+    this.linkFailures[claimed] = handshakeFailure(
+      err,
+      claimed,
+      'acceptor',
+      this.options.handshakeTimeoutMs,
+    );
   }
 
   /** A snapshot of every peer. */
@@ -389,7 +493,11 @@ export class Cluster implements ConnectionEvents {
 
   // ---- connections -------------------------------------------------------
 
-  private handshakeOptions(role: 'dialer' | 'acceptor', peer?: number): HandshakeOptions {
+  private handshakeOptions(
+    role: 'dialer' | 'acceptor',
+    peer?: number,
+    onClaim?: (from: number) => void,
+  ): HandshakeOptions {
     return {
       role,
       self: this.id,
@@ -398,7 +506,12 @@ export class Cluster implements ConnectionEvents {
       fingerprint: this.fingerprint,
       incarnation: this.incarnationBytes,
       secret: this.options.secret,
-      mayDial: (from) => dials(from, this.id),
+      mayDial: (from) => {
+        // The handshake's only word, before authentication, of which node a
+        // connection claims to be: kept to say why that node is missing.
+        onClaim?.(from);
+        return dials(from, this.id);
+      },
       resumeFor: (p) => this.links[p]?.resumeState(),
       admit: (r) => this.admit(r),
     };
@@ -425,10 +538,10 @@ export class Cluster implements ConnectionEvents {
     role: 'dialer' | 'acceptor',
     peer?: number,
   ): Connection {
-    const conn = new Connection(
+    const conn: Connection = new Connection(
       socket,
       role,
-      this.handshakeOptions(role, peer),
+      this.handshakeOptions(role, peer, (from) => this.claimed.set(conn, from)),
       this.options.maxFramePayload,
       this,
       this.now,
@@ -528,6 +641,7 @@ export class Cluster implements ConnectionEvents {
       result.ownReceived,
     );
     this.lastPing[link.peer] = this.now();
+    this.linkFailures[link.peer] = undefined;
     debug(
       'node %d linked with %d (%s, %s)',
       this.id,
@@ -559,6 +673,9 @@ export class Cluster implements ConnectionEvents {
     this.pending.delete(conn);
     const peer = conn.peer;
     if (!conn.established) {
+      // A dialer's failures are recorded by its dial loop, which knows more.
+      if (conn.role === 'acceptor')
+        this.noteInboundFailure(peer ?? this.claimed.get(conn), conn.remoteAddress, err);
       if (err !== undefined && AUTH_CODES.has(err.code)) {
         this.emit({
           type: 'auth-failure',
@@ -677,16 +794,16 @@ export class Cluster implements ConnectionEvents {
     if (signal.aborted) onClose();
     else signal.addEventListener('abort', onClose, { once: true });
     const timeoutMs = this.options.handshakeTimeoutMs;
-    const timer = setTimeout(
-      () =>
-        attempt.abort(
-          new SwitchboardError(
-            ErrorCode.LINK,
-            `connect to node ${node.id} timed out after ${timeoutMs} ms`,
-          ),
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      attempt.abort(
+        new SwitchboardError(
+          ErrorCode.LINK,
+          `connect to node ${node.id} timed out after ${timeoutMs} ms`,
         ),
-      timeoutMs,
-    );
+      );
+    }, timeoutMs);
     let socket: LinkSocket;
     try {
       socket = await dial(node.host, node.port, this.options.tls, attempt.signal);
@@ -694,6 +811,7 @@ export class Cluster implements ConnectionEvents {
       // The peer's TLS certificate was refused: report it like any failed authentication.
       if (err instanceof HandshakeError && AUTH_CODES.has(err.code))
         this.emit({ type: 'auth-failure', node: node.id, remoteAddress: node.host, error: err });
+      if (!signal.aborted) this.linkFailures[node.id] = connectFailure(err, node, timedOut);
       throw err;
     } finally {
       clearTimeout(timer);
@@ -719,10 +837,11 @@ export class Cluster implements ConnectionEvents {
         } else if (conn.closed) {
           cleanup();
           reject(
-            new SwitchboardError(
-              ErrorCode.LINK,
-              `connection to node ${node.id} closed during the handshake`,
-            ),
+            conn.failure ??
+              new SwitchboardError(
+                ErrorCode.LINK,
+                `connection to node ${node.id} closed during the handshake`,
+              ),
           );
         }
       };
@@ -748,6 +867,19 @@ export class Cluster implements ConnectionEvents {
       this.waiters.add(check);
       socket.once('close', onClose);
       conn.start();
+    }).catch((err: unknown) => {
+      if (!signal.aborted) {
+        const hungUp = conn.failure === undefined;
+        const failure = err instanceof SwitchboardError ? err : undefined;
+        this.linkFailures[node.id] = handshakeFailure(
+          failure,
+          node.id,
+          'dialer',
+          timeoutMs,
+          hungUp,
+        );
+      }
+      throw err;
     });
   }
 
@@ -910,4 +1042,133 @@ export class Cluster implements ConnectionEvents {
 function isNetworkError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}
+
+// ---- why a link failed ---------------------------------------------------
+
+/** Why an attempt to link with a peer failed, in words that say what to check. */
+interface LinkFailure {
+  readonly reason: string;
+  /** The error behind it, always a SwitchboardError (network errors wrapped, their cause kept). */
+  readonly error: Error | undefined;
+}
+
+/** How lib/protocol/handshake.ts words a GOAWAY received during the handshake (docs/errors.md). */
+const REFUSED_PREFIX = 'peer refused the handshake: ';
+
+/** What to check, per handshake failure. */
+const HANDSHAKE_ADVICE: Partial<Record<ErrorCode, string>> = {
+  [ErrorCode.AUTH_FAILED]: 'check that every node has the same secret',
+  [ErrorCode.FINGERPRINT_MISMATCH]:
+    'give every node the identical nodes list (order, hosts, ports, tags) and clusterName',
+  [ErrorCode.SECURITY_MISMATCH]: 'give every node a secret, or run every node insecure',
+  [ErrorCode.VERSION_MISMATCH]:
+    'run the same library version on every node, and check that the address is a switchboard node',
+  [ErrorCode.UNKNOWN_NODE]: 'check the node list and which process listens at each address',
+  [ErrorCode.DUPLICATE_NODE]: 'run only one process per node id',
+  [ErrorCode.HANDSHAKE_TIMEOUT]:
+    'the peer or the network is slow; raise handshakeTimeoutMs if it persists',
+  [ErrorCode.HANDSHAKE_LIMIT]: 'the acceptor had too many unauthenticated connections pending',
+  [ErrorCode.PROTOCOL]: 'check that the address is a switchboard node of the same version',
+};
+
+const TLS_ADVICE = 'check that every node uses tls, with a certificate from the cluster ca';
+
+/** `; ` and what to check for the error's code, or nothing. */
+function adviceFor(err: SwitchboardError): string {
+  const advice =
+    err instanceof HandshakeError && err.state === 'tls' ? TLS_ADVICE : HANDSHAKE_ADVICE[err.code];
+  return advice === undefined ? '' : `; ${advice}`;
+}
+
+/** The error's message and what to check for its code. */
+function withAdvice(err: SwitchboardError): string {
+  return `${err.message}${adviceFor(err)}`;
+}
+
+/** Why the TCP (or TLS) connect to `node` failed. */
+function connectFailure(err: unknown, node: NodeInfo, timedOut: boolean): LinkFailure {
+  if (timedOut && err instanceof SwitchboardError) {
+    return {
+      reason: `no answer: ${err.message}; is the host up, and is the port open (no firewall dropping it)?`,
+      error: err,
+    };
+  }
+  if (err instanceof SwitchboardError) return { reason: withAdvice(err), error: err };
+  // Not `instanceof Error`: errors from another realm (a VM context) are errors too.
+  const raw = err as { message?: unknown; code?: unknown } | null;
+  const message = typeof raw?.message === 'string' ? raw.message : String(err);
+  const code = raw?.code;
+  const error = new SwitchboardError(
+    ErrorCode.LINK,
+    `connect to node ${node.id} at ${formatAddress(node)} failed: ${message}`,
+    { cause: err },
+  );
+  switch (code) {
+    case 'ECONNREFUSED':
+      return {
+        reason: `connection refused; is node ${node.id} started, and listening on that address?`,
+        error,
+      };
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return { reason: `the host name does not resolve (${message})`, error };
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return {
+        reason: `the host is unreachable (${message}); check the address and the network`,
+        error,
+      };
+    default:
+      return { reason: `connect failed: ${message}`, error };
+  }
+}
+
+/**
+ * Why a handshake with `peer` failed, seen from this side's `role` (an
+ * acceptor's reasons start "dials this node"). `err` undefined, or
+ * `hungUp`, means the other side closed without a word.
+ */
+function handshakeFailure(
+  err: SwitchboardError | undefined,
+  peer: number,
+  role: 'dialer' | 'acceptor',
+  timeoutMs: number,
+  hungUp = err === undefined,
+): LinkFailure {
+  const inbound = role === 'acceptor' ? 'dials this node, but ' : '';
+  if (err === undefined) {
+    return {
+      reason: `${inbound}the connection closed during the handshake`,
+      error: new SwitchboardError(
+        ErrorCode.LINK,
+        `connection from node ${peer} closed during the handshake`,
+      ),
+    };
+  }
+  const then = adviceFor(err);
+  if (err.message.startsWith(REFUSED_PREFIX)) {
+    // The peer's own words, where "peer" means this node: quoted, so they read as its.
+    const words = err.message.slice(REFUSED_PREFIX.length);
+    const who = role === 'acceptor' ? 'dials this node and ' : '';
+    return { reason: `${who}refused the handshake: "${words}"${then}`, error: err };
+  }
+  if (
+    role === 'dialer' &&
+    err.code === ErrorCode.HANDSHAKE_TIMEOUT &&
+    err instanceof HandshakeError &&
+    err.state === 'await-hello'
+  ) {
+    return {
+      reason: `no answer: connected, but no HELLO came back within ${timeoutMs} ms; is that port a switchboard node, or another program?`,
+      error: err,
+    };
+  }
+  if (hungUp) {
+    return {
+      reason: `${inbound}the other side hung up during the handshake without a reason; is that port a switchboard node, with the same tls setting?`,
+      error: err,
+    };
+  }
+  return { reason: `${inbound}handshake failed: ${err.message}${then}`, error: err };
 }

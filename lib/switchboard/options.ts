@@ -1,4 +1,5 @@
 import { OptionError } from '../errors.js';
+import { checkOptionNames } from '../options.js';
 import { parseNodes } from './nodes.js';
 import type { NodeInfo, NodeSpec } from './nodes.js';
 
@@ -90,16 +91,71 @@ export const DEFAULT_SWITCHBOARD_OPTIONS = Object.freeze({
   lingerMs: 5_000,
 });
 
+// Typed as a record so the compiler fails when an option is added to the
+// interface but not here (or the reverse): the list is what unknown names
+// are checked against.
+const SWITCHBOARD_OPTION_KEYS: { readonly [K in keyof SwitchboardOptions]-?: true } = {
+  nodes: true,
+  id: true,
+  secret: true,
+  insecure: true,
+  clusterName: true,
+  tls: true,
+  bindHost: true,
+  handshakeTimeoutMs: true,
+  maxPendingHandshakes: true,
+  heartbeatMs: true,
+  deadPeerMs: true,
+  writeStallMs: true,
+  maxFramePayload: true,
+  fragmentSize: true,
+  maxMessageSize: true,
+  linkBufferBytes: true,
+  reconnectMinMs: true,
+  reconnectMaxMs: true,
+  lingerMs: true,
+};
+const TLS_OPTION_KEYS: { readonly [K in keyof TlsOptions]-?: true } = {
+  key: true,
+  cert: true,
+  ca: true,
+};
+
+/** Every option name of {@link SwitchboardOptions}, the names `resolveOptions` accepts. */
+export const SWITCHBOARD_OPTION_NAMES: readonly string[] = Object.freeze(
+  Object.keys(SWITCHBOARD_OPTION_KEYS),
+);
+
+/** Every option name of {@link TlsOptions}. */
+export const TLS_OPTION_NAMES: readonly string[] = Object.freeze(Object.keys(TLS_OPTION_KEYS));
+
 type NumericKey = {
   [
     K in keyof typeof DEFAULT_SWITCHBOARD_OPTIONS
   ]: (typeof DEFAULT_SWITCHBOARD_OPTIONS)[K] extends number ? K : never;
 }[keyof typeof DEFAULT_SWITCHBOARD_OPTIONS];
 
-/** Validates options; throws {@link OptionError} naming the first bad option. */
-export function resolveOptions(options: SwitchboardOptions): ResolvedOptions {
+/**
+ * Validates options; throws {@link OptionError} naming the first bad option.
+ * Unknown option names are refused first (with the nearest known name as
+ * `suggestion`), since a misspelt name would otherwise surface as a missing
+ * or defaulted option: `secert` as "secret is required".
+ * @param extraNames option names the caller handles itself on top of
+ *   {@link SwitchboardOptions} (the facade's `forceEncoding`); accepted here,
+ *   not validated.
+ */
+export function resolveOptions(
+  options: SwitchboardOptions,
+  extraNames: readonly string[] = [],
+): ResolvedOptions {
   if (typeof options !== 'object' || options === null)
     throw new OptionError('options', 'must be an object');
+  checkOptionNames(options, [...SWITCHBOARD_OPTION_NAMES, ...extraNames], '');
+  if (options.tls !== undefined) {
+    if (typeof options.tls !== 'object' || options.tls === null)
+      throw new OptionError('tls', 'must be an object { key, cert, ca }');
+    checkOptionNames(options.tls, TLS_OPTION_NAMES, 'tls');
+  }
   const nodes = parseNodes(options.nodes);
   const { id } = options;
   if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= nodes.length) {

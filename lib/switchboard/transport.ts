@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { ErrorCode, HandshakeError } from '../errors.js';
+import { ErrorCode, HandshakeError, ListenError } from '../errors.js';
 import type { TlsOptions } from './options.js';
 
 /** A connected byte stream: plain TCP or TLS. */
@@ -33,6 +33,8 @@ export interface ListenOptions {
  * Binds a server. With TLS, clients must present a certificate signed by
  * the cluster CA (mutual TLS); `onSocket` receives only sockets whose TLS
  * handshake succeeded.
+ * @throws ListenError (`ERR_SB_LISTEN`) naming the address and the system
+ *   error when the socket cannot be bound.
  */
 export async function listen(
   host: string,
@@ -82,13 +84,37 @@ export async function listen(
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: Error): void => reject(listenFailure(host, port, err));
+    server.once('error', onError);
     server.listen({ host, port, exclusive: true }, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });
   return server;
+}
+
+/** What to check for each way binding fails; Node's own message names only the syscall. */
+const LISTEN_HINTS: Readonly<Record<string, string>> = {
+  EADDRINUSE:
+    'another process holds the port: an earlier run still alive, another program, or two nodes given the same port',
+  EACCES: 'no permission: ports below 1024 need privileges, choose a higher one',
+  EADDRNOTAVAIL:
+    'the host is not an address of this machine: check nodes[id] and bindHost (0.0.0.0 listens on every interface)',
+  ENOTFOUND: 'the host name does not resolve: check nodes[id] and bindHost',
+  EAI_AGAIN: 'the host name could not be resolved (a temporary DNS failure)',
+};
+
+function listenFailure(host: string, port: number, err: Error): ListenError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const address = net.isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  const hint = code === undefined ? undefined : LISTEN_HINTS[code];
+  return new ListenError(
+    address,
+    code,
+    hint === undefined ? err.message : `${err.message}; ${hint}`,
+    { cause: err },
+  );
 }
 
 /** A TLS client this long in the handshake may be closed to make room for another. */

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { filter, firstValueFrom } from 'rxjs';
+import { RendezvousTimeoutError } from '../../lib/errors.js';
 import { encodeFrame, FrameType } from '../../lib/protocol/frame.js';
 import { encodeHello, PROTOCOL_MAGIC, PROTOCOL_VERSION } from '../../lib/protocol/handshake.js';
 import { Cluster } from '../../lib/switchboard/cluster.js';
@@ -269,6 +270,43 @@ describe('mutual TLS (RELIABILITY 20)', () => {
     }
     // A certificate problem is a refusal, not a bug in the dial path.
     expect(good.seen.filter((e) => e.type === 'error')).toEqual([]);
+  });
+
+  it('a rendezvous names the TLS refusal: the dialer refusing a certificate, the acceptor refusing one', async () => {
+    const fast = { handshakeTimeoutMs: 300, heartbeatMs: 100 };
+    const advice = 'check that every node uses tls, with a certificate from the cluster ca';
+    // The dialer refuses the acceptor's certificate.
+    const nodes = await localNodes(2);
+    await node(nodes, 1, tlsFor('rogue'), fast);
+    const good = await node(nodes, 0, tlsFor('node0'), fast);
+    await good.event('auth-failure', (e) => e.node === 1);
+    const fromDialer = await good.rendezvous({ timeoutMs: 300 }).then(
+      () => undefined,
+      (err: unknown) => err as RendezvousTimeoutError,
+    );
+    expect(fromDialer).toBeInstanceOf(RendezvousTimeoutError);
+    const [reason] = fromDialer!.reasons;
+    expect(reason!.reason).toMatch(
+      new RegExp(`^TLS handshake with ${nodes[1]} failed: .+; ${advice}$`),
+    );
+    expect(fromDialer!.cause).toMatchObject({ code: 'ERR_SB_AUTH_FAILED', state: 'tls' });
+
+    // The acceptor refuses the dialer's certificate, before any HELLO names it
+    // (and, the socket gone, without its address).
+    const others = await localNodes(2);
+    const acceptor = await node(others, 1, tlsFor('node1'), fast);
+    await node(others, 0, tlsFor('rogue'), fast);
+    await acceptor.event('auth-failure');
+    const fromAcceptor = await acceptor.rendezvous({ timeoutMs: 300 }).then(
+      () => undefined,
+      (err: unknown) => err as RendezvousTimeoutError,
+    );
+    expect(fromAcceptor!.reasons[0]!.reason).toMatch(
+      new RegExp(
+        `^never connected: node 0 is to dial this node at ${others[1]}; a connection from an unknown address \\(node 0\\?\\) failed its handshake before naming its node: TLS handshake from a client failed: .+; ${advice}$`,
+      ),
+    );
+    expect(fromAcceptor!.cause).toMatchObject({ code: 'ERR_SB_AUTH_FAILED', state: 'tls' });
   });
 
   it('a plaintext client sending a HELLO is refused, and never gets a switchboard frame', async () => {
