@@ -256,7 +256,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
    * {@link PeerLostError} when an anonymous receiver's sender was on a node
    * that was lost, and with ERR_SB_CLOSED when the switchboard was destroyed.
    */
-  next(options?: ReceiveOptions): Promise<IteratorResult<T>> {
+  next(options?: ReceiveOptions): Promise<IteratorResult<T, undefined>> {
     return this.queue.next(options);
   }
 

@@ -164,7 +164,7 @@ export class Subscription<T> implements AsyncIterable<Publication<T>> {
    * buffer is empty. With `timeoutMs` or `signal`, rejects with
    * ERR_SB_TIMEOUT or ERR_SB_ABORTED and loses nothing.
    */
-  next(options?: ReceiveOptions): Promise<IteratorResult<Publication<T>>> {
+  next(options?: ReceiveOptions): Promise<IteratorResult<Publication<T>, undefined>> {
     return this.receiver.next(options);
   }
 
