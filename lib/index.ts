@@ -41,6 +41,7 @@ export {
 // ---- errors ----
 export {
   DecodeError,
+  EncodeError,
   ErrorCode,
   HandshakeError,
   isErrorCode,
