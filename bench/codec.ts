@@ -21,10 +21,14 @@ const REPEATS = 5;
 interface CodecModule {
   encodeValue(value: unknown): Buffer;
   checkEncodable?(value: unknown): void;
+  PortableHandle: abstract new () => { toHandleRef(): unknown };
 }
 
-/** The measured shapes: `{ seq, data }` objects as in bench/framing.ts, and a protocol-style array. */
-function shapes(): Array<[string, (seq: number) => unknown]> {
+/**
+ * The measured shapes: `{ seq, data }` objects as in bench/framing.ts, a
+ * protocol-style array, and a request carrying a reply handle.
+ */
+function shapes(codec: CodecModule): Array<[string, (seq: number) => unknown]> {
   const out: Array<[string, (seq: number) => unknown]> = [];
   for (const [label, size] of [
     ['16 B', 16],
@@ -37,6 +41,13 @@ function shapes(): Array<[string, (seq: number) => unknown]> {
   }
   const payload = { seq: 1, data: Buffer.alloc(16, 7) };
   out.push(['[op, id, node, id, ms, payload]', (seq) => [3, seq, 2, 17, 1500, payload]]);
+  class Reply extends codec.PortableHandle {
+    override toHandleRef(): unknown {
+      return { kind: 'mpsc', node: 2, id: 17 };
+    }
+  }
+  const reply = new Reply();
+  out.push(['{ seq, args, reply: handle }', (seq) => ({ seq, args: [1, 'x'], reply })]);
   return out;
 }
 
@@ -66,7 +77,7 @@ async function round(modulePath: string): Promise<Record<string, number>> {
   };
   let sink = 0;
   for (let repeat = 0; repeat < REPEATS; repeat++) {
-    for (const [name, make] of shapes()) {
+    for (const [name, make] of shapes(codec)) {
       keep(
         `encode ${name}`,
         time((i) => {
