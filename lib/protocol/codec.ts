@@ -90,8 +90,9 @@ export interface HandleRef {
 export abstract class PortableHandle {
   /**
    * The wire form of this handle. Called synchronously in the middle of
-   * {@link encodeValue}: it must be pure and must not call `encodeValue`
-   * itself (cbor-x's encoder is not re-entrant). `node` and `id` must be
+   * {@link encodeValue} (and by {@link checkEncodable}; again, when encoding
+   * fails, to find what failed): it must be pure and must not call
+   * `encodeValue` itself (cbor-x's encoder is not re-entrant). `node` and `id` must be
    * non-negative safe integers, `kind` and `name` strings, or encoding fails
    * with an `ERR_SB_ENCODE` error.
    */
@@ -230,13 +231,13 @@ function handleRefFromWire(item: unknown): HandleRef {
 // cbor-x writes an object whose `constructor` is Object, Array or Map
 // directly. Every other object goes through its extension list, tested with
 // `instanceof` in order, and addExtension puts a new extension first. So the
-// one class extension registered here, the gate, is asked first about every
-// object that is not plain, and about no plain one: its Symbol.hasInstance
-// claims exactly the objects that cbor-x would not write faithfully (and the
-// handles), and its encode writes a handle, writes a faithful copy of a
-// built-in from another realm, or refuses. The hot path pays one call per
-// non-plain object and keeps no path: when encoding fails, locate() walks
-// the value again to say where and why.
+// gate registered here is asked (right after the handle extension) about
+// every object that is not plain, and about no plain one: its
+// Symbol.hasInstance claims exactly the objects that cbor-x would not write
+// faithfully, and its encode writes a faithful copy (of a built-in from
+// another realm, say) or refuses. The hot path pays one call per non-plain
+// object and keeps no path: when encoding fails, locate() walks the value
+// again to say where and why.
 //
 // checkEncodable() applies the same rule by walking the value the way cbor-x
 // does (same dispatch on `constructor`, same key loop, same classify()), so
@@ -311,8 +312,8 @@ function isBuiltinPrototype(proto: object | null, name: string): boolean {
   );
 }
 
-// What classify() finds. Up to C_ITERATED, cbor-x writes the object
-// faithfully by itself; from C_HANDLE on, the gate claims it.
+// What classify() finds. Up to C_HANDLE, cbor-x (or the handle extension)
+// writes the object faithfully; from C_COPY_PLAIN on, the gate claims it.
 /** A leaf cbor-x writes as it is: a Date, a Buffer, a typed array. */
 const C_LEAF = 0;
 /** A plain object that cbor-x writes key by key (null prototype, another realm, an own "constructor" key). */
@@ -321,7 +322,7 @@ const C_PLAIN = 1;
 const C_SET = 2;
 /** An array that cbor-x iterates (another realm's, or with an own "constructor" key). */
 const C_ITERATED = 3;
-/** A PortableHandle: written by the gate. */
+/** A PortableHandle: written by the handle extension. */
 const C_HANDLE = 4;
 /** Written by the gate as a copy built in this realm, which cbor-x writes faithfully: */
 const C_COPY_PLAIN = 5; // a plain object cbor-x would iterate or refuse (a Symbol.iterator key...)
@@ -385,20 +386,13 @@ function plainKind(value: object): number {
 /** True for what a {@link PortableHandle.toHandleRef} may return. */
 function isValidRef(ref: unknown): ref is HandleRef {
   if (typeof ref !== 'object' || ref === null) return false;
-  const { kind, node, id, name } = ref as Partial<Record<keyof HandleRef, unknown>>;
+  const r = ref as Partial<Record<keyof HandleRef, unknown>>;
   return (
-    typeof kind === 'string' &&
-    isIndex(node) &&
-    isIndex(id) &&
-    (name === undefined || typeof name === 'string')
+    typeof r.kind === 'string' &&
+    isIndex(r.node) &&
+    isIndex(r.id) &&
+    (r.name === undefined || typeof r.name === 'string')
   );
-}
-
-/** A positional array keeps the common handle to ~10 bytes. */
-function handleWire(ref: HandleRef): unknown[] {
-  return ref.name === undefined
-    ? [ref.kind, ref.node, ref.id]
-    : [ref.kind, ref.node, ref.id, ref.name];
 }
 
 /**
@@ -412,7 +406,7 @@ let handleSink: PortableHandle[] | undefined;
 
 class Gate {
   static [Symbol.hasInstance](value: unknown): boolean {
-    return classify(value as object) >= C_HANDLE;
+    return classify(value as object) >= C_COPY_PLAIN;
   }
 }
 
@@ -436,25 +430,30 @@ function copyOf(value: object): unknown {
   }
 }
 
+// No tag: what the gate writes is a copy cbor-x tags as it would the original.
 registerExtension({
   Class: Gate,
-  getTag(value: object): number | undefined {
-    return value instanceof PortableHandle ? HANDLE_TAG : undefined;
-  },
   encode(value: object, encodeItem: (item: unknown) => void): void {
-    if (value instanceof PortableHandle) {
-      const ref: unknown = value.toHandleRef();
-      if (!isValidRef(ref)) throw REFUSED;
-      handleSink?.push(value);
-      encodeItem(handleWire(ref));
-      return;
-    }
     encodeItem(copyOf(value));
   },
 });
 
+// Registered after the gate, so asked before it: a handle costs one
+// instanceof, as it did before the gate existed, and the gate never sees one.
 registerExtension({
+  Class: PortableHandle,
   tag: HANDLE_TAG,
+  encode(handle: PortableHandle, encodeItem: (item: unknown) => void): void {
+    const ref: unknown = handle.toHandleRef();
+    if (!isValidRef(ref)) throw REFUSED;
+    handleSink?.push(handle);
+    // A positional array keeps the common handle to ~10 bytes.
+    encodeItem(
+      ref.name === undefined
+        ? [ref.kind, ref.node, ref.id]
+        : [ref.kind, ref.node, ref.id, ref.name],
+    );
+  },
   decode(item: unknown): unknown {
     const ref = handleRefFromWire(item);
     const ctx = currentContext;
@@ -490,68 +489,80 @@ registerExtension({ tag: 3, decode: (item: unknown): bigint => -1n - bignumFromB
 // checkEncodable: the rule without the bytes
 // ---------------------------------------------------------------------------
 
+/** Set by check() for a value nested deeper than {@link MAX_CODEC_DEPTH}. */
+let deep = false;
+
 /*
  * Mirrors cbor-x's encode() for the non-plain objects through classify(),
  * and its dispatch and loops for the others, down to the key loop of
  * writeObject (for...in, filtered by the object's own hasOwnProperty when it
  * is a function). Recursive like cbor-x: a cycle or a value too deep ends in
- * a stack overflow, which locate() then explains.
+ * a stack overflow, which locate() then explains. But the two stacks do not
+ * end at the same depth, so a value nested deeper than any receiver accepts
+ * sets `deep`, and checkEncodable then lets cbor-x itself decide.
  */
-function check(value: unknown, handles: PortableHandle[] | undefined): void {
+function check(value: unknown, handles: PortableHandle[] | undefined, depth: number): void {
   if (typeof value !== 'object') {
     if (typeof value === 'function' || typeof value === 'symbol') throw REFUSED;
     return;
   }
   if (value === null) return;
+  if (depth > MAX_CODEC_DEPTH) deep = true;
   const c: unknown = value.constructor;
   if (c === Object) {
-    checkProperties(value, handles);
+    checkProperties(value, handles, depth);
   } else if (c === Array) {
     const items = value as unknown[];
     const length = items.length;
-    for (let i = 0; i < length; i++) check(items[i], handles);
+    for (let i = 0; i < length; i++) check(items[i], handles, depth + 1);
   } else if (c === Map) {
     for (const [k, v] of value as Map<unknown, unknown>) {
-      check(k, handles);
-      check(v, handles);
+      check(k, handles, depth + 1);
+      check(v, handles, depth + 1);
     }
   } else {
-    checkOther(value, handles);
+    checkOther(value, handles, depth);
   }
 }
 
-function checkProperties(object: object, handles: PortableHandle[] | undefined): void {
+function checkProperties(
+  object: object,
+  handles: PortableHandle[] | undefined,
+  depth: number,
+): void {
   const o = object as Record<string, unknown>;
   for (const key in o) {
     // eslint-disable-next-line no-prototype-builtins -- the very call cbor-x makes
-    if (typeof o.hasOwnProperty !== 'function' || o.hasOwnProperty(key)) check(o[key], handles);
+    if (typeof o.hasOwnProperty !== 'function' || o.hasOwnProperty(key)) {
+      check(o[key], handles, depth + 1);
+    }
   }
 }
 
-function checkOther(value: object, handles: PortableHandle[] | undefined): void {
+function checkOther(value: object, handles: PortableHandle[] | undefined, depth: number): void {
   switch (classify(value)) {
     case C_LEAF:
     case C_COPY_DATE:
     case C_COPY_TYPED:
       return;
     case C_PLAIN:
-      checkProperties(value, handles);
+      checkProperties(value, handles, depth);
       return;
     case C_SET:
     case C_COPY_SET:
-      for (const item of Array.from(value as Set<unknown>)) check(item, handles);
+      for (const item of Array.from(value as Set<unknown>)) check(item, handles, depth + 1);
       return;
     case C_ITERATED:
-      for (const item of value as unknown[]) check(item, handles);
+      for (const item of value as unknown[]) check(item, handles, depth + 1);
       return;
     case C_COPY_MAP:
       for (const [k, v] of new Map(value as Map<unknown, unknown>)) {
-        check(k, handles);
-        check(v, handles);
+        check(k, handles, depth + 1);
+        check(v, handles, depth + 1);
       }
       return;
     case C_COPY_PLAIN:
-      for (const [, v] of Object.entries(value)) check(v, handles);
+      for (const [, v] of Object.entries(value)) check(v, handles, depth + 1);
       return;
     case C_HANDLE: {
       const ref: unknown = (value as PortableHandle).toHandleRef();
@@ -572,10 +583,12 @@ function checkOther(value: object, handles: PortableHandle[] | undefined): void 
  * endpoints of one process), so they are held to the rule of remote ones.
  *
  * It reads the value as encoding does (getters run, `toHandleRef()` is
- * called) and costs a small fraction of encoding: about 20 ns for
- * `{ seq, data }` (see bench/codec.ts). One caveat: for values nested
- * thousands of levels deep, each of the two gives up where its own stack
- * ends, and this walk goes deeper than cbor-x does.
+ * called) and costs a small fraction of encoding: about 30 ns for
+ * `{ seq, data }` and 55 ns for `[op, id, node, id, ms, { seq, data }]`,
+ * against 400 to 500 ns to encode them (bench/codec.ts). A value nested
+ * deeper than {@link MAX_CODEC_DEPTH} levels is encoded once too (and the
+ * bytes dropped): how deep cbor-x can go depends on its stack, so only it
+ * can say whether it will refuse such a value.
  *
  * @param onHandle if given, called once for each {@link PortableHandle} in
  *   the value, in the order encodeValue would write them, after the whole
@@ -584,11 +597,14 @@ function checkOther(value: object, handles: PortableHandle[] | undefined): void 
  */
 export function checkEncodable(value: unknown, onHandle?: (handle: PortableHandle) => void): void {
   const handles = onHandle === undefined ? undefined : [];
+  deep = false;
   try {
-    check(value, handles);
+    check(value, handles, 1);
   } catch (err) {
     throw locate(value, err);
   }
+  // Rare and never decodable anyway: the encoder's own stack decides.
+  if (deep) encodeValue(value);
   if (handles !== undefined) for (const handle of handles) onHandle!(handle);
 }
 

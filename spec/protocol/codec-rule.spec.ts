@@ -797,6 +797,21 @@ describe('deep nesting', () => {
     }
   });
 
+  it.each([
+    ['arrays', (v: unknown): unknown => [v]],
+    ['objects', (v: unknown): unknown => ({ a: v })],
+    ['Sets', (v: unknown): unknown => new Set([v])],
+  ])('agrees with encodeValue at every depth of %s, where the stack ends too', (_name, make) => {
+    const verdicts = new Set<string>();
+    for (const levels of [200, 300, 600, 900, 1200, 1500, 1800, 2500, 4000]) {
+      const value = nested(levels, make);
+      const verdict = outcome(() => encodeValue(value));
+      verdicts.add(verdict.slice(0, 8));
+      expect(outcome(() => checkEncodable(value))).toBe(verdict);
+    }
+    expect(verdicts).toEqual(new Set(['accepted', 'refused ']));
+  });
+
   it('carries what a receiver accepts', () => {
     const value = nested(256, (v) => [v]);
     expect(
