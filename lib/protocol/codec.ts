@@ -1251,7 +1251,7 @@ function validateLimits(limits: CodecLimits): void {
  *   anything is allocated;
  * - indefinite-length byte and text strings (cbor-x never writes them and
  *   cannot decode them); indefinite-length arrays and maps are accepted
- *   (cbor-x writes them for iterables other than arrays) and their break
+ *   (cbor-x writes them for arrays of another realm) and their break
  *   codes are checked, including a map that breaks after a key;
  * - a map key that is the text string `"__proto__"` (however its length is
  *   encoded), in any map: also inside a `Map`, where it would be harmless,
