@@ -10,7 +10,7 @@
  * the accounting as items leave ({@link QueueOwner.taken}) and may hold
  * items back ({@link QueueOwner.ready}): a receiver holds the messages of a
  * session it has not heard from for too long until the peer confirms it
- * (docs/guide.md, "Stale sessions"). Held items do not block the others:
+ * (docs/guide.md, "Nothing is lost silently"). Held items do not block the others:
  * the first ready item goes first, so FIFO holds per source.
  */
 import { Observable } from 'rxjs';

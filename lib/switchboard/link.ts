@@ -309,7 +309,7 @@ export class Link implements FrameSink {
       this.discardQueued();
     }
     this.ctrl.take();
-    // First on every connection: what we accept and how long we wait (wire 8.2).
+    // First on every connection: what we accept and how long we wait (docs/wire-protocol.md 8.2).
     this.ctrl.frame(
       FrameType.SETTINGS,
       0,
