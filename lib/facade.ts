@@ -5,6 +5,9 @@
  * layers underneath is reachable from it. It lives above both folders so
  * imports keep flowing one way: channel -> switchboard -> protocol
  * (docs/guide.md, "Layers").
+ *
+ * Long because it is the API: each public method is a few lines of
+ * delegation with the TSDoc users read.
  */
 import { ErrorCode, SwitchboardError } from './errors.js';
 import { checkOptionNames } from './options.js';

@@ -4,6 +4,10 @@
  * ends: `done` when its senders closed cleanly or its owner closed it, a
  * {@link PeerLostError} naming the node when a sender's node was lost
  * (docs/guide.md, "Guarantees").
+ *
+ * One file: the credit accounting, the overflow policy and the ways a
+ * receiver ends all update the same counters as each message arrives and
+ * leaves.
  */
 import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';

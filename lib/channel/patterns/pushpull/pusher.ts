@@ -11,6 +11,9 @@
  * handlers should be idempotent or deduplicate by `ctx.id` and `ctx.from`.
  * A pusher's own end (its switchboard closing) reports the tasks it had not
  * seen acknowledged on `errors$`, with the tasks.
+ *
+ * One file: task ownership (assignment, acknowledgement, retry,
+ * redelivery) is one state machine over one table of tasks.
  */
 import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';

@@ -9,6 +9,10 @@
  * whatever kind, still makes it a timeout: the handler may have failed
  * *because* of the deadline), ERR_SB_ABORTED, or a NotDeliveredError when
  * its server's node was lost before replying (the outcome is unknown).
+ *
+ * One file: the call's life (picking, sending, the deadline, the reply or
+ * the stream, the cancel, the peer's loss) is one state machine over one
+ * table of pending calls.
  */
 import type { PeerLostError } from '../../../errors.js';
 import type { Observable } from 'rxjs';
