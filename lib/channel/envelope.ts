@@ -42,7 +42,7 @@ function wireOf(
   onHandle?: (h: PortableHandle) => void,
 ): { flags: number; bytes: Uint8Array; owned: boolean } {
   if (value instanceof Headed) {
-    const body = value.body;
+    const body: unknown = value.body;
     if (body instanceof Uint8Array)
       return {
         flags: FrameFlag.HEAD | FrameFlag.RAW,

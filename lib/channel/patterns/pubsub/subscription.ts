@@ -216,9 +216,10 @@ export class Subscription<T> implements AsyncIterable<Publication<T>> {
         this.invalid++;
         throw new DecodeError(`subscription ${this.pattern}: malformed publication`);
       }
-      if (schema === undefined) return { topic, value: v.body };
+      const body: unknown = v.body;
+      if (schema === undefined) return { topic, value: body };
       try {
-        return { topic, value: validateSync(schema, v.body, `subscription ${this.pattern}`) };
+        return { topic, value: validateSync(schema, body, `subscription ${this.pattern}`) };
       } catch (err) {
         this.invalid++;
         throw err instanceof SwitchboardError
