@@ -4,58 +4,18 @@
  *
  * Every payload is encoded by {@link encodeValue} and decoded by
  * {@link decodeValue}, which hands the bytes to cbor-x only after the
- * pre-scan (cbor-scan.ts) has accepted them.
+ * pre-scan (cbor-scan.ts) has accepted them. What a payload can carry, and
+ * what it is refused with, is the payload rule (payload-rule.ts).
  *
- * What a payload can carry (docs/guide.md, "What a message can carry"):
- * structuredClone's rules, tightened wherever cbor-x would change a value's
- * shape. Carried, and what arrives:
- * - `null`, `undefined`, booleans, strings, numbers (integers, floats,
- *   `NaN`, `Infinity`; `-0` arrives as `0` because cbor-x writes it as the
- *   integer 0), `bigint` (any size; beyond 64 bits cbor-x's encoder is
- *   quadratic in the size, ~0.25 s for 20 KB, so keep them small: decoding
- *   here is linear);
- * - plain objects: own enumerable string-keyed properties (`undefined`
- *   values kept; getters read once; symbol keys and non-enumerable
- *   properties are not carried, as with structuredClone). Null-prototype
- *   objects and plain objects of another realm arrive as ordinary plain
- *   objects;
- * - arrays, also of another realm (holes arrive as `undefined`; named
- *   properties of an array are not carried);
- * - `Buffer` (arrives as a `Buffer`), `Uint8Array` (tag 64), the other
- *   typed arrays (RFC 8746 tags), each as its own type, with only the bytes
- *   it views;
- * - `Date` (tag 1: epoch seconds as a float64, exact to the millisecond
- *   within 2^42 s, about 139,000 years, of 1970; beyond, 1 ms may be lost;
- *   an invalid Date arrives invalid), `Map` (tag 259), `Set` (tag 258);
- *   those of another realm (a `vm` context; under jest, the Dates Node's own
- *   modules make) arrive as this realm's;
- * - {@link PortableHandle} subclasses (tag {@link HANDLE_TAG}), revived by
- *   the {@link CodecContext} given to {@link decodeValue}.
- * A value referenced twice (not a cycle) arrives as two equal copies.
- *
- * Refused, with an {@link EncodeError} whose `path` says where the value
- * sits (e.g. `.items[3].cb`) and whose message says what to send instead:
- * functions, symbols, instances of user classes (they would arrive without
- * their prototype) and subclasses of the built-ins above (other than
- * `Buffer`), `Promise`, `URL`, `URLSearchParams`, `WeakMap`, `WeakSet`,
- * `WeakRef`, `Blob`, generators and other iterables that are not arrays,
- * `Map`s or `Set`s, `Error` and `RegExp` (cbor-x would write tag 27, whose
- * decoder calls a global constructor named by the peer), boxed primitives,
- * `ArrayBuffer`, `SharedArrayBuffer` and `DataView` (cbor-x would turn them
- * into a `Buffer`), cbor-x `Tag` objects (arbitrary tags), cycles, invalid
- * handle refs, and values nested too deeply for the encoder's stack.
- *
- * Not caught: cbor-x writes any object whose inherited `constructor` is
- * `Object` as a plain object without asking, so an object made by
- * `Object.create(plainObject)` arrives as its own properties only, and on
- * Node 20 the built-in iterators (`map.keys()`, `array.values()`, string
- * and `matchAll` iterators), whose prototypes inherit that `constructor`,
- * arrive as `{}`: spread them into an array first.
- *
- * Strings are UTF-8 on the wire and are not checked before encoding (that
- * would cost a pass over every string): a lone surrogate arrives as U+FFFD,
- * three of them in strings shorter than 64 code units, where cbor-x's own
- * UTF-8 loop writes the surrogate's raw 3-byte form.
+ * This is the module the rest of the library imports. It holds the cbor-x
+ * encoder and decoder, the extensions registered on them and the state
+ * those synchronous calls share (the decode context, the handle sink), and
+ * re-exports what the codec's other files make public:
+ * - codec-types.ts: the public types and limits;
+ * - payload-rule.ts: classification of values, the gate, checkEncodable's walk;
+ * - cbor-scan.ts: the pre-scan of untrusted bytes and its tables.
+ * They import one way: codec.ts imports the others, and all of them import
+ * codec-types.ts, which imports none.
  */
 import { types } from 'node:util';
 
@@ -73,6 +33,26 @@ import {
 } from './codec-types.js';
 import type { CodecContext, CodecLimits, HandleRef } from './codec-types.js';
 import { checkCbor, scan } from './cbor-scan.js';
+import {
+  C_LEAF,
+  C_PLAIN,
+  C_SET,
+  C_ITERATED,
+  C_HANDLE,
+  C_COPY_PLAIN,
+  C_COPY_MAP,
+  C_COPY_SET,
+  C_COPY_DATE,
+  C_COPY_TYPED,
+  Gate,
+  REFUSED,
+  TYPED_ARRAYS,
+  checkRule,
+  classify,
+  copyOf,
+  isValidRef,
+  typedArrayName,
+} from './payload-rule.js';
 
 // What the codec's other files make public, exported from here as before.
 export { DEFAULT_CODEC_LIMITS, HANDLE_TAG, MAX_CODEC_DEPTH, PortableHandle, checkCbor };
@@ -122,7 +102,8 @@ const registerExtension = addExtension as unknown as (extension: CborExtension) 
 // and restored around one synchronous decoder.decode() call (saved and
 // restored, so a nested decodeValue from inside reviveHandle is safe too),
 // and nothing asynchronous can run in between, so a context never leaks into
-// another decode.
+// another decode. It lives here, with decodeValue (which sets it) and the
+// handle decoder (which reads it): no other file sees it.
 let currentContext: CodecContext | undefined;
 
 function handleRefFromWire(item: unknown): HandleRef {
@@ -146,210 +127,13 @@ function handleRefFromWire(item: unknown): HandleRef {
   return Object.freeze({ kind, node, id });
 }
 
-// ---------------------------------------------------------------------------
-// The payload rule (docs/guide.md, "What a message can carry")
-//
-// cbor-x writes an object whose `constructor` is Object, Array or Map
-// directly. Every other object goes through its extension list, tested with
-// `instanceof` in order, and addExtension puts a new extension first. So the
-// gate registered here is asked (right after the handle extension) about
-// every object that is not plain, and about no plain one: its
-// Symbol.hasInstance claims exactly the objects that cbor-x would not write
-// faithfully, and its encode writes a faithful copy (of a built-in from
-// another realm, say) or refuses. The hot path pays one call per non-plain
-// object and keeps no path: when encoding fails, locate() walks the value
-// again to say where and why.
-//
-// checkEncodable() applies the same rule by walking the value the way cbor-x
-// does (same dispatch on `constructor`, same key loop, same classify()), so
-// the two agree on every value, and a failure of either is explained by the
-// same locate().
-// ---------------------------------------------------------------------------
-
-const { getPrototypeOf } = Object;
-const OBJECT_PROTO: object = Object.prototype;
-const ARRAY_PROTO: object = Array.prototype;
-const MAP_PROTO: object = Map.prototype;
-const SET_PROTO: object = Set.prototype;
-const DATE_PROTO: object = Date.prototype;
-// What Buffer.from() and friends return (Node's FastBuffer shares Buffer.prototype).
-const BUFFER_PROTO = getPrototypeOf(Buffer.alloc(0)) as object;
-
-type TypedArrayConstructor = new (
-  buffer: ArrayBufferLike,
-  byteOffset: number,
-  length: number,
-) => ArrayBufferView;
-
-/** This realm's typed array constructors, by their `Symbol.toStringTag`. */
-const TYPED_ARRAYS = new Map<string, TypedArrayConstructor>(
-  [
-    Uint8Array,
-    Uint8ClampedArray,
-    Uint16Array,
-    Uint32Array,
-    BigUint64Array,
-    Int8Array,
-    Int16Array,
-    Int32Array,
-    BigInt64Array,
-    Float32Array,
-    Float64Array,
-  ].map((C) => [C.name, C as unknown as TypedArrayConstructor]),
-);
-const TYPED_ARRAY_PROTOS = new Map<string, object>(
-  [...TYPED_ARRAYS].map(([name, C]) => [name, C.prototype as object]),
-);
-
-// %TypedArray%.prototype[Symbol.toStringTag] reads the internal slot: the
-// element type of a real typed array of any realm, undefined for anything
-// else (a fake with a typed array prototype, a proxy).
-// eslint-disable-next-line @typescript-eslint/unbound-method -- only ever called with .call
-const typedArrayTag = Object.getOwnPropertyDescriptor(
-  getPrototypeOf(Uint8Array.prototype) as object,
-  Symbol.toStringTag,
-)?.get as (this: unknown) => string | undefined;
-
-function typedArrayName(value: object): string | undefined {
-  return typedArrayTag.call(value);
-}
-
-// eslint-disable-next-line @typescript-eslint/unbound-method -- only ever called with .call
-const functionSource = Function.prototype.toString;
-
 /**
- * True if `proto` is the prototype of the built-in constructor `name` of some
- * realm (this one or a `vm` context's): what sets a `Map` of another realm
- * apart from an instance of a subclass of `Map`.
+ * Handles written by the encodeValue call in progress, when its caller asked
+ * for them. It lives here, with encodeValue (which sets it around one
+ * synchronous encoder.encode() call, saved and restored) and the handle
+ * extension (which reads it): no other file sees it.
  */
-function isBuiltinPrototype(proto: object | null, name: string): boolean {
-  if (proto === null) return false;
-  const C: unknown = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value;
-  return (
-    typeof C === 'function' &&
-    C.name === name &&
-    (C as { prototype?: unknown }).prototype === proto &&
-    functionSource.call(C) === `function ${name}() { [native code] }`
-  );
-}
-
-// What classify() finds. Up to C_HANDLE, cbor-x (or the handle extension)
-// writes the object faithfully; from C_COPY_PLAIN on, the gate claims it.
-/** A leaf cbor-x writes as it is: a Date, a Buffer, a typed array. */
-const C_LEAF = 0;
-/** A plain object that cbor-x writes key by key (null prototype, another realm, an own "constructor" key). */
-const C_PLAIN = 1;
-/** A Set: cbor-x writes `Array.from(set)` under tag 258. */
-const C_SET = 2;
-/** An array that cbor-x iterates (another realm's, or with an own "constructor" key). */
-const C_ITERATED = 3;
-/** A PortableHandle: written by the handle extension. */
-const C_HANDLE = 4;
-/** Written by the gate as a copy built in this realm, which cbor-x writes faithfully: */
-const C_COPY_PLAIN = 5; // a plain object cbor-x would iterate or refuse (a Symbol.iterator key...)
-const C_COPY_MAP = 6; // a Map cbor-x would iterate as an array (another realm's, own "constructor")
-const C_COPY_SET = 7;
-const C_COPY_DATE = 8;
-const C_COPY_TYPED = 9;
-/** Not carried: refused, refusal() says why. */
-const C_REFUSED = 10;
-
-/**
- * How the rule treats an object that cbor-x sends to its extension list
- * (its `constructor` is not Object, Array or Map). The common supported
- * kinds come first: this runs once per Buffer of every message.
- */
-function classify(value: object): number {
-  const proto = getPrototypeOf(value) as object | null;
-  if (proto === BUFFER_PROTO) return typedArrayName(value) === 'Uint8Array' ? C_LEAF : C_REFUSED;
-  if (value instanceof PortableHandle) return C_HANDLE;
-  if (proto === DATE_PROTO) return types.isDate(value) ? C_LEAF : C_REFUSED;
-  if (proto === SET_PROTO) return types.isSet(value) ? C_SET : C_REFUSED;
-  const typed = typedArrayName(value);
-  if (typed !== undefined) {
-    if (proto === TYPED_ARRAY_PROTOS.get(typed)) return C_LEAF;
-    return TYPED_ARRAYS.has(typed) && isBuiltinPrototype(proto, typed) ? C_COPY_TYPED : C_REFUSED;
-  }
-  if (proto === OBJECT_PROTO || proto === null) return plainKind(value);
-  if (proto === ARRAY_PROTO) return Array.isArray(value) ? C_ITERATED : C_REFUSED;
-  if (proto === MAP_PROTO) return types.isMap(value) ? C_COPY_MAP : C_REFUSED;
-  // Another realm's built-ins (a vm context; under jest, Dates made by
-  // Node's own modules) are carried as this realm's; subclasses are not.
-  if (getPrototypeOf(proto) === null && isBuiltinPrototype(proto, 'Object')) {
-    return plainKind(value);
-  }
-  if (types.isDate(value)) return isBuiltinPrototype(proto, 'Date') ? C_COPY_DATE : C_REFUSED;
-  if (types.isMap(value)) return isBuiltinPrototype(proto, 'Map') ? C_COPY_MAP : C_REFUSED;
-  if (types.isSet(value)) return isBuiltinPrototype(proto, 'Set') ? C_COPY_SET : C_REFUSED;
-  if (Array.isArray(value)) return isBuiltinPrototype(proto, 'Array') ? C_ITERATED : C_REFUSED;
-  return C_REFUSED;
-}
-
-/**
- * A plain object on cbor-x's extension path: written key by key, unless
- * cbor-x would take it for an iterable, an async iterable, a Blob or a
- * DataView (by a symbol key or its own "constructor"), in which case the
- * gate writes a copy of its own enumerable string keys, as for any plain
- * object.
- */
-function plainKind(value: object): number {
-  const v = value as Record<PropertyKey, unknown>;
-  const tag = v[Symbol.toStringTag];
-  return v[Symbol.iterator] ||
-    v[Symbol.asyncIterator] ||
-    tag === 'Blob' ||
-    tag === 'File' ||
-    v['constructor'] === DataView
-    ? C_COPY_PLAIN
-    : C_PLAIN;
-}
-
-/** True for what a {@link PortableHandle.toHandleRef} may return. */
-function isValidRef(ref: unknown): ref is HandleRef {
-  if (typeof ref !== 'object' || ref === null) return false;
-  const r = ref as Partial<Record<keyof HandleRef, unknown>>;
-  return (
-    typeof r.kind === 'string' &&
-    isIndex(r.node) &&
-    isIndex(r.id) &&
-    (r.name === undefined || typeof r.name === 'string')
-  );
-}
-
-/**
- * What the hot path throws when the rule refuses a value: preallocated, so a
- * refusal costs no stack capture before locate() builds the real error.
- */
-const REFUSED = new Error('refused by the payload rule');
-
-/** Handles written by the encodeValue call in progress, when its caller asked for them. */
 let handleSink: PortableHandle[] | undefined;
-
-class Gate {
-  static [Symbol.hasInstance](value: unknown): boolean {
-    return classify(value as object) >= C_COPY_PLAIN;
-  }
-}
-
-function copyOf(value: object): unknown {
-  switch (classify(value)) {
-    case C_COPY_PLAIN:
-      return Object.fromEntries(Object.entries(value));
-    case C_COPY_MAP:
-      return new Map(value as Map<unknown, unknown>);
-    case C_COPY_SET:
-      return new Set(value as Set<unknown>);
-    case C_COPY_DATE:
-      return new Date(Date.prototype.getTime.call(value));
-    case C_COPY_TYPED: {
-      const view = value as ArrayBufferView & { length: number };
-      const C = TYPED_ARRAYS.get(typedArrayName(value)!)!;
-      return new C(view.buffer, view.byteOffset, view.length);
-    }
-    default:
-      throw REFUSED;
-  }
-}
 
 // No tag: what the gate writes is a copy cbor-x tags as it would the original.
 registerExtension({
@@ -408,93 +192,11 @@ registerExtension({ tag: 3, decode: (item: unknown): bigint => -1n - bignumFromB
 
 // ---------------------------------------------------------------------------
 // checkEncodable: the rule without the bytes
+//
+// The walk is checkRule() (payload-rule.ts). The public function lives here
+// because a value nested deeper than MAX_CODEC_DEPTH ends in the encoder,
+// which payload-rule.ts cannot import: codec.ts imports it.
 // ---------------------------------------------------------------------------
-
-/** Set by check() for a value nested deeper than {@link MAX_CODEC_DEPTH}. */
-let deep = false;
-
-/*
- * Mirrors cbor-x's encode() for the non-plain objects through classify(),
- * and its dispatch and loops for the others, down to the key loop of
- * writeObject (for...in, filtered by the object's own hasOwnProperty when it
- * is a function). Recursive like cbor-x: a cycle or a value too deep ends in
- * a stack overflow, which locate() then explains. But the two stacks do not
- * end at the same depth, so a value nested deeper than any receiver accepts
- * sets `deep`, and checkEncodable then lets cbor-x itself decide.
- */
-function check(value: unknown, handles: PortableHandle[] | undefined, depth: number): void {
-  if (typeof value !== 'object') {
-    if (typeof value === 'function' || typeof value === 'symbol') throw REFUSED;
-    return;
-  }
-  if (value === null) return;
-  if (depth > MAX_CODEC_DEPTH) deep = true;
-  const c: unknown = value.constructor;
-  if (c === Object) {
-    checkProperties(value, handles, depth);
-  } else if (c === Array) {
-    const items = value as unknown[];
-    const length = items.length;
-    for (let i = 0; i < length; i++) check(items[i], handles, depth + 1);
-  } else if (c === Map) {
-    for (const [k, v] of value as Map<unknown, unknown>) {
-      check(k, handles, depth + 1);
-      check(v, handles, depth + 1);
-    }
-  } else {
-    checkOther(value, handles, depth);
-  }
-}
-
-function checkProperties(
-  object: object,
-  handles: PortableHandle[] | undefined,
-  depth: number,
-): void {
-  const o = object as Record<string, unknown>;
-  for (const key in o) {
-    // eslint-disable-next-line no-prototype-builtins -- the very call cbor-x makes
-    if (typeof o.hasOwnProperty !== 'function' || o.hasOwnProperty(key)) {
-      check(o[key], handles, depth + 1);
-    }
-  }
-}
-
-function checkOther(value: object, handles: PortableHandle[] | undefined, depth: number): void {
-  switch (classify(value)) {
-    case C_LEAF:
-    case C_COPY_DATE:
-    case C_COPY_TYPED:
-      return;
-    case C_PLAIN:
-      checkProperties(value, handles, depth);
-      return;
-    case C_SET:
-    case C_COPY_SET:
-      for (const item of Array.from(value as Set<unknown>)) check(item, handles, depth + 1);
-      return;
-    case C_ITERATED:
-      for (const item of value as unknown[]) check(item, handles, depth + 1);
-      return;
-    case C_COPY_MAP:
-      for (const [k, v] of new Map(value as Map<unknown, unknown>)) {
-        check(k, handles, depth + 1);
-        check(v, handles, depth + 1);
-      }
-      return;
-    case C_COPY_PLAIN:
-      for (const [, v] of Object.entries(value)) check(v, handles, depth + 1);
-      return;
-    case C_HANDLE: {
-      const ref: unknown = (value as PortableHandle).toHandleRef();
-      if (!isValidRef(ref)) throw REFUSED;
-      handles?.push(value as PortableHandle);
-      return;
-    }
-    default:
-      throw REFUSED;
-  }
-}
 
 /**
  * Applies exactly the rule of {@link encodeValue} to `value` without
@@ -518,9 +220,9 @@ function checkOther(value: object, handles: PortableHandle[] | undefined, depth:
  */
 export function checkEncodable(value: unknown, onHandle?: (handle: PortableHandle) => void): void {
   const handles = onHandle === undefined ? undefined : [];
-  deep = false;
+  let deep: boolean;
   try {
-    check(value, handles, 1);
+    deep = checkRule(value, handles);
   } catch (err) {
     throw locate(value, err);
   }
@@ -532,6 +234,8 @@ export function checkEncodable(value: unknown, onHandle?: (handle: PortableHandl
 // ---------------------------------------------------------------------------
 // Explaining a failure
 // ---------------------------------------------------------------------------
+
+const { getPrototypeOf } = Object;
 
 /** One container on the path from the top-level value to the one examined. */
 interface Frame {
@@ -881,8 +585,8 @@ function unexplained(failure: unknown, deepest: number): EncodeError {
 
 /**
  * Encodes `value` as one CBOR item, or refuses it: see the module comment
- * for what is carried, and {@link checkEncodable} for the same rule without
- * the bytes.
+ * of payload-rule.ts for what is carried, and {@link checkEncodable} for
+ * the same rule without the bytes.
  *
  * The result stays valid and unchanged after later calls, so callers may keep
  * it (resend logs). cbor-x returns a view into a scratch buffer ("slab") that
