@@ -166,7 +166,7 @@ export const C_COPY_MAP = 6; // a Map cbor-x would iterate as an array (another 
 export const C_COPY_SET = 7;
 export const C_COPY_DATE = 8;
 export const C_COPY_TYPED = 9;
-/** Not carried: refused, refusal() says why. */
+/** Not carried: refused, refusal() (refusal.ts) says why. */
 const C_REFUSED = 10;
 
 /**
