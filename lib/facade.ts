@@ -509,6 +509,7 @@ export class Switchboard {
   private async shutdown(graceful: boolean, err?: Error): Promise<void> {
     const started = performance.now();
     const deadline = started + this.lingerMs;
+    this.hub.closing = true;
     if (graceful) {
       await Promise.all([
         this.rpcEngine?.drain(deadline),
@@ -529,7 +530,7 @@ export class Switchboard {
           );
     this.rpcEngine?.shutdown(reason);
     this.pushPullEngine?.shutdown(reason);
-    this.pubsubEngine?.shutdown();
+    this.pubsubEngine?.shutdown(graceful ? undefined : reason);
     this.hub.shutdown(reason, graceful);
   }
 }

@@ -40,6 +40,7 @@ export class Directory {
   /** This node's own entries, by `kind\0name\0node:id`. */
   private readonly own = new Map<string, DirectoryEntry>();
   private readonly watchers = new Map<string, Set<Watcher>>();
+  private readonly snapWatchers = new Set<(peer: number) => void>();
 
   constructor(private readonly transport: DirectoryTransport) {}
 
@@ -91,9 +92,17 @@ export class Directory {
 
   // ---- driven by the hub ---------------------------------------------------
 
-  /** A session with `peer` began: send it our entries. */
+  /**
+   * Calls `fn(peer)` after each snapshot from a peer is applied: from then
+   * on, what that peer offers is known (an entry it does not list is gone).
+   */
+  watchSnapshots(fn: (peer: number) => void): () => void {
+    this.snapWatchers.add(fn);
+    return () => this.snapWatchers.delete(fn);
+  }
+
+  /** A session with `peer` began: send it our entries (an empty snapshot says there are none). */
   sessionStarted(peer: number): void {
-    if (this.own.size === 0) return;
     const entries = [...this.own.values()].map((e) => [e.kind, e.name, e.id, e.meta]);
     this.transport.sendControl(peer, encodeValue({ op: 'snap', entries }));
   }
@@ -130,6 +139,7 @@ export class Directory {
         const e = parseEntry(peer, raw);
         if (e !== undefined) this.apply(e, true);
       }
+      for (const fn of [...this.snapWatchers]) fn(peer);
     } else if (msg.op === 'add' || msg.op === 'del') {
       const e = parseEntry(peer, msg.e);
       if (e !== undefined) this.apply(e, msg.op === 'add');

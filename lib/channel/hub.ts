@@ -100,6 +100,8 @@ export interface PeerWatcher {
    * it sent and the patterns still hold is the pattern's to settle.
    */
   sessionEnded?(node: number, error: PeerLostError): void;
+  /** `node` became suspect or healthy again: work waiting for room elsewhere may go now. */
+  healthChanged?(node: number): void;
 }
 
 const CONTROL_STREAM = 0;
@@ -195,6 +197,13 @@ export class ChannelHub
   get closed(): boolean {
     return this.state !== 'open';
   }
+
+  /**
+   * True from the first step of a close (patterns draining, endpoints still
+   * working): what then fails for want of this node's own services fails
+   * because of the close.
+   */
+  closing = false;
 
   // ---- endpoints ---------------------------------------------------------
 
@@ -436,6 +445,12 @@ export class ChannelHub
     }
   }
 
+  onHealth(peer: number): void {
+    // MPMC senders pick among their outlets by health; patterns pick by their own.
+    for (const set of this.mpmcSenders.values()) for (const s of set) s.pump();
+    for (const w of [...this.watchers]) w.healthChanged?.(peer);
+  }
+
   /** A stale session with `peer` was confirmed: held messages may go. */
   onConfirmed(peer: number): void {
     debug('node %d: session with %d confirmed', this.self, peer);
@@ -590,6 +605,7 @@ export class ChannelHub
       s.outletSettled();
       return;
     }
+    if (sessionLost) s.lostBy = error.cause instanceof SwitchboardError ? error.cause : error;
     if (s.mode !== 'single') {
       s.outlets = s.outlets.filter((x) => x !== o);
       s.pump();
@@ -601,7 +617,12 @@ export class ChannelHub
       this.rebind[o.node]!.add(s);
       return;
     }
-    s.fail(error);
+    // This node is closing: its own senders end because of that.
+    s.fail(
+      this.state === 'open'
+        ? error
+        : new SwitchboardError(ErrorCode.CLOSED, 'switchboard closed', { cause: error }),
+    );
   }
 
   // ---- stats and lifecycle -------------------------------------------------
@@ -643,11 +664,13 @@ export class ChannelHub
   shutdown(reason: SwitchboardError, graceful: boolean): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    for (const s of [...this.senders]) s.fail(reason);
+    // Receivers first: what they buffered goes back to its local senders,
+    // which report it before they fail.
     for (const r of [...this.receivers.values()]) {
       if (graceful) r.close();
       else r.fail(reason);
     }
+    for (const s of [...this.senders]) s.fail(reason);
     clearTimeout(this.reportTimer);
     this.reports = [];
     this.timeouts.clear();
@@ -700,6 +723,7 @@ export class ChannelHub
   ): RemoteOutlet {
     const stream = this.allocStream(node);
     const o = new RemoteOutlet(this, sender, node, id, stream);
+    sender.lostBy = undefined;
     this.outStreams[node]!.set(stream, o);
     this.transport.sendFrame(
       node,

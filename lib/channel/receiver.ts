@@ -492,6 +492,8 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
       else list.push(e.value);
     }
     for (const inlet of this.inlets) inlet.end(error, dropped.get(inlet));
+    // A sender that closed (detached) still counts what it left here.
+    for (const [inlet, values] of dropped) if (!this.inlets.has(inlet)) inlet.end(error, values);
     this.inlets.clear();
     this.starved.clear();
     this.shipped.clear();

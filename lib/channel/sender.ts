@@ -99,6 +99,8 @@ export interface SenderHost {
 
 /** Internal hooks for patterns built on a sender. */
 export interface SenderHooks {
+  /** What the sender's errors and drops name it by (a pattern's own name for the stream); its target by default. */
+  readonly label?: string;
   /** Credit or room arrived and waiting sends went out. */
   pumped?(): void;
   /** The sender can never deliver again. */
@@ -149,6 +151,8 @@ export class Sender<T> extends PortableHandle {
   readonly errors$: Observable<SwitchboardError>;
   /** Outlets, managed by the hub. */
   outlets: Outlet[] = [];
+  /** @internal Why the last outlet ended with its session: the cause of a wait that ends in vain. */
+  lostBy: SwitchboardError | undefined;
   private readonly errorSubject = new Subject<SwitchboardError>();
   private readonly pending = new WaitList<PendingSend>();
   private readonly timeoutMs: number;
@@ -188,7 +192,7 @@ export class Sender<T> extends PortableHandle {
 
   /** Channel name for errors and stats. */
   get channel(): string {
-    return this.target.name ?? `#${this.target.id}@${this.target.node}`;
+    return this.hooks.label ?? this.target.name ?? `#${this.target.id}@${this.target.node}`;
   }
 
   /** True once closed (or failed for good). */
@@ -418,13 +422,18 @@ export class Sender<T> extends PortableHandle {
     this.finishIfDrained();
   }
 
-  /** @internal Why a send waited in vain: no receiver to send to, or no credit from it. */
+  /**
+   * @internal Why a send waited in vain: no receiver to send to, or no
+   * credit from it. When the receivers' node went away meanwhile, its
+   * loss is the cause.
+   */
   waitError(timeoutMs: number): SwitchboardError {
     if (this.mode === 'single' && this.outlets.length === 0) {
       // No session with the node: nothing is known about its receivers.
       return new SwitchboardError(
         ErrorCode.TIMEOUT,
         `sender ${this.channel}: node ${this.target.node} was unreachable for ${timeoutMs} ms`,
+        this.lostBy === undefined ? undefined : { cause: this.lostBy },
       );
     }
     if (!this.outlets.some((o) => o.state === 'open')) {
@@ -432,6 +441,7 @@ export class Sender<T> extends PortableHandle {
       return new SwitchboardError(
         ErrorCode.NO_RECEIVER,
         `sender ${this.channel}: no receiver ${this.channel}${where} within ${timeoutMs} ms`,
+        this.lostBy === undefined ? undefined : { cause: this.lostBy },
       );
     }
     return new SwitchboardError(
@@ -486,7 +496,7 @@ export class Sender<T> extends PortableHandle {
     // for it (one round trip), or a burst would all go to whichever receiver
     // answered first.
     for (const o of outlets) if (o.state === 'opening') return false;
-    const best = this.host.picker.pick(outlets, 'least-loaded', sendable, negativeCredit);
+    const best = this.host.picker.pick(outlets, 'least-loaded', isOpen, negativeCredit, sendable);
     if (best === undefined) return false;
     best.transmit(value);
     this.sent++;
@@ -530,6 +540,10 @@ export class Sender<T> extends PortableHandle {
       this.failure ?? new SwitchboardError(ErrorCode.CLOSED, `sender ${this.channel} is closed`)
     );
   }
+}
+
+function isOpen(o: Outlet): boolean {
+  return o.state === 'open';
 }
 
 function sendable(o: Outlet): boolean {

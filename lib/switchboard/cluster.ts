@@ -97,6 +97,8 @@ export interface ClusterHandler {
   finalReports?(peer: number): void;
   /** Messages sent to `peer` not yet known delivered (a graceful close waits for none). */
   inflight?(peer: number): number;
+  /** `peer` became suspect, or healthy again ({@link Cluster.healthy}). */
+  onHealth?(peer: number): void;
 }
 
 interface PeerCounters {
@@ -147,6 +149,8 @@ export class Cluster implements ConnectionEvents {
   private readonly totals: PeerCounters[];
   private readonly pending = new Set<Connection>();
   private readonly lastPing: number[];
+  /** Each peer's health as last told to the handler. */
+  private readonly wasHealthy: boolean[];
   private readonly ever: boolean[];
   /** The incarnation of each peer's last session (hex), to tell a restart from a return. */
   private readonly lastIncarnation: Array<string | undefined>;
@@ -209,6 +213,7 @@ export class Cluster implements ConnectionEvents {
     );
     this.totals = this.nodes.map(() => ({ bytesIn: 0, bytesOut: 0, framesIn: 0 }));
     this.lastPing = this.nodes.map(() => 0);
+    this.wasHealthy = this.nodes.map(() => false);
     this.ever = this.nodes.map(() => false);
     this.lastIncarnation = this.nodes.map(() => undefined);
   }
@@ -949,6 +954,15 @@ export class Cluster implements ConnectionEvents {
           'down',
         );
       }
+    }
+    // Pickers prefer healthy peers: tell the channel layer when that changes
+    // (checked here, off the frame path; a tick late at most).
+    for (const link of this.links) {
+      if (link === undefined) continue;
+      const healthy = this.healthy(link.peer);
+      if (healthy === this.wasHealthy[link.peer]) continue;
+      this.wasHealthy[link.peer] = healthy;
+      this.handler?.onHealth?.(link.peer);
     }
   }
 

@@ -70,6 +70,28 @@ describe('Picker', () => {
     },
   );
 
+  it('waits for room on a healthy candidate rather than spill onto a suspect one', () => {
+    const suspect = new Set([2]);
+    const p = new Picker({ healthy: (n) => !suspect.has(n) });
+    // ok = serves; room separately: node 1 serves but is full, node 2 (suspect) has room.
+    const cs: C[] = [
+      { node: 1, load: 9, ok: true },
+      { node: 2, load: 0, ok: true },
+    ];
+    const room = (c: C): boolean => c.load < 5;
+    expect(p.pick(cs, 'least-loaded', all, loadOf, room)).toBeUndefined();
+    // Room again on node 1: it is picked.
+    cs[0] = { node: 1, load: 1, ok: true };
+    expect(p.pick(cs, 'least-loaded', all, loadOf, room)?.node).toBe(1);
+    // Node 1 stops serving: the suspect one is all there is, and it has room.
+    cs[0] = { node: 1, load: 1, ok: false };
+    expect(p.pick(cs, 'least-loaded', all, loadOf, room)?.node).toBe(2);
+    // Once node 2 is healthy, both classes merge: the one with room wins.
+    suspect.clear();
+    cs[0] = { node: 1, load: 9, ok: true };
+    expect(p.pick(cs, 'least-loaded', all, loadOf, room)?.node).toBe(2);
+  });
+
   it('returns undefined when nothing is eligible', () => {
     const p = new Picker(healthyAll);
     expect(p.pick([], 'least-loaded', all, loadOf)).toBeUndefined();

@@ -674,6 +674,58 @@ describe('RPC load balancing over 3 servers (tcp)', () => {
     expect(spread).toEqual({ 1: 20, 2: 20, 3: 20 });
   });
 
+  it('a server that stops serving refuses its queued calls unrun; they go to another server', async () => {
+    const release = gate();
+    const started = gate();
+    const handles = sbs.slice(1, 3).map((sb) =>
+      sb.serve(
+        'drain',
+        async (n: number) => {
+          if (sb.id === 1) {
+            started.open();
+            await release.promise;
+          }
+          return { node: sb.id, n };
+        },
+        { maxConcurrent: 1 },
+      ),
+    );
+    await until(
+      () => hubOf(caller).directory.lookup('rpc', 'drain').length === 2,
+      5_000,
+      'two servers',
+    );
+    // Node 1 runs one call and queues the others behind maxConcurrent.
+    const named = Array.from({ length: 3 }, (_, i) =>
+      caller.call<{ node: number; n: number }>('drain', 100 + i, { node: 1 }),
+    );
+    const free = Array.from({ length: 8 }, (_, i) =>
+      caller.call<{ node: number; n: number }>('drain', i, { strategy: 'round-robin' }),
+    );
+    await started.promise;
+    await until(() => sbs[1]!.stats().rpc.runningHandlers === 1, 5_000, 'the running call');
+    handles[0]!.close();
+    // The calls that named node 1 cannot go elsewhere: refused unrun, but the running one finishes.
+    const namedOutcomes = named.map((p) =>
+      p.then(
+        (v) => ({ ok: v.n }),
+        (e: SwitchboardError) => ({ code: e.code }),
+      ),
+    );
+    release.open();
+    expect(await Promise.all(namedOutcomes)).toEqual([
+      { ok: 100 },
+      { code: 'ERR_SB_NO_SERVER' },
+      { code: 'ERR_SB_NO_SERVER' },
+    ]);
+    // Every other call succeeds, each run once: on node 2, or on node 1 before it stopped.
+    const results = await Promise.all(free);
+    expect(results.map((r) => r.n)).toEqual(Array.from({ length: 8 }, (_, i) => i));
+    expect(results.every((r) => r.node === 2)).toBe(true);
+    handles[1]!.close();
+    expectIdle(...sbs);
+  });
+
   it('picks among the servers carrying the tags, or the given node', async () => {
     expect(Object.keys(await tally(12, { tags: ['gpu'] })).sort()).toEqual(['1', '2']);
     expect(await tally(4, { tags: ['gpu', 'zone=a'] })).toEqual({ 1: 4 });

@@ -19,7 +19,13 @@
  * the next stream's hello.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, OptionError, SwitchboardError } from '../../../errors.js';
+import {
+  ErrorCode,
+  NotDeliveredError,
+  OptionError,
+  PeerLostError,
+  SwitchboardError,
+} from '../../../errors.js';
 import { Envelope, Headed } from '../../envelope.js';
 import type { ChannelHub } from '../../hub.js';
 import type { Sender } from '../../sender.js';
@@ -49,9 +55,16 @@ export interface PublisherStats {
   readonly sent: number;
   /**
    * Messages dropped: a subscription's queue was full, a subscriber refused
-   * one, or its session ended before it reported them taken.
+   * one, its session ended before it reported them taken, or its node was
+   * unreachable.
    */
   readonly dropped: number;
+  /**
+   * Of `dropped`: messages for a subscription whose node was unreachable
+   * (its session had ended, the subscription not withdrawn). The
+   * subscription's next stream counts them in its gap.
+   */
+  readonly unreachable: number;
   /** Messages waiting in subscription queues now. */
   readonly queued: number;
   /** Subscriptions known to this publisher, with a stream open. */
@@ -92,11 +105,18 @@ class Link {
       { node: route.node, id: route.id },
       { maxPending: queueSize, timeoutMs: Number.POSITIVE_INFINITY },
       {
+        label: route.label,
         pumped: () => {
           if (this.sender.waiting === 0) owner.linkDrained(this);
         },
-        failed: () => owner.linkFailed(this),
+        failed: (error) => owner.linkFailed(this, error),
         lost: (count, error) => owner.lost(this, count, error),
+        // A local subscription that ended with publications buffered hands them
+        // back (as it buffered them; a hello is never buffered).
+        undelivered: (messages, error) => {
+          owner.lost(this, messages.length, error);
+          return true;
+        },
       },
     );
     // First on the stream: who publishes, and how much it sent on earlier ones.
@@ -112,6 +132,8 @@ class Link {
 /** The subscriptions one topic goes to, cached per topic. */
 interface TopicRoutes {
   readonly links: Link[];
+  /** Matching subscriptions whose node is unreachable now. */
+  readonly dormant: Route[];
   /** Some of them are on other nodes: the value is encoded. */
   readonly remote: boolean;
 }
@@ -134,6 +156,15 @@ export class Publisher {
   private readonly backlogged = new Set<Link>();
   /** Messages sent per subscription (by uid), on every stream so far. */
   private readonly sentTo = new Map<string, number>();
+  /**
+   * Subscriptions whose stream ended with their node's session, not
+   * withdrawn: what is published for them meanwhile is dropped, counted in
+   * the send count their next stream's hello carries (so the subscription
+   * learns of it as a gap). Forgotten when the subscription comes back,
+   * or its node's next snapshot does not list it.
+   */
+  private readonly dormant = new Map<string, Route>();
+  private unreachable = 0;
   private readonly queueSize: number;
   private drainWaiters: Array<() => void> = [];
   private published = 0;
@@ -168,12 +199,20 @@ export class Publisher {
     const t = this.cache.get(topic) ?? this.resolve(topic);
     this.published++;
     const links = t.links;
-    if (links.length === 0) return true;
+    if (links.length === 0) {
+      if (t.dormant.length === 0) return true;
+      this.unreachableFor(t.dormant);
+      return false;
+    }
     // Encoded once for every subscription, and refused before any gets it.
     const message = new Envelope(new Headed([topic], value));
     if (t.remote || this.hub.forceEncoding) message.encode();
     else this.hub.localValue(message);
     let ok = true;
+    if (t.dormant.length > 0) {
+      this.unreachableFor(t.dormant);
+      ok = false;
+    }
     for (let i = 0; i < links.length; i++) {
       const link = links[i]!;
       const s = link.sender;
@@ -230,6 +269,7 @@ export class Publisher {
       published: this.published,
       sent: this.sent,
       dropped: this.dropped,
+      unreachable: this.unreachable,
       queued,
       subscriptions: open,
     };
@@ -241,6 +281,7 @@ export class Publisher {
     this.closed = true;
     for (const link of this.links.values()) link.sender.close();
     this.links.clear();
+    this.dormant.clear();
     this.cache.clear();
     this.backlogged.clear();
     this.settleDrained();
@@ -263,6 +304,7 @@ export class Publisher {
     }
     for (const route of routes.values()) {
       if (this.links.has(route.uid)) continue;
+      this.dormant.delete(route.uid);
       const link = new Link(
         this.hub,
         route,
@@ -290,12 +332,38 @@ export class Publisher {
   }
 
   /** @internal The subscription is gone (closed, failed, or its node's session ended). */
-  linkFailed(link: Link): void {
+  linkFailed(link: Link, error: SwitchboardError): void {
     if (this.links.get(link.route.uid) === link) {
       this.links.delete(link.route.uid);
       this.cache.clear();
+      // Its node's session ended: the subscription may live on there.
+      if (error instanceof NotDeliveredError && !this.closed && !byClose(error)) {
+        this.dormant.set(link.route.uid, link.route);
+        if (this.dormant.size > SENT_MEMORY) this.dormant.delete(this.dormant.keys().next().value!);
+      }
     }
     this.linkDrained(link);
+  }
+
+  /** @internal `peer`'s snapshot came: a dormant subscription it does not list is gone. */
+  snapshotFrom(peer: number): void {
+    let changed = false;
+    for (const [uid, route] of this.dormant) {
+      if (route.node !== peer || this.host.routes.has(uid)) continue;
+      this.dormant.delete(uid);
+      changed = true;
+    }
+    if (changed) this.cache.clear();
+  }
+
+  /** Publications for subscriptions whose node is unreachable: counted, and remembered for their gap. */
+  private unreachableFor(dormant: readonly Route[]): void {
+    for (const route of dormant) {
+      this.dropped++;
+      this.unreachable++;
+      this.sentTo.set(route.uid, (this.sentTo.get(route.uid) ?? 0) + 1);
+      this.hub.reportDrop(route.label, 1, `node ${route.node} unreachable`);
+    }
   }
 
   /** @internal A stream ended with `count` messages its subscriber never reported taking. */
@@ -314,7 +382,10 @@ export class Publisher {
       links.push(link);
       if (link.route.node !== this.hub.self) remote = true;
     }
-    const t: TopicRoutes = { links, remote };
+    const dormant: Route[] = [];
+    for (const route of this.dormant.values())
+      if (tokensMatch(route.tokens, tokens)) dormant.push(route);
+    const t: TopicRoutes = { links, dormant, remote };
     if (this.cache.size >= TOPIC_CACHE_MAX) this.cache.clear();
     this.cache.set(topic, t);
     return t;
@@ -326,4 +397,14 @@ export class Publisher {
     this.drainWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+/** True when a session ended because the peer closed (its subscriptions went with it). */
+function byClose(error: SwitchboardError): boolean {
+  const lost = error.cause;
+  return (
+    lost instanceof PeerLostError &&
+    lost.cause instanceof SwitchboardError &&
+    lost.cause.code === ErrorCode.CLOSED
+  );
 }

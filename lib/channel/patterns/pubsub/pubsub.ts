@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { OptionError } from '../../../errors.js';
+import type { SwitchboardError } from '../../../errors.js';
 import type { DirectoryEntry } from '../../directory.js';
 import type { ChannelHub } from '../../hub.js';
 import { Publisher } from './publisher.js';
@@ -27,9 +28,13 @@ export class PubSub implements PublisherHost {
   private defaultPublisher: Publisher | undefined;
   private nextSubscription = 1;
   private readonly unwatch: () => void;
+  private readonly unwatchSnapshots: () => void;
 
   constructor(private readonly hub: ChannelHub) {
     this.unwatch = hub.directory.watch(PUBSUB_KIND, undefined, () => this.refresh());
+    this.unwatchSnapshots = hub.directory.watchSnapshots((peer) => {
+      for (const p of this.publishers) p.snapshotFrom(peer);
+    });
     this.refresh();
   }
 
@@ -81,11 +86,19 @@ export class PubSub implements PublisherHost {
     clearTimeout(timer);
   }
 
-  /** The switchboard closed. */
-  shutdown(): void {
+  /**
+   * The switchboard closed (`error` set: it was destroyed, and pending
+   * reads reject with it). Subscriptions end first, so that local
+   * publishers count what they still buffered as dropped.
+   */
+  shutdown(error?: SwitchboardError): void {
     this.unwatch();
+    this.unwatchSnapshots();
+    for (const s of [...this.subscriptions]) {
+      if (error === undefined) s.close();
+      else s.fail(error);
+    }
     for (const p of [...this.publishers]) p.close();
-    for (const s of [...this.subscriptions]) s.close();
   }
 
   private refresh(): void {

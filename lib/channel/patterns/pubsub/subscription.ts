@@ -185,6 +185,13 @@ export class Subscription<T> implements AsyncIterable<Publication<T>> {
     this.gapSubject.complete();
   }
 
+  /** @internal The switchboard was destroyed: iteration rejects with `error`. */
+  fail(error: SwitchboardError): void {
+    this.receiver.fail(error);
+    this.errorSubject.complete();
+    this.gapSubject.complete();
+  }
+
   /** A snapshot of the counters. */
   stats(): SubscriptionStats {
     const r = this.receiver.stats();

@@ -93,12 +93,16 @@ class WorkerSlot {
     );
   }
 
+  /** The worker takes tasks from this pusher (its room aside). */
+  serves(): boolean {
+    return !this.retired && !this.sender.closed;
+  }
+
   /** True when a task sent now goes straight into the worker's window. */
   canTake(): boolean {
     const o = this.sender.outlets[0];
     return (
-      !this.retired &&
-      !this.sender.closed &&
+      this.serves() &&
       o !== undefined &&
       o.state === 'open' &&
       o.credit > 0 &&
@@ -109,6 +113,7 @@ class WorkerSlot {
   }
 }
 
+const serves = (s: WorkerSlot): boolean => s.serves();
 const canTake = (s: WorkerSlot): boolean => s.canTake();
 const loadOf = (s: WorkerSlot): number => s.assigned.size / s.capacity;
 
@@ -130,6 +135,9 @@ export class Pusher<T> {
   private readonly retry = new Ring<Task>(16);
   private readonly slots = new Map<string, WorkerSlot>();
   private slotList: WorkerSlot[] = [];
+  /** Why the last worker went: the cause of a push that then waits in vain for one. */
+  private lostBy: unknown;
+  private lastWorkerNode = -1;
   /** Slots whose worker closed while running tasks of ours: their acks are still due. */
   private readonly draining = new Set<WorkerSlot>();
   private readonly ackReceiver: Receiver<unknown>;
@@ -172,7 +180,13 @@ export class Pusher<T> {
       windowBytes: ACK_WINDOW_BYTES,
     });
     this.ackReceiver.observable().subscribe({ next: (m) => this.onAck(m), error: () => undefined });
-    this.unwatchPeers = hub.watchPeers({ sessionEnded: (node) => this.nodeLost(node) });
+    this.unwatchPeers = hub.watchPeers({
+      sessionEnded: (node, error) => {
+        if (node === this.lastWorkerNode) this.lostBy = error;
+        this.nodeLost(node);
+      },
+      healthChanged: () => this.dispatch(),
+    });
     this.unwatch = hub.directory.watch(PUSHPULL_KIND, queue, () => this.refresh());
     this.refresh();
   }
@@ -309,6 +323,10 @@ export class Pusher<T> {
   slotFailed(slot: WorkerSlot, error: SwitchboardError): void {
     slot.retired = true;
     this.removeSlot(slot);
+    // Why the last worker went, should a push then wait in vain: it closed
+    // (its node's loss, if that follows, replaces it), or its node was lost.
+    this.lostBy = error.cause ?? error;
+    this.lastWorkerNode = slot.node;
     if (error instanceof NotDeliveredError || this.done) {
       // The node is gone: whatever it held may never be acknowledged.
       for (const t of [...slot.assigned]) this.requeue(t);
@@ -336,6 +354,8 @@ export class Pusher<T> {
       workers === 0
         ? `pusher ${this.queue}: no worker of queue "${this.queue}" within ${timeoutMs} ms`
         : `pusher ${this.queue}: none of ${workers} worker(s) took the task within ${timeoutMs} ms`,
+      // The last workers' node went away meanwhile: that is why.
+      workers === 0 && this.lostBy !== undefined ? { cause: this.lostBy } : undefined,
     );
   }
 
@@ -409,9 +429,12 @@ export class Pusher<T> {
     this.retry.push(t);
   }
 
-  /** The least-loaded worker that can take a task now; healthy nodes first, ties in turn. */
+  /**
+   * The least-loaded worker that can take a task now, ties in turn; while a
+   * worker on a healthy node serves, only those (a busy one is waited for).
+   */
   private pick(): WorkerSlot | undefined {
-    return this.hub.picker.pick(this.slotList, 'least-loaded', canTake, loadOf);
+    return this.hub.picker.pick(this.slotList, 'least-loaded', serves, loadOf, canTake);
   }
 
   /**
@@ -492,6 +515,7 @@ export class Pusher<T> {
         this as Pusher<unknown>,
       );
       this.slots.set(key, slot);
+      this.lostBy = undefined;
       slot.sender.open();
     }
     for (const [key, slot] of this.slots) {

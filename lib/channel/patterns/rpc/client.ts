@@ -82,6 +82,10 @@ class PendingCall extends Wait {
   resolve: (value: unknown) => void = NOOP;
   reject: (error: unknown) => void = NOOP;
   payload: unknown;
+  /** The nodes that refused the call unrun (they stopped serving), not picked again for it. */
+  refusedBy: number[] | undefined;
+  /** Why the last of them refused it (or that it is gone since): the cause if the call then fails. */
+  refusal: SwitchboardError | undefined;
   /** The caller's stream (client-streaming, bidi) until the server accepts it. */
   source: StreamSource<unknown> | undefined;
   /** Our sender into the server's input stream. */
@@ -240,6 +244,7 @@ export class Caller {
     const o = p.options;
     return (
       x.meta === p.kind &&
+      (p.refusedBy === undefined || !p.refusedBy.includes(x.node)) &&
       (o.node === undefined || x.node === o.node) &&
       (o.tags === undefined || hasTags(this.hub.nodes[x.node]!, o.tags))
     );
@@ -306,6 +311,8 @@ export class Caller {
   /** A server's node was lost: its calls cannot complete, and their outcome is unknown. */
   serverLost(node: number, error: PeerLostError): void {
     for (const p of this.pending.all()) {
+      // Refused unrun there and waiting for another server: that node is gone now.
+      if (p.node < 0 && p.refusedBy?.includes(node) === true) p.refusal = error;
       if (p.node !== node) continue;
       this.fail(
         p,
@@ -339,6 +346,7 @@ export class Caller {
       new SwitchboardError(
         ErrorCode.TIMEOUT,
         `call "${p.method}"${where} timed out after ${p.timeoutMs} ms`,
+        p.refusal === undefined ? undefined : { cause: p.refusal },
       ),
     );
     this.sendCancel(p, Why.DEADLINE);
@@ -444,8 +452,9 @@ export class Caller {
     let remaining = -1;
     if (p.deadlineAt !== Number.POSITIVE_INFINITY)
       remaining = p.waited ? Math.max(1, Math.ceil(p.deadlineAt - performance.now())) : p.timeoutMs;
+    // Kept until the call settles: a server that refuses it unrun (it stopped
+    // serving) leaves it to another.
     const payload = p.payload;
-    p.payload = undefined;
     let replyId: number;
     try {
       replyId = this.replyReceiver().id;
@@ -513,6 +522,7 @@ export class Caller {
     return new SwitchboardError(
       ErrorCode.NO_SERVER,
       `no server for "${p.method}" (${wanted}): ${served}`,
+      p.refusal === undefined ? undefined : { cause: p.refusal },
     );
   }
 
@@ -587,15 +597,46 @@ export class Caller {
         this.stopUp(p);
         p.resolve(m.body);
         return;
-      case Reply.ERROR:
-        this.fail(p, errorFromInfo(p.node, m.body));
+      case Reply.ERROR: {
+        const error = errorFromInfo(p.node, m.body);
+        if (error.code === ErrorCode.NO_SERVER) {
+          this.refused(p, error);
+          return;
+        }
+        this.fail(p, error);
         return;
+      }
       case Reply.ACCEPT:
         this.accepted(p, m.body);
         return;
       default:
         return;
     }
+  }
+
+  /**
+   * The server did not run the call (it stopped serving the method, or
+   * serves it as another kind). Without a `node` option the call goes to
+   * another server, or waits for one as any call does; the node that
+   * refused it is not picked again for it. While this node closes, the
+   * call ends with the close.
+   */
+  private refused(p: PendingCall, error: SwitchboardError): void {
+    if (this.hub.closing) {
+      this.fail(p, new SwitchboardError(ErrorCode.CLOSED, 'switchboard closed', { cause: error }));
+      return;
+    }
+    if (p.options.node !== undefined || p.up !== undefined) {
+      this.fail(p, error);
+      return;
+    }
+    (p.refusedBy ??= []).push(p.node);
+    p.refusal = error;
+    this.outstanding[p.node]!--;
+    p.node = -1;
+    p.sender = undefined;
+    p.waited = true;
+    this.dispatch(p);
   }
 
   /** The server opened its input channel: send our stream into it. */

@@ -60,6 +60,9 @@ export type Handler = (input: unknown, ctx: CallContext) => unknown;
 
 const NOOP = (): void => undefined;
 
+/** How long after the caller's deadline a handler's signal aborts (ms): clocks tick in whole ms, timers are not exact. */
+const DEADLINE_GRACE_MS = 3;
+
 /** A method served on this node. */
 class Served {
   handler: Handler = NOOP;
@@ -122,7 +125,11 @@ class ServerCall extends Wait implements CallContext {
   ) {
     super();
     this.deadline = remainingMs < 0 ? Number.POSITIVE_INFINITY : Date.now() + remainingMs;
+    this.receivedAt = performance.now();
   }
+
+  /** When the request was taken, `performance.now()` scale: the signal's deadline counts from here. */
+  private readonly receivedAt: number;
 
   get method(): string {
     return this.served.method;
@@ -134,7 +141,14 @@ class ServerCall extends Wait implements CallContext {
       this.controller = new AbortController();
       if (this.cancelled !== undefined) this.controller.abort(this.cancelled);
       else if (!this.done && this.remainingMs >= 0)
-        this.server.timeouts.arm(this, Math.max(1, this.deadline - Date.now()), undefined);
+        // A little after the caller's own deadline (the request left it
+        // before it arrived here): the caller always times out first, so a
+        // handler that gives up on its signal is reported as the timeout.
+        this.server.timeouts.arm(
+          this,
+          Math.max(1, this.receivedAt + this.remainingMs + DEADLINE_GRACE_MS - performance.now()),
+          undefined,
+        );
     }
     return this.controller.signal;
   }
@@ -316,6 +330,9 @@ export class Server {
     s.handle = undefined;
     s.closing = true;
     this.hub.directory.withdraw(RPC_KIND, s.method, s.receiver.id);
+    // Requests waiting behind maxConcurrent are refused unrun now (their
+    // callers may go elsewhere), not when the running handlers finish.
+    if (s.paused) this.take(s);
     this.maybeRetire(s);
   }
 
@@ -385,7 +402,7 @@ export class Server {
         // Stop taking requests (credit then stops too) once at the limit;
         // what arrives meanwhile waits in the receiver.
         takeWhile((m) => {
-          if (!s.closing && (m as unknown[])[0] !== Op.CANCEL && s.running + 1 >= s.maxConcurrent) {
+          if (!s.closing && headOf(m)?.head[0] !== Op.CANCEL && s.running + 1 >= s.maxConcurrent) {
             pausing = true;
             return false;
           }
