@@ -12,6 +12,7 @@
  * pipe.
  */
 import { appendFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Switchboard } from '../../lib/index.js';
 import type { SwitchboardEvent } from '../../lib/index.js';
 import { openConsumer, openIdle, openProducer } from './patterns.js';
@@ -136,6 +137,8 @@ export class Agent implements AdapterHost {
       if (spec.stopOnPeerDown === true && this.down.has(p.consumerNode)) break;
       while (outstanding >= spec.concurrency) await new Promise<void>((r) => (wake = r));
       if (spec.stopOnPeerDown === true && this.down.has(p.consumerNode)) break;
+      const gap = spec.gaps?.[k];
+      if (gap !== undefined && gap > 0) await sleep(gap);
       const seq = spec.from + k;
       outstanding++;
       issued++;

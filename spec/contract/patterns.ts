@@ -223,17 +223,17 @@ async function readLoop(
   r: Readable | Receiver<Msg>,
 ): Promise<void> {
   let taken = 0;
-  const timed = spec.receive === 'timed';
+  const timed = spec.receive === 'timeoutMs' || spec.receive === 'signal';
   const ms = spec.receiveMs ?? 10;
   try {
-    for (let k = 0; ; k++) {
+    for (;;) {
       if (spec.hold !== undefined && taken >= spec.hold) return;
       let res: IteratorResult<unknown>;
       if (!timed) {
         res = await r.next();
       } else {
         try {
-          res = await timedNext(r, k % 2 === 0, ms);
+          res = await timedNext(r, spec.receive === 'timeoutMs', ms);
         } catch (err) {
           const info = errorInfo(err);
           if (info.code === 'ERR_SB_TIMEOUT' || info.code === 'ERR_SB_ABORTED') {

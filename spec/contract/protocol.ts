@@ -177,8 +177,8 @@ export interface ConsumerSpec {
   readonly replyPad?: number;
   /** Replies per call of a server-streaming or bidi method. Default 2. */
   readonly replies?: number;
-  /** `timed`: alternate `next({ timeoutMs })` and `next({ signal })` (receive checks). */
-  readonly receive?: 'plain' | 'timed';
+  /** Receive with a deadline (`timeoutMs`) or an AbortSignal aborted after `receiveMs` (`signal`). */
+  readonly receive?: 'plain' | 'timeoutMs' | 'signal';
   /** The deadline or abort delay of each timed receive. */
   readonly receiveMs?: number;
 }
@@ -215,6 +215,8 @@ export interface ProduceSpec {
   /** Busy-loop this long right after issuing operation `stallAt`. */
   readonly stallAt?: number;
   readonly stallMs?: number;
+  /** Per operation: wait this many ms before issuing it. */
+  readonly gaps?: readonly number[];
   /** Stop issuing once the consumer's node is reported down. */
   readonly stopOnPeerDown?: boolean;
 }
