@@ -52,7 +52,10 @@ async function deadlinesHold(sc: Placed, pattern: PatternId, variant: string): P
     cmd: 'producer',
     spec: { pattern, stream, consumerNode: sc.far.node, waitForServerMs: 5_000 },
   });
-  await sc.far.do({ cmd: 'consumer', spec: { pattern, stream, producerNode: sc.near.node, behaviour } });
+  await sc.far.do({
+    cmd: 'consumer',
+    spec: { pattern, stream, producerNode: sc.near.node, behaviour },
+  });
   await sc.near.do({
     cmd: 'produce',
     spec: {
@@ -63,7 +66,11 @@ async function deadlinesHold(sc: Placed, pattern: PatternId, variant: string): P
       ...(abort ? { aborts: DELAYS, deadlines: DELAYS.map(() => 5_000) } : { deadlines: DELAYS }),
     },
   });
-  await r.until(() => ofStream(r, 'settle', stream).length >= CALLS, `${CALLS} calls to settle`, 8_000);
+  await r.until(
+    () => ofStream(r, 'settle', stream).length >= CALLS,
+    `${CALLS} calls to settle`,
+    8_000,
+  );
   // Every handler that started ends (the slowest works 250 ms).
   await r.until(
     () => ofStream(r, 'handler', stream).length >= ofStream(r, 'take', stream).length,
@@ -75,7 +82,10 @@ async function deadlinesHold(sc: Placed, pattern: PatternId, variant: string): P
   const callers = ofStream(r, 'settle', stream).map((s) => callVerdict(s, expected));
   const servers = ofStream(r, 'handler', stream)
     .filter((h) => !(h.aborted && h.reason === expected))
-    .map((h) => `call ${h.seq}: ctx.signal ${h.aborted ? `aborted with ${h.reason}` : 'not aborted'} when the handler ended`);
+    .map(
+      (h) =>
+        `call ${h.seq}: ctx.signal ${h.aborted ? `aborted with ${h.reason}` : 'not aborted'} when the handler ended`,
+    );
   expect({
     callersWrong: callers.filter((v) => v !== 'ok'),
     serversWrong: servers,
