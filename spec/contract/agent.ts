@@ -93,6 +93,12 @@ export class Agent implements AdapterHost {
       case 'idle':
         openIdle(this, c.pattern, c.stream);
         return null;
+      case 'close-consumer': {
+        const consumer = this.consumers.get(c.stream);
+        if (consumer === undefined) throw new Error(`agent: no consumer ${c.stream}`);
+        consumer.h.close();
+        return null;
+      }
       case 'close':
         return this.close(c.how);
       case 'stats':

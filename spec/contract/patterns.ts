@@ -17,6 +17,7 @@ import type {
   Pusher,
   Receiver,
   Sender,
+  ServeHandle,
   Subscription,
   Switchboard,
   TaskContext,
@@ -67,6 +68,8 @@ export interface AdapterHost {
 /** A consumer once set up. */
 export interface ConsumerHandle {
   stats(): Record<string, unknown> | undefined;
+  /** Closes the endpoint (the receiver, subscription, worker or served method). */
+  close(): void;
 }
 
 /** A producer once set up. */
@@ -96,7 +99,7 @@ export function openConsumer(host: AdapterHost, spec: ConsumerSpec): ConsumerHan
     case 'post': {
       const r = sb.receiver<Msg>(channelName(spec.stream), opts);
       void readLoop(host, spec, r);
-      return { stats: () => ({ ...r.stats() }) };
+      return { stats: () => ({ ...r.stats() }), close: () => r.close() };
     }
     case 'mpsc-anon': {
       const [tx, r] = sb.channel<Msg>(opts);
@@ -110,13 +113,13 @@ export function openConsumer(host: AdapterHost, spec: ConsumerSpec): ConsumerHan
         (err: unknown) => host.report(spec.stream, err),
       );
       void readLoop(host, spec, r);
-      return { stats: () => ({ ...r.stats() }) };
+      return { stats: () => ({ ...r.stats() }), close: () => r.close() };
     }
     case 'mpmc-one':
     case 'mpmc-all': {
       const r = sb.mpmcReceiver<Msg>(channelName(spec.stream), opts);
       void readLoop(host, spec, r);
-      return { stats: () => ({ ...r.stats() }) };
+      return { stats: () => ({ ...r.stats() }), close: () => r.close() };
     }
     case 'pubsub': {
       const sub = sb.subscribe<Msg>(topicName(spec.stream), {
@@ -125,7 +128,7 @@ export function openConsumer(host: AdapterHost, spec: ConsumerSpec): ConsumerHan
       sub.gaps$.subscribe((g) => host.gap(spec.stream, g.node, g.publisher, g.missed));
       sub.errors$.subscribe((e) => host.report(spec.stream, e));
       void readLoop(host, spec, subscriptionReader(sub));
-      return { stats: () => ({ ...sub.stats() }) };
+      return { stats: () => ({ ...sub.stats() }), close: () => sub.close() };
     }
     case 'push-pull': {
       const w = sb.worker<Msg>(
@@ -147,14 +150,14 @@ export function openConsumer(host: AdapterHost, spec: ConsumerSpec): ConsumerHan
           ...(spec.prefetch === undefined ? {} : { prefetch: spec.prefetch }),
         },
       );
-      return { stats: () => ({ ...w.stats() }) };
+      return { stats: () => ({ ...w.stats() }), close: () => void w.close() };
     }
     case 'rpc-unary':
     case 'rpc-server-stream':
     case 'rpc-client-stream':
     case 'rpc-bidi':
-      serveMethod(host, spec);
-      return { stats: () => ({ ...sb.stats().rpc }) };
+      const handle = serveMethod(host, spec);
+      return { stats: () => ({ ...sb.stats().rpc }), close: () => handle.close() };
   }
 }
 
@@ -326,7 +329,7 @@ function reply(spec: ConsumerSpec, seq: number, i: number): Msg {
  * `ctx.signal`, read only then for `ignore`/`normal` (so a signal created
  * after the deadline passed is checked too).
  */
-function serveMethod(host: AdapterHost, spec: ConsumerSpec): void {
+function serveMethod(host: AdapterHost, spec: ConsumerSpec): ServeHandle {
   const sb = host.sb;
   const method = methodName(spec.stream);
   const options = spec.maxConcurrent === undefined ? {} : { maxConcurrent: spec.maxConcurrent };
@@ -348,7 +351,7 @@ function serveMethod(host: AdapterHost, spec: ConsumerSpec): void {
   };
   switch (spec.pattern) {
     case 'rpc-unary':
-      sb.serve(
+      return sb.serve(
         method,
         async (request: unknown, ctx: CallContext) => {
           const { seq, startedAt } = start(request);
@@ -364,9 +367,8 @@ function serveMethod(host: AdapterHost, spec: ConsumerSpec): void {
         },
         options,
       );
-      return;
     case 'rpc-server-stream':
-      sb.serveStream(
+      return sb.serveStream(
         method,
         (request: unknown, ctx: CallContext) => {
           const { seq, startedAt } = start(request);
@@ -384,9 +386,8 @@ function serveMethod(host: AdapterHost, spec: ConsumerSpec): void {
         },
         options,
       );
-      return;
     case 'rpc-client-stream':
-      sb.serveClientStream(
+      return sb.serveClientStream(
         method,
         async (requests: AsyncIterable<unknown>, ctx: CallContext) => {
           if (early) void ctx.signal;
@@ -402,9 +403,8 @@ function serveMethod(host: AdapterHost, spec: ConsumerSpec): void {
         },
         options,
       );
-      return;
     case 'rpc-bidi':
-      sb.serveBidi(
+      return sb.serveBidi(
         method,
         (requests: AsyncIterable<unknown>, ctx: CallContext) => {
           if (early) void ctx.signal;
@@ -422,7 +422,6 @@ function serveMethod(host: AdapterHost, spec: ConsumerSpec): void {
         },
         options,
       );
-      return;
     default:
       throw new Error(`not an RPC pattern: ${spec.pattern}`);
   }

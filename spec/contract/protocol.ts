@@ -243,6 +243,7 @@ export type AgentCommand =
   | { readonly cmd: 'producer'; readonly spec: ProducerSpec }
   | { readonly cmd: 'produce'; readonly spec: ProduceSpec }
   | { readonly cmd: 'idle'; readonly pattern: PatternId; readonly stream: string }
+  | { readonly cmd: 'close-consumer'; readonly stream: string }
   | { readonly cmd: 'close'; readonly how: 'close' | 'destroy'; readonly exit?: boolean }
   | { readonly cmd: 'stats' }
   | { readonly cmd: 'peers' };
