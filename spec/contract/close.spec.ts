@@ -75,13 +75,13 @@ describe.each(scenarios)('contract 1, closing with work in flight: %s', (scenari
     (c) => c.pattern as PatternId,
   );
   let outcome: Outcome | undefined;
-  let failure: unknown;
+  let failure: Error | undefined;
 
   beforeAll(async () => {
     try {
       outcome = await runScenario(placement, how, side, patterns);
     } catch (err) {
-      failure = err;
+      failure = err instanceof Error ? err : new Error(String(err));
     }
   }, 60_000);
   afterAll(() => outcome?.sc.dispose());

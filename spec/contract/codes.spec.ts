@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode } from '../../lib/index.js';
 import { AgentChildren, ChildEnd } from './ends.js';
-import type { ObsOf, PatternId } from './protocol.js';
+import type { PatternId } from './protocol.js';
 import { SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
 import type { Placed } from './scene.js';
 import { PLACEMENTS, casesOf } from './table.js';
@@ -241,7 +241,7 @@ async function peerDownIsPeerLost(sc: Placed, variant: string): Promise<void> {
     `peer-down of node ${far.node} on node ${sc.near.node}`,
     TIMERS.deadPeerMs + TIMERS.lingerMs + 5_000,
   );
-  const e = (down as ObsOf<'event'>).error;
+  const e = down.error;
   expect({ code: e?.code, name: e?.name, node: e?.node }).toEqual({
     code: 'ERR_SB_PEER_LOST',
     name: 'PeerLostError',

@@ -155,9 +155,10 @@ export function openConsumer(host: AdapterHost, spec: ConsumerSpec): ConsumerHan
     case 'rpc-unary':
     case 'rpc-server-stream':
     case 'rpc-client-stream':
-    case 'rpc-bidi':
+    case 'rpc-bidi': {
       const handle = serveMethod(host, spec);
       return { stats: () => ({ ...sb.stats().rpc }), close: () => handle.close() };
+    }
   }
 }
 

@@ -10,7 +10,7 @@
  * switchboard in this process (`tcp`), or a child process (`child`).
  */
 import { ChildEnd, LocalEnd, Recorder } from './ends.js';
-import type { AgentChildren, End } from './ends.js';
+import type { AgentChild, AgentChildren, End } from './ends.js';
 import type { NodeOptions, Obs, ObsOf } from './protocol.js';
 import type { Placement } from './table.js';
 import { localNodes } from '../support/ports.js';
@@ -184,4 +184,20 @@ export function shortError(
 ): string {
   if (e === undefined) return '(no error)';
   return `${e.name} ${e.code ?? '(no code)'}: ${e.message.split('\n')[0]!.slice(0, 200)}`;
+}
+
+/**
+ * Adds the takes `child` journaled that its IPC reports did not bring (a
+ * killed child's last reports die in the pipe; the journal does not).
+ */
+export function mergeJournal(recorder: Recorder, child: AgentChild): number {
+  const key = (t: ObsOf<'take'>): string => `${t.inc}/${t.stream}/${t.seq}/${t.attempt}/${t.at}`;
+  const seen = new Set(recorder.of('take').map(key));
+  let added = 0;
+  for (const t of child.journaled()) {
+    if (seen.has(key(t))) continue;
+    recorder.push(t);
+    added++;
+  }
+  return added;
 }
