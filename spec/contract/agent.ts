@@ -99,6 +99,12 @@ export class Agent implements AdapterHost {
         consumer.h.close();
         return null;
       }
+      case 'close-producer': {
+        const producer = this.producers.get(c.stream);
+        if (producer === undefined) throw new Error(`agent: no producer ${c.stream}`);
+        producer.h.close();
+        return null;
+      }
       case 'close':
         return this.close(c.how);
       case 'stats':

@@ -79,6 +79,8 @@ export interface ProducerHandle {
   /** Issues operation `index` of `run` with `value`; `settled` runs once it settles. */
   issue(seq: number, value: unknown, index: number, run: ProduceSpec, settled: () => void): void;
   stats(): Record<string, unknown> | undefined;
+  /** Closes the producer's own endpoint, if it has one (a sender, publisher, pusher). */
+  close(): void;
 }
 
 export const channelName = (stream: string): string => `c-${stream}`;
@@ -456,6 +458,7 @@ export function openProducer(host: AdapterHost, spec: ProducerSpec): ProducerHan
         issue: (seq, value, _index, _run, settled) =>
           host.track(stream, 'send', seq, () => tx.send(value), settled),
         stats: () => senderStats(tx),
+        close: () => tx.close(),
       };
     }
     case 'mpsc-anon':
@@ -487,6 +490,7 @@ export function openProducer(host: AdapterHost, spec: ProducerSpec): ProducerHan
             settled,
           ),
         stats: () => ({ ...publisher.stats() }),
+        close: () => publisher.close(),
       };
     }
     case 'push-pull': {
@@ -497,6 +501,7 @@ export function openProducer(host: AdapterHost, spec: ProducerSpec): ProducerHan
         issue: (seq, value, _index, _run, settled) =>
           host.track(stream, 'push', seq, () => pusher.push(value), settled),
         stats: () => ({ ...pusher.stats() }),
+        close: () => void pusher.close(),
       };
     }
     case 'post':
@@ -514,6 +519,7 @@ export function openProducer(host: AdapterHost, spec: ProducerSpec): ProducerHan
             settled,
           ),
         stats: () => ({ drops: sb.stats().drops[channelName(stream)] ?? 0 }),
+        close: () => undefined,
       };
   }
 }
@@ -555,6 +561,7 @@ function anonProducer(host: AdapterHost, spec: ProducerSpec): ProducerHandle {
       host.track(spec.stream, 'send', seq, () => tx.send(value as Msg), settled);
     },
     stats: () => (current === undefined ? undefined : senderStats(current)),
+    close: () => current?.close(),
   };
 }
 
@@ -627,6 +634,7 @@ function rpcProducer(host: AdapterHost, spec: ProducerSpec): ProducerHandle {
       }
     },
     stats: () => ({ ...sb.stats().rpc }),
+    close: () => undefined,
   };
 }
 

@@ -244,6 +244,7 @@ export type AgentCommand =
   | { readonly cmd: 'produce'; readonly spec: ProduceSpec }
   | { readonly cmd: 'idle'; readonly pattern: PatternId; readonly stream: string }
   | { readonly cmd: 'close-consumer'; readonly stream: string }
+  | { readonly cmd: 'close-producer'; readonly stream: string }
   | { readonly cmd: 'close'; readonly how: 'close' | 'destroy'; readonly exit?: boolean }
   | { readonly cmd: 'stats' }
   | { readonly cmd: 'peers' };
