@@ -125,6 +125,31 @@ export class DecodeError extends SwitchboardError {
   }
 }
 
+/**
+ * A value that the codec refuses to encode (see docs/guide.md, "What a
+ * message can carry"). `path` says where the refused value sits, in
+ * JavaScript notation: `''` for the value itself, `.items[3].cb` inside it,
+ * `.m.get("key")` for a `Map` value, `.m.keys()[0]` for a `Map` key and
+ * `.s[2]` for the third member of a `Set`. `reason` is the message without
+ * its path: what the value is and, where it helps, what to send instead.
+ */
+export class EncodeError extends SwitchboardError {
+  readonly path: string;
+  readonly reason: string;
+
+  constructor(path: string, reason: string, options?: SwitchboardErrorOptions) {
+    super(
+      ErrorCode.ENCODE,
+      path === ''
+        ? `cannot encode the value: ${reason}`
+        : `cannot encode the value at ${path}: ${reason}`,
+      options,
+    );
+    this.path = path;
+    this.reason = reason;
+  }
+}
+
 /** A handshake that failed; `code` says how (auth, version, fingerprint, node id...). */
 export class HandshakeError extends ProtocolError {}
 

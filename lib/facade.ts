@@ -5,8 +5,18 @@
  * layers underneath is reachable from it. It lives above both folders so
  * imports keep flowing one way: channel -> switchboard -> protocol
  * (docs/guide.md, "Layers").
+ *
+ * Long because it is the API: each public method is a few lines of
+ * delegation with the TSDoc users read.
  */
 import { ErrorCode, SwitchboardError } from './errors.js';
+import { checkOptionNames } from './options.js';
+import { SUBSCRIBE_OPTION_NAMES } from './channel/patterns/pubsub/subscription.js';
+import { PUBLISHER_OPTION_NAMES } from './channel/patterns/pubsub/publisher.js';
+import { PUSHER_OPTION_NAMES, WORKER_OPTION_NAMES } from './channel/patterns/pushpull/task.js';
+import { CALL_OPTION_NAMES, SERVE_OPTION_NAMES } from './channel/patterns/rpc/types.js';
+import { RECEIVER_OPTION_NAMES } from './channel/receiver.js';
+import { SENDER_OPTION_NAMES } from './channel/sender.js';
 import { ChannelHub } from './channel/hub.js';
 import { Poster } from './channel/patterns/post/post.js';
 import type { PostTarget } from './channel/patterns/post/post.js';
@@ -166,6 +176,11 @@ export class Switchboard {
    * @param options.timeoutMs default 30000
    */
   rendezvous(options?: { timeoutMs?: number }): Promise<void> {
+    try {
+      check(options, ['timeoutMs']);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     return this.cluster.rendezvous(options);
   }
 
@@ -182,6 +197,7 @@ export class Switchboard {
    */
   receiver<T>(name?: string, options?: ReceiverOptions<T>): Receiver<T> {
     this.assertOpen();
+    check(options, RECEIVER_OPTION_NAMES);
     return this.hub.receiver<T>(name, options);
   }
 
@@ -192,6 +208,7 @@ export class Switchboard {
    */
   sender<T>(name: string, options: SenderOptions<T> & { readonly node: number }): Sender<T> {
     this.assertOpen();
+    check(options, SENDER_TARGET_NAMES);
     return this.hub.sender<T>({ node: options.node, name }, options);
   }
 
@@ -203,6 +220,7 @@ export class Switchboard {
    */
   channel<T>(options?: ReceiverOptions<T> & SenderOptions<T>): [Sender<T>, Receiver<T>] {
     this.assertOpen();
+    check(options, CHANNEL_OPTION_NAMES);
     const r = this.hub.receiver<T>(undefined, options, options?.expectSenders ?? 1);
     const s = this.hub.sender<T>({ node: this.id, id: r.id }, options);
     return [s, r];
@@ -211,6 +229,7 @@ export class Switchboard {
   /** A receiver of the cluster-wide MPMC channel `name`. */
   mpmcReceiver<T>(name: string, options?: ReceiverOptions<T>): Receiver<T> {
     this.assertOpen();
+    check(options, RECEIVER_OPTION_NAMES);
     return this.hub.mpmcReceiver<T>(name, options);
   }
 
@@ -224,6 +243,7 @@ export class Switchboard {
     options: SenderOptions<T> & { readonly mode: 'one' | 'all' },
   ): Sender<T> {
     this.assertOpen();
+    check(options, MPMC_SENDER_NAMES);
     return this.hub.mpmcSender<T>(name, options.mode, options);
   }
 
@@ -240,6 +260,7 @@ export class Switchboard {
     handler: UnaryHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
+    check(options, SERVE_OPTION_NAMES);
     return this.rpc().serveUnary(method, handler, options);
   }
 
@@ -258,6 +279,7 @@ export class Switchboard {
   ): Promise<Res> {
     if (this.closing !== undefined) return Promise.reject(closedError());
     try {
+      check(options, UNARY_CALL_NAMES);
       return this.rpc().call(method, request, options) as Promise<Res>;
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
@@ -270,6 +292,7 @@ export class Switchboard {
     handler: ServerStreamHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
+    check(options, SERVE_OPTION_NAMES);
     return this.rpc().serveStream(method, handler, options);
   }
 
@@ -279,6 +302,7 @@ export class Switchboard {
     request: Req,
     options?: StreamCallOptions,
   ): RpcStream<Res> {
+    check(options, CALL_OPTION_NAMES);
     return this.rpc().callStream(method, request, options) as RpcStream<Res>;
   }
 
@@ -288,6 +312,7 @@ export class Switchboard {
     handler: ClientStreamHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
+    check(options, SERVE_OPTION_NAMES);
     return this.rpc().serveClientStream(method, handler, options);
   }
 
@@ -299,6 +324,7 @@ export class Switchboard {
   ): Promise<Res> {
     if (this.closing !== undefined) return Promise.reject(closedError());
     try {
+      check(options, UNARY_CALL_NAMES);
       return this.rpc().callClientStream(
         method,
         requests as StreamSource<unknown>,
@@ -315,6 +341,7 @@ export class Switchboard {
     handler: BidiHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
+    check(options, SERVE_OPTION_NAMES);
     return this.rpc().serveBidi(method, handler, options);
   }
 
@@ -324,6 +351,7 @@ export class Switchboard {
     requests: StreamSource<Req>,
     options?: StreamCallOptions,
   ): RpcStream<Res> {
+    check(options, CALL_OPTION_NAMES);
     return this.rpc().callBidi(
       method,
       requests as StreamSource<unknown>,
@@ -344,6 +372,7 @@ export class Switchboard {
    */
   subscribe<T = unknown>(pattern: string, options?: SubscribeOptions<T>): Subscription<T> {
     this.assertOpen();
+    check(options, SUBSCRIBE_OPTION_NAMES);
     return this.pubsub().subscribe<T>(pattern, options);
   }
 
@@ -372,6 +401,7 @@ export class Switchboard {
   /** A publisher of its own (own streams, own `queueSize`). */
   publisher(options?: PublisherOptions): Publisher {
     this.assertOpen();
+    check(options, PUBLISHER_OPTION_NAMES);
     return this.pubsub().publisher(options);
   }
 
@@ -386,12 +416,14 @@ export class Switchboard {
     options?: WorkerOptions<T>,
   ): Worker<T> {
     this.assertOpen();
+    check(options, WORKER_OPTION_NAMES);
     return this.pushPull().worker<T>(name, handler, options);
   }
 
   /** A pusher to queue `name`, with its own options and counters. */
   pusher<T = unknown>(name: string, options?: PusherOptions<T>): Pusher<T> {
     this.assertOpen();
+    check(options, PUSHER_OPTION_NAMES);
     return this.pushPull().pusher<T>(name, options);
   }
 
@@ -500,6 +532,21 @@ export class Switchboard {
     this.pubsubEngine?.shutdown();
     this.hub.shutdown(reason, graceful);
   }
+}
+
+const SENDER_TARGET_NAMES = [...SENDER_OPTION_NAMES, 'node'];
+const MPMC_SENDER_NAMES = [...SENDER_OPTION_NAMES, 'mode'];
+const CHANNEL_OPTION_NAMES = [...RECEIVER_OPTION_NAMES, ...SENDER_OPTION_NAMES];
+const UNARY_CALL_NAMES = CALL_OPTION_NAMES.filter((n) => n !== 'window');
+
+/**
+ * Refuses option names the API does not know (a misspelt option would
+ * otherwise run with the default the user meant to change).
+ * Per-message options (`send`, `next`, `push`) are not checked: they are
+ * on the hot path.
+ */
+function check(options: object | undefined, known: readonly string[]): void {
+  if (options !== undefined) checkOptionNames(options, known, '');
 }
 
 function closedError(): SwitchboardError {

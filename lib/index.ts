@@ -32,6 +32,7 @@ export { Worker } from './channel/patterns/pushpull/worker.js';
 // ---- errors ----
 export {
   DecodeError,
+  EncodeError,
   ErrorCode,
   HandshakeError,
   isErrorCode,

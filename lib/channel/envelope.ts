@@ -8,14 +8,56 @@
  * `forceEncoding`), so the local path never accepts what the remote path
  * refuses.
  *
- * Patterns never see bytes: they send values (their own fields and the
- * application's value in one array) and the outlets encode them. A pattern
- * that sends one value to many places wraps it in an {@link Envelope}, so
- * it is encoded once for all of them.
+ * Patterns never see bytes: they send values and the outlets encode them.
+ * A pattern's own fields (a topic, a task's ids) travel as a {@link Headed}
+ * message: a small binary head beside the application's value (flag HEAD),
+ * so that a raw body stays raw. A pattern that sends one value to many
+ * places wraps it in an {@link Envelope}, so it is encoded once for all of
+ * them.
  */
 import { checkEncodable, decodeValue, encodeValue } from '../protocol/codec.js';
 import type { CodecContext, PortableHandle } from '../protocol/codec.js';
 import { FrameFlag } from '../protocol/frame.js';
+import { decodeHead, encodeHead } from '../protocol/head.js';
+import type { HeadField } from '../protocol/head.js';
+
+export type { HeadField };
+
+/**
+ * A message with a pattern's fields beside the application's value: what
+ * a pattern sends, and what its receiver gets (locally, the very object).
+ */
+export class Headed<B = unknown> {
+  constructor(
+    /** The pattern's fields: numbers and strings. */
+    readonly head: readonly HeadField[],
+    /** The application's value. */
+    readonly body: B,
+  ) {}
+}
+
+/** Wire form of any value: flags and bytes, and the handles it carried. */
+function wireOf(
+  value: unknown,
+  onHandle?: (h: PortableHandle) => void,
+): { flags: number; bytes: Uint8Array; owned: boolean } {
+  if (value instanceof Headed) {
+    const body: unknown = value.body;
+    if (body instanceof Uint8Array)
+      return {
+        flags: FrameFlag.HEAD | FrameFlag.RAW,
+        bytes: encodeHead(value.head, body),
+        owned: true,
+      };
+    return {
+      flags: FrameFlag.HEAD,
+      bytes: encodeHead(value.head, encodeValue(body, onHandle)),
+      owned: true,
+    };
+  }
+  if (value instanceof Uint8Array) return { flags: FrameFlag.RAW, bytes: value, owned: false };
+  return { flags: 0, bytes: encodeValue(value, onHandle), owned: true };
+}
 
 /** A value encoded at most once, whatever number of outlets it goes to. */
 export class Envelope {
@@ -37,15 +79,11 @@ export class Envelope {
    */
   encode(): Uint8Array {
     if (this.bytes !== undefined) return this.bytes;
-    const v = this.value;
-    if (v instanceof Uint8Array) {
-      this.flags = FrameFlag.RAW;
-      return (this.bytes = v);
-    }
     let handles: PortableHandle[] | undefined;
-    this.bytes = encodeValue(v, (h) => (handles ??= []).push(h));
+    const w = wireOf(this.value, (h) => (handles ??= []).push(h));
+    this.flags = w.flags;
     this.handles = handles;
-    return this.bytes;
+    return (this.bytes = w.bytes);
   }
 }
 
@@ -73,10 +111,16 @@ export class MessageEncoder {
     if (value instanceof Envelope) {
       const bytes = value.encode();
       this.flags = value.flags;
-      // Its CBOR never changes; raw bytes are the caller's memory.
-      this.owned = value.flags === 0;
+      // Its encoding never changes; raw bytes alone are the caller's memory.
+      this.owned = value.flags !== FrameFlag.RAW;
       if (value.handles !== undefined) this.handles.push(...value.handles);
       return bytes;
+    }
+    if (value instanceof Headed) {
+      const w = wireOf(value, this.onHandle);
+      this.flags = w.flags;
+      this.owned = true;
+      return w.bytes;
     }
     if (value instanceof Uint8Array) {
       this.flags = FrameFlag.RAW;
@@ -106,8 +150,12 @@ export interface LocalRule {
 export function localValue(value: unknown, rule: LocalRule, ctx: CodecContext): unknown {
   const v = value instanceof Envelope ? value.value : value;
   if (rule.forceEncoding) {
-    if (v instanceof Uint8Array) return Buffer.from(v);
-    return decodeValue(encodeValue(v), ctx);
+    const w = wireOf(v);
+    return decodeMessage(w.flags, Buffer.from(w.bytes), ctx);
+  }
+  if (v instanceof Headed) {
+    localValue(v.body, rule, ctx);
+    return v;
   }
   // Primitives other than symbols always pass: skip the call for them.
   if (
@@ -122,6 +170,11 @@ export function localValue(value: unknown, rule: LocalRule, ctx: CodecContext): 
 
 /** Decodes a message's bytes: raw bytes as a view, CBOR through the codec. */
 export function decodeMessage(flags: number, bytes: Buffer, ctx: CodecContext): unknown {
+  if ((flags & FrameFlag.HEAD) !== 0) {
+    const { fields, body } = decodeHead(bytes);
+    const rest = bytes.subarray(body);
+    return new Headed(fields, (flags & FrameFlag.RAW) !== 0 ? rest : decodeValue(rest, ctx));
+  }
   // Zero-copy, like byte strings inside CBOR: a view into the read chunk.
   // An application keeping many small ones copies them.
   if ((flags & FrameFlag.RAW) !== 0) return bytes;

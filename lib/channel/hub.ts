@@ -15,6 +15,10 @@
  * are reported to their senders, the messages it had sent that were still
  * buffered are dropped (their sender reports them, so they must never be
  * handed out), and its directory entries go.
+ *
+ * One file because every frame type, every session event and every
+ * endpoint table meet here; the pieces with a concern of their own
+ * (directory, streams, picker, waits, queue, envelope) are their own files.
  */
 import { debuglog } from 'node:util';
 import type { PeerLostError } from '../errors.js';

@@ -10,7 +10,7 @@
  * the accounting as items leave ({@link QueueOwner.taken}) and may hold
  * items back ({@link QueueOwner.ready}): a receiver holds the messages of a
  * session it has not heard from for too long until the peer confirms it
- * (docs/guide.md, "Stale sessions"). Held items do not block the others:
+ * (docs/guide.md, "Nothing is lost silently"). Held items do not block the others:
  * the first ready item goes first, so FIFO holds per source.
  */
 import { Observable } from 'rxjs';
@@ -33,16 +33,16 @@ export interface QueueOwner<S> {
   returned(): void;
 }
 
-const DONE: IteratorResult<never> = Object.freeze({
+const DONE: IteratorResult<never, undefined> = Object.freeze({
   value: undefined,
   done: true,
-}) as IteratorResult<never>;
+});
 
 /** A consumer waiting in `next()`. */
 class Next<T> extends Wait {
   constructor(
     private readonly queue: Queue<T, never>,
-    readonly resolve: (r: IteratorResult<T>) => void,
+    readonly resolve: (r: IteratorResult<T, undefined>) => void,
     readonly reject: (e: unknown) => void,
     readonly timeoutMs: number,
   ) {
@@ -196,7 +196,7 @@ export class Queue<T, S> implements AsyncIterable<T> {
    * ERR_SB_ABORTED when `signal` aborts; a receive that gave up takes
    * nothing (the item that arrives later goes to the next receive).
    */
-  next(options?: ReceiveOptions): Promise<IteratorResult<T>> {
+  next(options?: ReceiveOptions): Promise<IteratorResult<T, undefined>> {
     if (this.values.length > 0 && this.waiters.size === 0) {
       const i = this.firstReady();
       if (i >= 0) return Promise.resolve({ value: this.takeAt(i) as T, done: false });

@@ -4,6 +4,10 @@
  * ends: `done` when its senders closed cleanly or its owner closed it, a
  * {@link PeerLostError} naming the node when a sender's node was lost
  * (docs/guide.md, "Guarantees").
+ *
+ * One file: the credit accounting, the overflow policy and the ways a
+ * receiver ends all update the same counters as each message arrives and
+ * leaves.
  */
 import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';
@@ -256,7 +260,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
    * {@link PeerLostError} when an anonymous receiver's sender was on a node
    * that was lost, and with ERR_SB_CLOSED when the switchboard was destroyed.
    */
-  next(options?: ReceiveOptions): Promise<IteratorResult<T>> {
+  next(options?: ReceiveOptions): Promise<IteratorResult<T, undefined>> {
     return this.queue.next(options);
   }
 

@@ -3,6 +3,9 @@
  * (MPMC), sends that wait for credit in the core's one wait list (bounded,
  * with deadlines and signals), and the report of every message whose fate
  * became unknown (docs/guide.md, "Guarantees").
+ *
+ * One file: the three delivery modes, the waiting sends and the reports
+ * share the sender's outlets and its state.
  */
 import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';

@@ -12,37 +12,62 @@
  * limits, cbor-x's own recursion is bounded by `maxDepth` and its
  * allocations by what the bytes really contain.
  *
- * Supported values (what round-trips):
+ * What a payload can carry (docs/guide.md, "What a message can carry"):
+ * structuredClone's rules, tightened wherever cbor-x would change a value's
+ * shape. Carried, and what arrives:
  * - `null`, `undefined`, booleans, strings, numbers (integers, floats,
  *   `NaN`, `Infinity`; `-0` arrives as `0` because cbor-x writes it as the
  *   integer 0), `bigint` (any size; beyond 64 bits cbor-x's encoder is
  *   quadratic in the size, ~0.25 s for 20 KB, so keep them small: decoding
  *   here is linear);
- * - `Buffer` (arrives as a `Buffer`), `Uint8Array` (tag 64, arrives as a
- *   `Uint8Array`), the other typed arrays (RFC 8746 tags), `ArrayBuffer` and
- *   `DataView` (both arrive as a `Buffer`);
+ * - plain objects: own enumerable string-keyed properties (`undefined`
+ *   values kept; getters read once; symbol keys and non-enumerable
+ *   properties are not carried, as with structuredClone). Null-prototype
+ *   objects and plain objects of another realm arrive as ordinary plain
+ *   objects;
+ * - arrays, also of another realm (holes arrive as `undefined`; named
+ *   properties of an array are not carried);
+ * - `Buffer` (arrives as a `Buffer`), `Uint8Array` (tag 64), the other
+ *   typed arrays (RFC 8746 tags), each as its own type, with only the bytes
+ *   it views;
  * - `Date` (tag 1: epoch seconds as a float64, exact to the millisecond
- *   within 2^42 s, about 139,000 years, of 1970; beyond, 1 ms may be lost),
- *   `Map` (tag 259), `Set` (tag 258);
- * - arrays (holes arrive as `undefined`), plain objects (own enumerable
- *   string keys; class instances arrive as plain objects with their own
- *   enumerable properties), iterables other than arrays (as arrays);
+ *   within 2^42 s, about 139,000 years, of 1970; beyond, 1 ms may be lost;
+ *   an invalid Date arrives invalid), `Map` (tag 259), `Set` (tag 258);
+ *   those of another realm (a `vm` context; under jest, the Dates Node's own
+ *   modules make) arrive as this realm's;
  * - {@link PortableHandle} subclasses (tag {@link HANDLE_TAG}), revived by
  *   the {@link CodecContext} given to {@link decodeValue}.
+ * A value referenced twice (not a cycle) arrives as two equal copies.
  *
- * Not supported (an ENCODE error on the sending side, so the failure shows
- * where the bug is): functions, symbols, `Error` and `RegExp` (cbor-x would
- * write tag 27, whose decoder calls a global constructor named by the
- * peer), cbor-x `Tag` objects (arbitrary tags), cyclic structures.
+ * Refused, with an {@link EncodeError} whose `path` says where the value
+ * sits (e.g. `.items[3].cb`) and whose message says what to send instead:
+ * functions, symbols, instances of user classes (they would arrive without
+ * their prototype) and subclasses of the built-ins above (other than
+ * `Buffer`), `Promise`, `URL`, `URLSearchParams`, `WeakMap`, `WeakSet`,
+ * `WeakRef`, `Blob`, generators and other iterables that are not arrays,
+ * `Map`s or `Set`s, `Error` and `RegExp` (cbor-x would write tag 27, whose
+ * decoder calls a global constructor named by the peer), boxed primitives,
+ * `ArrayBuffer`, `SharedArrayBuffer` and `DataView` (cbor-x would turn them
+ * into a `Buffer`), cbor-x `Tag` objects (arbitrary tags), cycles, invalid
+ * handle refs, and values nested too deeply for the encoder's stack.
+ *
+ * Not caught: cbor-x writes any object whose inherited `constructor` is
+ * `Object` as a plain object without asking, so an object made by
+ * `Object.create(plainObject)` arrives as its own properties only, and on
+ * Node 20 the built-in iterators (`map.keys()`, `array.values()`, string
+ * and `matchAll` iterators), whose prototypes inherit that `constructor`,
+ * arrive as `{}`: spread them into an array first.
  *
  * Strings are UTF-8 on the wire and are not checked before encoding (that
  * would cost a pass over every string): a lone surrogate arrives as U+FFFD,
  * three of them in strings shorter than 64 code units, where cbor-x's own
  * UTF-8 loop writes the surrogate's raw 3-byte form.
  */
+import { types } from 'node:util';
+
 import { Decoder, Encoder, Tag, addExtension } from 'cbor-x';
 
-import { DecodeError, ErrorCode, OptionError, SwitchboardError } from '../errors.js';
+import { DecodeError, EncodeError, OptionError } from '../errors.js';
 
 /** What a channel handle (e.g. a `Sender`) looks like on the wire. */
 export interface HandleRef {
@@ -65,8 +90,9 @@ export interface HandleRef {
 export abstract class PortableHandle {
   /**
    * The wire form of this handle. Called synchronously in the middle of
-   * {@link encodeValue}: it must be pure and must not call `encodeValue`
-   * itself (cbor-x's encoder is not re-entrant). `node` and `id` must be
+   * {@link encodeValue} (and by {@link checkEncodable}; again, when encoding
+   * fails, to find what failed): it must be pure and must not call
+   * `encodeValue` itself (cbor-x's encoder is not re-entrant). `node` and `id` must be
    * non-negative safe integers, `kind` and `name` strings, or encoding fails
    * with an `ERR_SB_ENCODE` error.
    */
@@ -150,10 +176,12 @@ const MAX_SHARED_SLAB = 64 * 1024;
 
 // cbor-x's typings demand Extension<T, R> with a concrete class and an encode
 // that returns bytes; the runtime only needs what is declared here (an
-// extension without Class only installs a decoder).
+// extension without Class only installs a decoder, one without tag asks
+// getTag, and writes no tag when that returns undefined).
 interface CborExtension {
   Class?: abstract new (...args: never[]) => unknown;
-  tag: number;
+  tag?: number;
+  getTag?(value: never): number | undefined;
   encode?(value: never, encodeItem: (item: unknown) => void): void;
   decode?(item: unknown): unknown;
 }
@@ -167,9 +195,6 @@ const registerExtension = addExtension as unknown as (extension: CborExtension) 
 // and nothing asynchronous can run in between, so a context never leaks into
 // another decode.
 let currentContext: CodecContext | undefined;
-// Told of each handle written by the encodeValue call in progress (set and
-// cleared around that one synchronous call, like currentContext).
-let currentHandleSink: ((handle: PortableHandle) => void) | undefined;
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -200,46 +225,234 @@ function handleRefFromWire(item: unknown): HandleRef {
   return Object.freeze({ kind, node, id });
 }
 
-// Registration order matters: cbor-x puts each new class extension first and
-// checks them with `instanceof` in order, so subclasses of PortableHandle
-// match (verified by the spec), and the handle check, registered last, runs
-// first. Registering tag 27 without a decoder also uninstalls cbor-x's own
-// tag-27 decoder, which calls a global constructor named by the payload: the
-// scan refuses that tag anyway, and this way no scan bug could reach it.
-for (const Class of [Error, RegExp, Tag]) {
-  registerExtension({
-    Class,
-    tag: 27,
-    encode(): void {
-      throw new SwitchboardError(
-        ErrorCode.ENCODE,
-        `cannot encode a ${Class.name}: not a supported payload type` +
-          (Class === Error ? ' (send its name, message and code as plain fields)' : ''),
-      );
-    },
-  });
+// ---------------------------------------------------------------------------
+// The payload rule (docs/guide.md, "What a message can carry")
+//
+// cbor-x writes an object whose `constructor` is Object, Array or Map
+// directly. Every other object goes through its extension list, tested with
+// `instanceof` in order, and addExtension puts a new extension first. So the
+// gate registered here is asked (right after the handle extension) about
+// every object that is not plain, and about no plain one: its
+// Symbol.hasInstance claims exactly the objects that cbor-x would not write
+// faithfully, and its encode writes a faithful copy (of a built-in from
+// another realm, say) or refuses. The hot path pays one call per non-plain
+// object and keeps no path: when encoding fails, locate() walks the value
+// again to say where and why.
+//
+// checkEncodable() applies the same rule by walking the value the way cbor-x
+// does (same dispatch on `constructor`, same key loop, same classify()), so
+// the two agree on every value, and a failure of either is explained by the
+// same locate().
+// ---------------------------------------------------------------------------
+
+const { getPrototypeOf } = Object;
+const OBJECT_PROTO: object = Object.prototype;
+const ARRAY_PROTO: object = Array.prototype;
+const MAP_PROTO: object = Map.prototype;
+const SET_PROTO: object = Set.prototype;
+const DATE_PROTO: object = Date.prototype;
+// What Buffer.from() and friends return (Node's FastBuffer shares Buffer.prototype).
+const BUFFER_PROTO = getPrototypeOf(Buffer.alloc(0)) as object;
+
+type TypedArrayConstructor = new (
+  buffer: ArrayBufferLike,
+  byteOffset: number,
+  length: number,
+) => ArrayBufferView;
+
+/** This realm's typed array constructors, by their `Symbol.toStringTag`. */
+const TYPED_ARRAYS = new Map<string, TypedArrayConstructor>(
+  [
+    Uint8Array,
+    Uint8ClampedArray,
+    Uint16Array,
+    Uint32Array,
+    BigUint64Array,
+    Int8Array,
+    Int16Array,
+    Int32Array,
+    BigInt64Array,
+    Float32Array,
+    Float64Array,
+  ].map((C) => [C.name, C as unknown as TypedArrayConstructor]),
+);
+const TYPED_ARRAY_PROTOS = new Map<string, object>(
+  [...TYPED_ARRAYS].map(([name, C]) => [name, C.prototype as object]),
+);
+
+// %TypedArray%.prototype[Symbol.toStringTag] reads the internal slot: the
+// element type of a real typed array of any realm, undefined for anything
+// else (a fake with a typed array prototype, a proxy).
+// eslint-disable-next-line @typescript-eslint/unbound-method -- only ever called with .call
+const typedArrayTag = Object.getOwnPropertyDescriptor(
+  getPrototypeOf(Uint8Array.prototype) as object,
+  Symbol.toStringTag,
+)?.get as (this: unknown) => string | undefined;
+
+function typedArrayName(value: object): string | undefined {
+  return typedArrayTag.call(value);
 }
 
+// eslint-disable-next-line @typescript-eslint/unbound-method -- only ever called with .call
+const functionSource = Function.prototype.toString;
+
+/**
+ * True if `proto` is the prototype of the built-in constructor `name` of some
+ * realm (this one or a `vm` context's): what sets a `Map` of another realm
+ * apart from an instance of a subclass of `Map`.
+ */
+function isBuiltinPrototype(proto: object | null, name: string): boolean {
+  if (proto === null) return false;
+  const C: unknown = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value;
+  return (
+    typeof C === 'function' &&
+    C.name === name &&
+    (C as { prototype?: unknown }).prototype === proto &&
+    functionSource.call(C) === `function ${name}() { [native code] }`
+  );
+}
+
+// What classify() finds. Up to C_HANDLE, cbor-x (or the handle extension)
+// writes the object faithfully; from C_COPY_PLAIN on, the gate claims it.
+/** A leaf cbor-x writes as it is: a Date, a Buffer, a typed array. */
+const C_LEAF = 0;
+/** A plain object that cbor-x writes key by key (null prototype, another realm, an own "constructor" key). */
+const C_PLAIN = 1;
+/** A Set: cbor-x writes `Array.from(set)` under tag 258. */
+const C_SET = 2;
+/** An array that cbor-x iterates (another realm's, or with an own "constructor" key). */
+const C_ITERATED = 3;
+/** A PortableHandle: written by the handle extension. */
+const C_HANDLE = 4;
+/** Written by the gate as a copy built in this realm, which cbor-x writes faithfully: */
+const C_COPY_PLAIN = 5; // a plain object cbor-x would iterate or refuse (a Symbol.iterator key...)
+const C_COPY_MAP = 6; // a Map cbor-x would iterate as an array (another realm's, own "constructor")
+const C_COPY_SET = 7;
+const C_COPY_DATE = 8;
+const C_COPY_TYPED = 9;
+/** Not carried: refused, refusal() says why. */
+const C_REFUSED = 10;
+
+/**
+ * How the rule treats an object that cbor-x sends to its extension list
+ * (its `constructor` is not Object, Array or Map). The common supported
+ * kinds come first: this runs once per Buffer of every message.
+ */
+function classify(value: object): number {
+  const proto = getPrototypeOf(value) as object | null;
+  if (proto === BUFFER_PROTO) return typedArrayName(value) === 'Uint8Array' ? C_LEAF : C_REFUSED;
+  if (value instanceof PortableHandle) return C_HANDLE;
+  if (proto === DATE_PROTO) return types.isDate(value) ? C_LEAF : C_REFUSED;
+  if (proto === SET_PROTO) return types.isSet(value) ? C_SET : C_REFUSED;
+  const typed = typedArrayName(value);
+  if (typed !== undefined) {
+    if (proto === TYPED_ARRAY_PROTOS.get(typed)) return C_LEAF;
+    return TYPED_ARRAYS.has(typed) && isBuiltinPrototype(proto, typed) ? C_COPY_TYPED : C_REFUSED;
+  }
+  if (proto === OBJECT_PROTO || proto === null) return plainKind(value);
+  if (proto === ARRAY_PROTO) return Array.isArray(value) ? C_ITERATED : C_REFUSED;
+  if (proto === MAP_PROTO) return types.isMap(value) ? C_COPY_MAP : C_REFUSED;
+  // Another realm's built-ins (a vm context; under jest, Dates made by
+  // Node's own modules) are carried as this realm's; subclasses are not.
+  if (getPrototypeOf(proto) === null && isBuiltinPrototype(proto, 'Object')) {
+    return plainKind(value);
+  }
+  if (types.isDate(value)) return isBuiltinPrototype(proto, 'Date') ? C_COPY_DATE : C_REFUSED;
+  if (types.isMap(value)) return isBuiltinPrototype(proto, 'Map') ? C_COPY_MAP : C_REFUSED;
+  if (types.isSet(value)) return isBuiltinPrototype(proto, 'Set') ? C_COPY_SET : C_REFUSED;
+  if (Array.isArray(value)) return isBuiltinPrototype(proto, 'Array') ? C_ITERATED : C_REFUSED;
+  return C_REFUSED;
+}
+
+/**
+ * A plain object on cbor-x's extension path: written key by key, unless
+ * cbor-x would take it for an iterable, an async iterable, a Blob or a
+ * DataView (by a symbol key or its own "constructor"), in which case the
+ * gate writes a copy of its own enumerable string keys, as for any plain
+ * object.
+ */
+function plainKind(value: object): number {
+  const v = value as Record<PropertyKey, unknown>;
+  const tag = v[Symbol.toStringTag];
+  return v[Symbol.iterator] ||
+    v[Symbol.asyncIterator] ||
+    tag === 'Blob' ||
+    tag === 'File' ||
+    v['constructor'] === DataView
+    ? C_COPY_PLAIN
+    : C_PLAIN;
+}
+
+/** True for what a {@link PortableHandle.toHandleRef} may return. */
+function isValidRef(ref: unknown): ref is HandleRef {
+  if (typeof ref !== 'object' || ref === null) return false;
+  const r = ref as Partial<Record<keyof HandleRef, unknown>>;
+  return (
+    typeof r.kind === 'string' &&
+    isIndex(r.node) &&
+    isIndex(r.id) &&
+    (r.name === undefined || typeof r.name === 'string')
+  );
+}
+
+/**
+ * What the hot path throws when the rule refuses a value: preallocated, so a
+ * refusal costs no stack capture before locate() builds the real error.
+ */
+const REFUSED = new Error('refused by the payload rule');
+
+/** Handles written by the encodeValue call in progress, when its caller asked for them. */
+let handleSink: PortableHandle[] | undefined;
+
+class Gate {
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return classify(value as object) >= C_COPY_PLAIN;
+  }
+}
+
+function copyOf(value: object): unknown {
+  switch (classify(value)) {
+    case C_COPY_PLAIN:
+      return Object.fromEntries(Object.entries(value));
+    case C_COPY_MAP:
+      return new Map(value as Map<unknown, unknown>);
+    case C_COPY_SET:
+      return new Set(value as Set<unknown>);
+    case C_COPY_DATE:
+      return new Date(Date.prototype.getTime.call(value));
+    case C_COPY_TYPED: {
+      const view = value as ArrayBufferView & { length: number };
+      const C = TYPED_ARRAYS.get(typedArrayName(value)!)!;
+      return new C(view.buffer, view.byteOffset, view.length);
+    }
+    default:
+      throw REFUSED;
+  }
+}
+
+// No tag: what the gate writes is a copy cbor-x tags as it would the original.
+registerExtension({
+  Class: Gate,
+  encode(value: object, encodeItem: (item: unknown) => void): void {
+    encodeItem(copyOf(value));
+  },
+});
+
+// Registered after the gate, so asked before it: a handle costs one
+// instanceof, as it did before the gate existed, and the gate never sees one.
 registerExtension({
   Class: PortableHandle,
   tag: HANDLE_TAG,
   encode(handle: PortableHandle, encodeItem: (item: unknown) => void): void {
-    const ref = handle.toHandleRef();
-    const { kind, node, id, name } = ref;
-    if (
-      typeof kind !== 'string' ||
-      !isIndex(node) ||
-      !isIndex(id) ||
-      (name !== undefined && typeof name !== 'string')
-    ) {
-      throw new SwitchboardError(
-        ErrorCode.ENCODE,
-        'invalid handle ref: kind must be a string, node and id non-negative safe integers, name a string',
-      );
-    }
-    currentHandleSink?.(handle);
+    const ref: unknown = handle.toHandleRef();
+    if (!isValidRef(ref)) throw REFUSED;
+    handleSink?.push(handle);
     // A positional array keeps the common handle to ~10 bytes.
-    encodeItem(name === undefined ? [kind, node, id] : [kind, node, id, name]);
+    encodeItem(
+      ref.name === undefined
+        ? [ref.kind, ref.node, ref.id]
+        : [ref.kind, ref.node, ref.id, ref.name],
+    );
   },
   decode(item: unknown): unknown {
     const ref = handleRefFromWire(item);
@@ -256,6 +469,11 @@ registerExtension({
   },
 });
 
+// cbor-x's own tag-27 decoder calls a global constructor named by the
+// payload. The scan refuses that tag anyway; uninstalling the decoder means
+// no scan bug could reach it.
+registerExtension({ tag: 27 });
+
 // cbor-x builds bignums (tags 2 and 3) one byte at a time with BigInt
 // shifts, which is quadratic: a 100 KB bignum took ~1 s. Parsing the hex
 // form is linear (1 MB in ~6 ms).
@@ -268,12 +486,482 @@ registerExtension({ tag: 2, decode: bignumFromBytes });
 registerExtension({ tag: 3, decode: (item: unknown): bigint => -1n - bignumFromBytes(item) });
 
 // ---------------------------------------------------------------------------
+// checkEncodable: the rule without the bytes
+// ---------------------------------------------------------------------------
+
+/** Set by check() for a value nested deeper than {@link MAX_CODEC_DEPTH}. */
+let deep = false;
+
+/*
+ * Mirrors cbor-x's encode() for the non-plain objects through classify(),
+ * and its dispatch and loops for the others, down to the key loop of
+ * writeObject (for...in, filtered by the object's own hasOwnProperty when it
+ * is a function). Recursive like cbor-x: a cycle or a value too deep ends in
+ * a stack overflow, which locate() then explains. But the two stacks do not
+ * end at the same depth, so a value nested deeper than any receiver accepts
+ * sets `deep`, and checkEncodable then lets cbor-x itself decide.
+ */
+function check(value: unknown, handles: PortableHandle[] | undefined, depth: number): void {
+  if (typeof value !== 'object') {
+    if (typeof value === 'function' || typeof value === 'symbol') throw REFUSED;
+    return;
+  }
+  if (value === null) return;
+  if (depth > MAX_CODEC_DEPTH) deep = true;
+  const c: unknown = value.constructor;
+  if (c === Object) {
+    checkProperties(value, handles, depth);
+  } else if (c === Array) {
+    const items = value as unknown[];
+    const length = items.length;
+    for (let i = 0; i < length; i++) check(items[i], handles, depth + 1);
+  } else if (c === Map) {
+    for (const [k, v] of value as Map<unknown, unknown>) {
+      check(k, handles, depth + 1);
+      check(v, handles, depth + 1);
+    }
+  } else {
+    checkOther(value, handles, depth);
+  }
+}
+
+function checkProperties(
+  object: object,
+  handles: PortableHandle[] | undefined,
+  depth: number,
+): void {
+  const o = object as Record<string, unknown>;
+  for (const key in o) {
+    // eslint-disable-next-line no-prototype-builtins -- the very call cbor-x makes
+    if (typeof o.hasOwnProperty !== 'function' || o.hasOwnProperty(key)) {
+      check(o[key], handles, depth + 1);
+    }
+  }
+}
+
+function checkOther(value: object, handles: PortableHandle[] | undefined, depth: number): void {
+  switch (classify(value)) {
+    case C_LEAF:
+    case C_COPY_DATE:
+    case C_COPY_TYPED:
+      return;
+    case C_PLAIN:
+      checkProperties(value, handles, depth);
+      return;
+    case C_SET:
+    case C_COPY_SET:
+      for (const item of Array.from(value as Set<unknown>)) check(item, handles, depth + 1);
+      return;
+    case C_ITERATED:
+      for (const item of value as unknown[]) check(item, handles, depth + 1);
+      return;
+    case C_COPY_MAP:
+      for (const [k, v] of new Map(value as Map<unknown, unknown>)) {
+        check(k, handles, depth + 1);
+        check(v, handles, depth + 1);
+      }
+      return;
+    case C_COPY_PLAIN:
+      for (const [, v] of Object.entries(value)) check(v, handles, depth + 1);
+      return;
+    case C_HANDLE: {
+      const ref: unknown = (value as PortableHandle).toHandleRef();
+      if (!isValidRef(ref)) throw REFUSED;
+      handles?.push(value as PortableHandle);
+      return;
+    }
+    default:
+      throw REFUSED;
+  }
+}
+
+/**
+ * Applies exactly the rule of {@link encodeValue} to `value` without
+ * encoding it: returns if `encodeValue(value)` would succeed, and throws the
+ * {@link EncodeError} it would throw (same path, same message) otherwise.
+ * For values that are passed by reference instead of encoded (between two
+ * endpoints of one process), so they are held to the rule of remote ones.
+ *
+ * It reads the value as encoding does (getters run, `toHandleRef()` is
+ * called) and costs a small fraction of encoding: about 30 ns for
+ * `{ seq, data }` and 55 ns for `[op, id, node, id, ms, { seq, data }]`,
+ * against 400 to 500 ns to encode them (bench/codec.ts). A value nested
+ * deeper than {@link MAX_CODEC_DEPTH} levels is encoded once too (and the
+ * bytes dropped): how deep cbor-x can go depends on its stack, so only it
+ * can say whether it will refuse such a value.
+ *
+ * @param onHandle if given, called once for each {@link PortableHandle} in
+ *   the value, in the order encodeValue would write them, after the whole
+ *   value has passed (never for a refused value).
+ * @throws {EncodeError} for a value the codec cannot carry.
+ */
+export function checkEncodable(value: unknown, onHandle?: (handle: PortableHandle) => void): void {
+  const handles = onHandle === undefined ? undefined : [];
+  deep = false;
+  try {
+    check(value, handles, 1);
+  } catch (err) {
+    throw locate(value, err);
+  }
+  // Rare and never decodable anyway: the encoder's own stack decides.
+  if (deep) encodeValue(value);
+  if (handles !== undefined) for (const handle of handles) onHandle!(handle);
+}
+
+// ---------------------------------------------------------------------------
+// Explaining a failure
+// ---------------------------------------------------------------------------
+
+/** One container on the path from the top-level value to the one examined. */
+interface Frame {
+  readonly container: object;
+  /** Advances to the next child (setting `segment` before reading it); false at the end. */
+  readonly children: Iterator<void>;
+  /** How the path goes from `container` to `child`. */
+  segment: string;
+  child: unknown;
+}
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+function propertySegment(key: string): string {
+  return IDENTIFIER.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+}
+
+function mapValueSegment(key: unknown, index: number): string {
+  switch (typeof key) {
+    case 'string':
+      return `.get(${JSON.stringify(key)})`;
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return `.get(${String(key)})`;
+    case 'bigint':
+      return `.get(${key}n)`;
+    default:
+      return key === null ? '.get(null)' : `.values()[${index}]`;
+  }
+}
+
+function* properties(frame: Frame, o: Record<string, unknown>): Generator<void> {
+  for (const key in o) {
+    // eslint-disable-next-line no-prototype-builtins -- the very call cbor-x makes
+    if (typeof o.hasOwnProperty !== 'function' || o.hasOwnProperty(key)) {
+      frame.segment = propertySegment(key);
+      frame.child = o[key];
+      yield;
+    }
+  }
+}
+
+function* entries(frame: Frame, entries: Iterable<readonly [unknown, unknown]>): Generator<void> {
+  let index = 0;
+  for (const [k, v] of entries) {
+    frame.segment = `.keys()[${index}]`;
+    frame.child = k;
+    yield;
+    frame.segment = mapValueSegment(k, index);
+    frame.child = v;
+    yield;
+    index++;
+  }
+}
+
+function* members(frame: Frame, items: Iterable<unknown>): Generator<void> {
+  let index = 0;
+  frame.segment = '[0]';
+  for (const item of items) {
+    frame.segment = `[${index++}]`;
+    frame.child = item;
+    yield;
+  }
+}
+
+function* elements(frame: Frame, items: unknown[]): Generator<void> {
+  const length = items.length;
+  for (let i = 0; i < length; i++) {
+    frame.segment = `[${i}]`;
+    frame.child = items[i];
+    yield;
+  }
+}
+
+/** Why a value is refused; `cause` is what user code threw, if that is why. */
+interface Offence {
+  readonly reason: string;
+  readonly cause?: unknown;
+  readonly hasCause: boolean;
+}
+
+function offence(reason: string): Offence {
+  return { reason, hasCause: false };
+}
+
+function threw(what: string, err: unknown): Offence {
+  return { reason: `${what} threw: ${describe(err)}`, cause: err, hasCause: true };
+}
+
+/** What walking into `value` means: its children as encoding visits them, a refusal, or nothing (a leaf). */
+type Opening = ((frame: Frame) => Iterator<void>) | Offence | undefined;
+
+function open(value: object): Opening {
+  const c: unknown = value.constructor;
+  if (c === Object) return (f) => properties(f, value as Record<string, unknown>);
+  if (c === Array) return (f) => elements(f, value as unknown[]);
+  if (c === Map) return (f) => entries(f, value as Map<unknown, unknown>);
+  switch (classify(value)) {
+    case C_LEAF:
+    case C_COPY_DATE:
+    case C_COPY_TYPED:
+      return undefined;
+    case C_PLAIN:
+      return (f) => properties(f, value as Record<string, unknown>);
+    case C_SET:
+    case C_COPY_SET: {
+      const items = Array.from(value as Set<unknown>);
+      return (f) => members(f, items);
+    }
+    case C_ITERATED:
+      return (f) => members(f, value as unknown[]);
+    case C_COPY_MAP: {
+      const copy = new Map(value as Map<unknown, unknown>);
+      return (f) => entries(f, copy);
+    }
+    case C_COPY_PLAIN: {
+      const copy = Object.fromEntries(Object.entries(value)) as Record<string, unknown>;
+      return (f) => properties(f, copy);
+    }
+    case C_HANDLE: {
+      let ref: unknown;
+      try {
+        ref = (value as PortableHandle).toHandleRef();
+      } catch (err) {
+        return threw('its toHandleRef()', err);
+      }
+      return isValidRef(ref)
+        ? undefined
+        : offence(
+            'an invalid handle ref: kind must be a string, node and id non-negative safe integers, name a string',
+          );
+    }
+    default:
+      return offence(refusal(value));
+  }
+}
+
+function unsupported(what: string, hint?: string): string {
+  return `${what} is not a supported payload type${hint === undefined ? '' : ` (${hint})`}`;
+}
+
+function constructorName(value: object): string | undefined {
+  try {
+    const C: unknown = (getPrototypeOf(value) as { constructor?: unknown } | null)?.constructor;
+    const name: unknown = typeof C === 'function' ? C.name : undefined;
+    return typeof name === 'string' && name !== '' ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why the rule refuses `value`, an object classify() refused, with what to send instead. */
+function refusal(value: object): string {
+  const name = constructorName(value);
+  // "a Promise", or "a Promise (MyPromise)" for a subclass.
+  const named = (article: string, noun: string): string =>
+    `${article} ${noun}${name === undefined || name === noun ? '' : ` (${name})`}`;
+  if (types.isBoxedPrimitive(value)) {
+    const primitive = typeof (value as { valueOf(): unknown }).valueOf();
+    return unsupported(`a boxed ${primitive}`, 'send the primitive: value.valueOf()');
+  }
+  if (types.isPromise(value)) return unsupported(named('a', 'Promise'), 'await it first');
+  if (types.isNativeError(value) || value instanceof Error) {
+    return unsupported(named('an', 'Error'), 'send its name, message and code as plain fields');
+  }
+  if (types.isRegExp(value)) return unsupported(named('a', 'RegExp'), 'send its source and flags');
+  if (value instanceof Tag)
+    return unsupported('a cbor-x Tag', 'arbitrary CBOR tags are not carried');
+  if (types.isArrayBuffer(value)) {
+    return unsupported(
+      'an ArrayBuffer',
+      'send a Buffer or a Uint8Array over it: new Uint8Array(buffer)',
+    );
+  }
+  if (types.isSharedArrayBuffer(value)) {
+    return unsupported(
+      'a SharedArrayBuffer',
+      'send a copy of its bytes: Buffer.from(new Uint8Array(buffer))',
+    );
+  }
+  if (types.isDataView(value)) {
+    return unsupported(
+      'a DataView',
+      'send the bytes it views: new Uint8Array(view.buffer, view.byteOffset, view.byteLength)',
+    );
+  }
+  const typed = typedArrayName(value);
+  if (typed !== undefined) {
+    if (!TYPED_ARRAYS.has(typed)) return unsupported(`a ${typed}`);
+    return unsupported(named('a subclass of', typed), `send a plain ${typed}: new ${typed}(value)`);
+  }
+  if (types.isMap(value))
+    return unsupported(named('a subclass of', 'Map'), 'send a plain Map: new Map(value)');
+  if (types.isSet(value))
+    return unsupported(named('a subclass of', 'Set'), 'send a plain Set: new Set(value)');
+  if (types.isDate(value)) {
+    return unsupported(
+      named('a subclass of', 'Date'),
+      'send a plain Date: new Date(value.getTime())',
+    );
+  }
+  if (Array.isArray(value)) {
+    return unsupported(named('a subclass of', 'Array'), 'send a plain array: Array.from(value)');
+  }
+  if (types.isWeakMap(value) || types.isWeakSet(value)) {
+    return unsupported(
+      named('a', types.isWeakMap(value) ? 'WeakMap' : 'WeakSet'),
+      'its entries cannot be listed',
+    );
+  }
+  if (value instanceof WeakRef) return unsupported('a WeakRef', 'send what deref() returns');
+  if (value instanceof URL) return unsupported(named('a', 'URL'), 'send url.href');
+  if (value instanceof URLSearchParams) {
+    return unsupported(named('a', 'URLSearchParams'), 'send params.toString()');
+  }
+  if (value instanceof Blob) {
+    return unsupported(named('a', 'Blob'), 'send its bytes: Buffer.from(await blob.arrayBuffer())');
+  }
+  const v = value as Record<symbol, unknown>;
+  if (v[Symbol.iterator]) {
+    const what = types.isGeneratorObject(value) ? 'a generator' : named('an', 'iterable');
+    return unsupported(what, 'send an array: Array.from(value)');
+  }
+  if (v[Symbol.asyncIterator]) {
+    const what = types.isGeneratorObject(value) ? 'an async generator' : 'an async iterable';
+    return unsupported(what, 'collect it into an array first');
+  }
+  if (name !== undefined && name !== 'Object') {
+    return unsupported(
+      `a class instance (${name})`,
+      'it would arrive without its prototype: spread it into a plain object, { ...value }',
+    );
+  }
+  return unsupported(
+    'an object with a custom prototype',
+    'it would arrive without its prototype: spread it into a plain object, { ...value }',
+  );
+}
+
+/** The path of the value examined: the segments of every open frame. */
+function pathOf(frames: readonly Frame[], upTo = frames.length): string {
+  let path = '';
+  for (let i = 0; i < upTo; i++) path += frames[i]!.segment;
+  return path;
+}
+
+function isStackOverflow(err: unknown): boolean {
+  return err instanceof RangeError && /call stack/i.test(err.message);
+}
+
+/**
+ * The EncodeError for a value whose encoding (or check) failed with
+ * `failure`: walks the value again, as encoding does but without recursion,
+ * and names the first offending place. Containers on the current path are
+ * tracked to spot a cycle where it closes; containers already walked are not
+ * walked again, so shared references cost nothing more.
+ */
+function locate(root: unknown, failure: unknown): EncodeError {
+  try {
+    return search(root, failure);
+  } catch (err) {
+    // Only if the walk itself fails (no stack left, a value that changes
+    // under inspection): report what encoding said.
+    return new EncodeError('', describe(failure), { cause: err });
+  }
+}
+
+function search(root: unknown, failure: unknown): EncodeError {
+  const frames: Frame[] = [];
+  const onPath = new Set<object>();
+  const walked = new Set<object>();
+  let deepest = 0;
+  let value = root;
+  const fail = (problem: Offence): EncodeError =>
+    new EncodeError(
+      pathOf(frames),
+      problem.reason,
+      problem.hasCause ? { cause: problem.cause } : undefined,
+    );
+  for (;;) {
+    // Examine `value`, the child of the innermost frame (or the root).
+    if (typeof value === 'function') return fail(offence(unsupported('a function')));
+    if (typeof value === 'symbol') return fail(offence(unsupported('a symbol')));
+    if (typeof value === 'object' && value !== null && !walked.has(value)) {
+      if (onPath.has(value)) {
+        const at = frames.findIndex((f) => f.container === value);
+        const target = at === 0 ? 'the top-level value' : `the value at ${pathOf(frames, at)}`;
+        return fail(offence(`a cycle: it refers back to ${target}`));
+      }
+      let opening: Opening;
+      try {
+        opening = open(value);
+      } catch (err) {
+        return fail(threw('reading it', err));
+      }
+      if (typeof opening === 'function') {
+        const frame = { container: value, segment: '', child: undefined } as Frame & {
+          children: Iterator<void>;
+        };
+        frame.children = opening(frame);
+        frames.push(frame);
+        onPath.add(value);
+        if (frames.length > deepest) deepest = frames.length;
+      } else if (opening !== undefined) {
+        return fail(opening);
+      }
+    }
+    // Move to the next child, closing the frames that have none left.
+    for (;;) {
+      const frame = frames[frames.length - 1];
+      if (frame === undefined) return unexplained(failure, deepest);
+      let done: boolean | undefined;
+      try {
+        done = frame.children.next().done;
+      } catch (err) {
+        return fail(threw('reading it', err));
+      }
+      if (!done) {
+        value = frame.child;
+        break;
+      }
+      frames.pop();
+      onPath.delete(frame.container);
+      walked.add(frame.container);
+    }
+  }
+}
+
+/** The error when the walk finds nothing to blame: depth, or what cbor-x said. */
+function unexplained(failure: unknown, deepest: number): EncodeError {
+  if (isStackOverflow(failure)) {
+    return new EncodeError(
+      '',
+      `nested too deeply to encode: ${deepest} levels overflow the stack (a receiver accepts at most ${MAX_CODEC_DEPTH})`,
+    );
+  }
+  if (failure === REFUSED) {
+    return new EncodeError('', 'refused, but the value changed while it was inspected again');
+  }
+  return new EncodeError('', describe(failure), { cause: failure });
+}
+
+// ---------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------
 
 /**
- * Encodes `value` as one CBOR item (see the module comment for the supported
- * types).
+ * Encodes `value` as one CBOR item, or refuses it: see the module comment
+ * for what is carried, and {@link checkEncodable} for the same rule without
+ * the bytes.
  *
  * The result stays valid and unchanged after later calls, so callers may keep
  * it (resend logs). cbor-x returns a view into a scratch buffer ("slab") that
@@ -286,38 +974,42 @@ registerExtension({ tag: 3, decode: (item: unknown): bigint => -1n - bignumFromB
  * 8 KiB slab. So a returned buffer never pins more than max(64 KiB, its own
  * length), and bounded logs stay bounded in real memory.
  *
- * @throws {SwitchboardError} code `ERR_SB_ENCODE` for an unsupported type or
- *   an invalid handle ref; the underlying error, if any, is the `cause`.
+ * @param onHandle if given, called once for each {@link PortableHandle}
+ *   written, in order, after the whole value is encoded (never for a refused
+ *   value); what it throws propagates as is.
+ * @throws {EncodeError} for a value the codec cannot carry: `path` says
+ *   where it sits; `cause` is the error thrown by user code (a getter,
+ *   `toHandleRef()`), when that is why.
  */
 export function encodeValue(value: unknown, onHandle?: (handle: PortableHandle) => void): Buffer {
   let out: Buffer;
-  currentHandleSink = onHandle;
-  try {
-    out = encoder.encode(value);
-  } catch (err) {
-    if (err instanceof SwitchboardError) throw err;
-    throw new SwitchboardError(ErrorCode.ENCODE, `cannot encode value: ${describe(err)}`, {
-      cause: err,
-    });
-  } finally {
-    currentHandleSink = undefined;
+  let handles: PortableHandle[] | undefined;
+  if (onHandle === undefined) {
+    try {
+      out = encoder.encode(value);
+    } catch (err) {
+      throw locate(value, err);
+    }
+  } else {
+    handles = [];
+    const saved = handleSink;
+    handleSink = handles;
+    try {
+      out = encoder.encode(value);
+    } catch (err) {
+      throw locate(value, err);
+    } finally {
+      handleSink = saved;
+    }
   }
   if (out.buffer.byteLength > MAX_SHARED_SLAB) {
     const copy = Buffer.allocUnsafeSlow(out.length);
     out.copy(copy);
     slabEncoder.useBuffer(Buffer.allocUnsafeSlow(SLAB_SIZE));
-    return copy;
+    out = copy;
   }
+  if (handles !== undefined) for (const handle of handles) onHandle!(handle);
   return out;
-}
-
-/**
- * Applies {@link encodeValue}'s rule to `value` without keeping the bytes:
- * for messages that never leave the process.
- * @throws {SwitchboardError} code `ERR_SB_ENCODE`, as encodeValue.
- */
-export function checkEncodable(value: unknown, onHandle?: (handle: PortableHandle) => void): void {
-  encodeValue(value, onHandle);
 }
 
 // ---------------------------------------------------------------------------
@@ -559,7 +1251,7 @@ function validateLimits(limits: CodecLimits): void {
  *   anything is allocated;
  * - indefinite-length byte and text strings (cbor-x never writes them and
  *   cannot decode them); indefinite-length arrays and maps are accepted
- *   (cbor-x writes them for iterables other than arrays) and their break
+ *   (cbor-x writes them for arrays of another realm) and their break
  *   codes are checked, including a map that breaks after a key;
  * - a map key that is the text string `"__proto__"` (however its length is
  *   encoded), in any map: also inside a `Map`, where it would be harmless,

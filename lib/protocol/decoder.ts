@@ -21,7 +21,7 @@ export interface FrameDecoderOptions {
   maxFramePayload?: number;
 }
 
-const KNOWN_FLAGS = 0x03;
+const KNOWN_FLAGS = 0x07;
 /** The largest payload a u32 length field can describe. */
 const MAX_PAYLOAD_LENGTH = 0xffffffff - LENGTH_OVERHEAD;
 const STATE_HEADER = 0;

@@ -75,6 +75,27 @@ function retain(payload: Buffer): Buffer {
   return copy;
 }
 
+/**
+ * The bytes received of a message in progress once `n` more arrive.
+ * @throws {ProtocolError} when the fragments disagree with the declared total
+ */
+function progress(
+  stream: number,
+  m: { readonly total: number; readonly received: number },
+  n: number,
+  more: boolean,
+): number {
+  const received = m.received + n;
+  if (received > m.total || (!more && received !== m.total) || (more && received === m.total)) {
+    throw new ProtocolError(
+      ErrorCode.PROTOCOL,
+      `fragments of stream ${stream} disagree with the declared size ${m.total}`,
+      { state: 'reassembly' },
+    );
+  }
+  return received;
+}
+
 /** Options of a {@link Reassembler}. */
 export interface ReassemblerOptions {
   /** Largest message accepted, in bytes (an integer up to 2^32 - 1). Default 64 MiB. */
@@ -192,19 +213,7 @@ export class Reassembler {
     }
     const skip = this.skipping.get(stream);
     if (skip !== undefined) {
-      const received = skip.received + payload.length;
-      if (
-        received > skip.total ||
-        (!more && received !== skip.total) ||
-        (more && received === skip.total)
-      ) {
-        throw new ProtocolError(
-          ErrorCode.PROTOCOL,
-          `fragments of stream ${stream} disagree with the declared size ${skip.total}`,
-          { state: 'reassembly' },
-        );
-      }
-      skip.received = received;
+      skip.received = progress(stream, skip, payload.length, more);
       if (!more) {
         this.skipping.delete(stream);
         this.refused = skip.total;
@@ -221,18 +230,7 @@ export class Reassembler {
         },
       );
     }
-    const received = partial.received + payload.length;
-    if (
-      received > partial.total ||
-      (!more && received !== partial.total) ||
-      (more && received === partial.total)
-    ) {
-      throw new ProtocolError(
-        ErrorCode.PROTOCOL,
-        `fragments of stream ${stream} disagree with the declared size ${partial.total}`,
-        { state: 'reassembly' },
-      );
-    }
+    const received = progress(stream, partial, payload.length, more);
     partial.charged += this.reserve(payload.length);
     partial.parts.push(retain(payload));
     partial.received = received;

@@ -61,6 +61,8 @@ export const FrameFlag = {
   MORE: 0x01,
   /** The message payload is raw bytes, not CBOR (DATA). */
   RAW: 0x02,
+  /** The message starts with a head of fields, then its body (DATA; docs/wire-protocol.md 10.6). */
+  HEAD: 0x04,
 } as const;
 
 const KNOWN_TYPES = new Set<number>(Object.values(FrameType));

@@ -1,3 +1,10 @@
+/**
+ * The handshake as a pure state machine (docs/wire-protocol.md 5): HELLO,
+ * AUTH with the HMAC over the transcript, WELCOME, and every refusal with
+ * its GOAWAY code. One file because each check depends on the transcript
+ * built by the ones before it; read top to bottom, it is the section of
+ * the document it implements.
+ */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorCode, HandshakeError } from '../errors.js';
 import { FrameType, frameTypeName } from './frame.js';

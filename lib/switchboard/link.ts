@@ -1,3 +1,11 @@
+/**
+ * The one link to one peer: its session (sequence counts, the replay log,
+ * reassembly), the write queues, acknowledgements, SETTINGS and the
+ * session's confirmation (docs/wire-protocol.md 7-9). One file because
+ * every frame that crosses the link passes through the same few counters
+ * (what was written, acknowledged, received, confirmed), and splitting them
+ * would scatter one state machine across files.
+ */
 import { ErrorCode, ProtocolError } from '../errors.js';
 import type { FrameSink } from '../protocol/decoder.js';
 import { BufferPool } from '../protocol/buffer-pool.js';
@@ -309,7 +317,7 @@ export class Link implements FrameSink {
       this.discardQueued();
     }
     this.ctrl.take();
-    // First on every connection: what we accept and how long we wait (wire 8.2).
+    // First on every connection: what we accept and how long we wait (docs/wire-protocol.md 8.2).
     this.ctrl.frame(
       FrameType.SETTINGS,
       0,

@@ -5,8 +5,9 @@ import { receiveOne as one } from './fixtures/receive.js';
 /**
  * The local fast path (both ends in one process): no encoding and no socket.
  * A local receiver gets the very object that was sent (so a sender must not
- * mutate it afterwards); with `forceEncoding: true` it gets what a remote
- * receiver would: a decoded copy.
+ * mutate it afterwards), checked against the same encoding rule as a remote
+ * one, so code that works in one process works across two; with
+ * `forceEncoding: true` it gets what a remote receiver would: a decoded copy.
  */
 
 class Point {
@@ -20,25 +21,51 @@ class Point {
 }
 
 describe('the local path', () => {
-  it('hands the receiver the very object that was sent', async () => {
+  it('hands the receiver the very object that was sent, checked by the remote rule', async () => {
     const { sbs, rx } = await pathCluster('local');
     try {
-      const r = rx.receiver<{ items: number[]; at: Date; p: Point }>('same');
-      const s = rx.sender<{ items: number[]; at: Date; p: Point }>('same', { node: rx.id });
-      const sent = { items: [1, 2, 3], at: new Date(0), p: new Point(3, 4) };
+      const r = rx.receiver<{ items: number[]; at: Date; tags: Map<string, number> }>('same');
+      const s = rx.sender<{ items: number[]; at: Date; tags: Map<string, number> }>('same', {
+        node: rx.id,
+      });
+      const sent = { items: [1, 2, 3], at: new Date(0), tags: new Map([['a', 1]]) };
       await s.send(sent);
       const got = await one(r);
       expect(got).toBe(sent);
-      expect(got.p).toBeInstanceOf(Point);
-      expect(got.p.norm()).toBe(5);
       // Shared, not copied: a mutation after send shows (hence: do not mutate what you sent).
       sent.items.push(4);
       expect(got.items).toEqual([1, 2, 3, 4]);
+      // What a remote receiver could not get faithfully is refused here too, where it sits.
+      const loose = rx.sender<unknown>('same', { node: rx.id });
+      await expect(loose.send({ p: new Point(3, 4) })).rejects.toMatchObject({
+        code: 'ERR_SB_ENCODE',
+        path: '.p',
+      });
+      await expect(loose.send({ later: Promise.resolve(1) })).rejects.toMatchObject({
+        code: 'ERR_SB_ENCODE',
+        path: '.later',
+      });
 
       const bytes = Buffer.from('raw');
       const rb = rx.receiver<Buffer>('bytes');
       await rx.sender<Buffer>('bytes', { node: rx.id }).send(bytes);
       expect(await one(rb)).toBe(bytes);
+    } finally {
+      await closeAll(sbs);
+    }
+  });
+
+  it('with checkLocalValues: false, hands over anything, class instances included', async () => {
+    const { sbs, rx } = await pathCluster('local', { checkLocalValues: false });
+    try {
+      const r = rx.receiver<{ p: Point }>('trusted');
+      const s = rx.sender<{ p: Point }>('trusted', { node: rx.id });
+      const sent = { p: new Point(3, 4) };
+      await s.send(sent);
+      const got = await one(r);
+      expect(got).toBe(sent);
+      expect(got.p).toBeInstanceOf(Point);
+      expect(got.p.norm()).toBe(5);
     } finally {
       await closeAll(sbs);
     }
@@ -54,7 +81,6 @@ describe('the local path', () => {
         at: new Date(1_700_000_000_000),
         tags: new Map([['a', 1]]),
         set: new Set(['x']),
-        p: new Point(3, 4),
         big: 2n ** 70n,
       };
       await s.send(sent);
@@ -66,9 +92,11 @@ describe('the local path', () => {
       expect(got.tags).toEqual(new Map([['a', 1]]));
       expect(got.set).toEqual(new Set(['x']));
       expect(got.big).toBe(2n ** 70n);
-      // A class instance travels as its own enumerable properties.
-      expect(got.p).toEqual({ x: 3, y: 4 });
-      expect(got.p).not.toBeInstanceOf(Point);
+      // A class instance would arrive without its prototype: refused, as to a remote receiver.
+      await expect(s.send({ p: new Point(3, 4) })).rejects.toMatchObject({
+        code: 'ERR_SB_ENCODE',
+        path: '.p',
+      });
 
       const bytes = Buffer.from('raw');
       const rb = rx.receiver<Buffer>('bytes');

@@ -193,7 +193,11 @@ function streamText(stream: number): string {
 function headerLine(frame: Buffer): string {
   const length = frame.readUInt32BE(0);
   const flags = frame[5]!;
-  const names = [flags & FrameFlag.MORE ? 'MORE' : '', flags & FrameFlag.RAW ? 'RAW' : ''];
+  const names = [
+    flags & FrameFlag.MORE ? 'MORE' : '',
+    flags & FrameFlag.RAW ? 'RAW' : '',
+    flags & FrameFlag.HEAD ? 'HEAD' : '',
+  ];
   const flagText =
     flags === 0
       ? 'flags 0'
@@ -316,6 +320,41 @@ function cborFrameLines(frame: Buffer, labels: readonly string[] = []): string[]
   const payload = payloadOf(frame);
   if (payload.length === 0) return [`${headerLine(frame)} (no payload)`];
   return [headerLine(frame), ...cborLines(payload, labels)];
+}
+
+/** A DATA frame with flag HEAD: its head fields (10.6), then its body (CBOR, or raw with RAW). */
+function headedFrameLines(frame: Buffer, labels: readonly string[], bodyLabel: string): string[] {
+  const p = payloadOf(frame);
+  const count = p[0]!;
+  const lines = [headerLine(frame), hexLine(p.subarray(0, 1), `head: ${count} field(s)`)];
+  let at = 1;
+  for (let i = 0; i < count; i++) {
+    const type = p[at]!;
+    const label = labels[i] ?? `field ${i}`;
+    if (type === 0x01) {
+      lines.push(hexLine(p.subarray(at, at + 5), `  ${label}: u32 ${p.readUInt32BE(at + 1)}`));
+      at += 5;
+    } else if (type === 0x02) {
+      lines.push(hexLine(p.subarray(at, at + 9), `  ${label}: f64 ${p.readDoubleBE(at + 1)}`));
+      at += 9;
+    } else {
+      const n = p.readUInt16BE(at + 1);
+      const text = p.toString('utf8', at + 3, at + 3 + n);
+      lines.push(hexLine(p.subarray(at, at + 3), `  ${label}: string, ${n} bytes`));
+      lines.push(hexLine(p.subarray(at + 3, at + 3 + n), `    ${JSON.stringify(text)}`));
+      at += 3 + n;
+    }
+  }
+  const body = p.subarray(at);
+  if ((frame[5]! & FrameFlag.RAW) !== 0) lines.push(hexLine(body, `${bodyLabel}: raw bytes`));
+  else {
+    const [first, ...rest] = cborLines(body);
+    lines.push(
+      `${first!.slice(0, HEX_COLUMN + 1)}${bodyLabel}: ${first!.slice(HEX_COLUMN + 1)}`,
+      ...rest,
+    );
+  }
+  return lines;
 }
 
 function u64At(b: Buffer, offset: number): number {
@@ -481,7 +520,7 @@ async function buildExample(): Promise<Example> {
   blocks.set('pubsub-credit', block(creditLines(lossyCredit[0]!), lossyCredit[0]!));
   blocks.set(
     'pubsub-message',
-    block(cborFrameLines(publication[0]!, ['topic', 'value']), publication[0]!),
+    block(headedFrameLines(publication[0]!, ['topic'], 'value'), publication[0]!),
   );
   sub.close();
   publisher.close();
@@ -517,7 +556,7 @@ async function buildExample(): Promise<Example> {
   const ack = workerFrames.find((f) => f[4] === FrameType.DATA)!;
   blocks.set(
     'pushpull-task',
-    block(cborFrameLines(task[0]!, ['from', 'ack', 'id', 'attempt', 'task']), task[0]!),
+    block(headedFrameLines(task[0]!, ['from', 'ack', 'id', 'attempt'], 'task'), task[0]!),
   );
   blocks.set('pushpull-ack', block(cborFrameLines(ack, ['done', 'failed']), ack));
   await worker.close();

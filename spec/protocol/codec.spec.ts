@@ -6,7 +6,14 @@
  */
 import { Tag } from 'cbor-x';
 import fc from 'fast-check';
-import { DecodeError, ErrorCode, OptionError, SwitchboardError } from '../../lib/errors.js';
+import * as vm from 'node:vm';
+import {
+  DecodeError,
+  EncodeError,
+  ErrorCode,
+  OptionError,
+  SwitchboardError,
+} from '../../lib/errors.js';
 import {
   checkCbor,
   DEFAULT_CODEC_LIMITS,
@@ -46,13 +53,13 @@ function decodeError(bytes: Uint8Array, limits?: CodecLimits): DecodeError {
 }
 
 /** The error that encoding `value` throws. */
-function encodeError(value: unknown): SwitchboardError {
+function encodeError(value: unknown): EncodeError {
   try {
     encodeValue(value);
   } catch (err) {
-    expect(err).toBeInstanceOf(SwitchboardError);
-    expect((err as SwitchboardError).code).toBe(ErrorCode.ENCODE);
-    return err as SwitchboardError;
+    expect(err).toBeInstanceOf(EncodeError);
+    expect((err as EncodeError).code).toBe(ErrorCode.ENCODE);
+    return err as EncodeError;
   }
   throw new Error('expected an encode error');
 }
@@ -90,7 +97,6 @@ function expected(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (value instanceof TestHandle) return new Revived(value.toHandleRef());
   if (Buffer.isBuffer(value) || ArrayBuffer.isView(value) || value instanceof Date) return value;
-  if (value instanceof ArrayBuffer) return Buffer.from(value);
   if (Array.isArray(value)) return Array.from(value as unknown[], expected);
   if (value instanceof Map) {
     return new Map([...value].map(([k, v]) => [expected(k), expected(v)] as const));
@@ -219,35 +225,29 @@ describe('round trip', () => {
     expect((out as Date).getTime()).toBeNaN();
   });
 
-  it('sends class instances as plain objects of their own enumerable properties', () => {
+  it('refuses class instances, which would arrive without their prototype', () => {
     class Point {
       constructor(
         readonly x: number,
         readonly y: number,
       ) {}
-      get length(): number {
-        return Math.hypot(this.x, this.y);
-      }
     }
-    const out = roundTrip(new Point(3, 4));
-    expect(out).toStrictEqual({ x: 3, y: 4 });
-    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    const err = encodeError({ at: new Point(3, 4) });
+    expect(err.path).toBe('.at');
+    expect(err.message).toMatch(/class instance \(Point\).*spread it into a plain object/);
+    expect(roundTrip({ ...new Point(3, 4) })).toStrictEqual({ x: 3, y: 4 });
   });
 
-  it('sends ArrayBuffer, DataView and typed-array views as their exact bytes', () => {
+  it('sends typed-array views as their exact bytes, and refuses ArrayBuffer and DataView', () => {
     const backing = new Uint8Array([9, 1, 2, 3, 4, 5, 6, 7, 8, 9]).buffer;
-    expect(roundTrip(backing)).toStrictEqual(Buffer.from(backing));
-    expect(roundTrip(new DataView(backing, 1, 2))).toStrictEqual(Buffer.from([1, 2]));
     expect(roundTrip(new Uint16Array(backing, 2, 3))).toStrictEqual(new Uint16Array(backing, 2, 3));
     expect(roundTrip(Buffer.from(backing, 3, 4))).toStrictEqual(Buffer.from([3, 4, 5, 6]));
+    expect(encodeError(backing).message).toMatch(/an ArrayBuffer is not a supported payload type/);
+    expect(encodeError(new DataView(backing, 1, 2)).message).toMatch(/a DataView is not/);
   });
 
-  it('sends other iterables as arrays (indefinite length on the wire)', () => {
-    function* numbers(): Generator<number> {
-      yield 1;
-      yield 2;
-    }
-    const bytes = encodeValue({ list: numbers() });
+  it('sends arrays of another realm as arrays (indefinite length on the wire)', () => {
+    const bytes = encodeValue({ list: vm.runInNewContext('[1, 2]') as unknown });
     expect(bytes.includes(0x9f)).toBe(true);
     expect(decodeValue(bytes)).toStrictEqual({ list: [1, 2] });
   });
@@ -355,11 +355,13 @@ describe('encodeValue', () => {
     expect(decodeValue(after)).toStrictEqual({ small: 1 });
   });
 
-  it('refuses functions and symbols, keeping the cause', () => {
+  it('refuses functions and symbols, naming where they sit', () => {
     const fn = encodeError({ f: () => 1 });
-    expect(fn.message).toMatch(/cannot encode value/);
-    expect(fn.cause).toBeInstanceOf(Error);
-    expect(encodeError(Symbol('s')).cause).toBeInstanceOf(Error);
+    expect(fn.message).toBe(
+      'cannot encode the value at .f: a function is not a supported payload type',
+    );
+    expect(fn.path).toBe('.f');
+    expect(encodeError(Symbol('s')).path).toBe('');
   });
 
   it('refuses Error, RegExp and raw cbor-x tags (their tags would be refused by the peer)', () => {
@@ -375,7 +377,8 @@ describe('encodeValue', () => {
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic['self'] = cyclic;
     const err = encodeError(cyclic);
-    expect(err.cause).toBeInstanceOf(RangeError);
+    expect(err.path).toBe('.self');
+    expect(err.reason).toBe('a cycle: it refers back to the top-level value');
     expect(decodeValue(encodeValue({ after: 'cycle' }))).toStrictEqual({ after: 'cycle' });
   });
 

@@ -220,7 +220,7 @@ describe('FrameDecoder', () => {
       ['unknown type 0x04', rawHeader(6, 0x04, 0, 1)],
       ['unknown type 0x18', rawHeader(6, 0x18, 0, 1)],
       ['unknown type 0xff', rawHeader(6, 0xff, 0, 1)],
-      ['unknown flag 0x04', rawHeader(6, FrameType.DATA, 0x04, 1)],
+      ['unknown flag 0x08', rawHeader(6, FrameType.DATA, 0x08, 1)],
       ['unknown flag 0x80', rawHeader(6, FrameType.DATA, 0x80, 1)],
     ])('rejects %s with ERR_SB_PROTOCOL, whole or byte by byte', (_label, header) => {
       const whole = recording();

@@ -33,7 +33,10 @@ function feed(input: Buffer, cuts: readonly number[]): Outcome {
       onFrame(type, flags, stream, payload) {
         outcome.frames++;
         // What gets past the decoder is always well-formed.
-        if (!isKnownFrameType(type) || (flags & ~(FrameFlag.MORE | FrameFlag.RAW)) !== 0) {
+        if (
+          !isKnownFrameType(type) ||
+          (flags & ~(FrameFlag.MORE | FrameFlag.RAW | FrameFlag.HEAD)) !== 0
+        ) {
           throw new Error(`decoder let through type ${type} flags ${flags}`);
         }
         if (payload.length > LIMITS.maxFramePayload) {

@@ -4,7 +4,7 @@
  * subscription, so that a burst is not dropped while streams open.
  * `publish()` sends to the streams whose pattern matches the topic: FIFO
  * per (publisher, subscription). A value is encoded once for all of them
- * (an envelope), as `[topic, value]`.
+ * (an envelope), with the topic in the message's head.
  *
  * The one place a publisher can be held is its link to a peer (bounded,
  * see `linkBufferBytes`): while a link has no room, or a stream is still
@@ -20,7 +20,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, OptionError, SwitchboardError } from '../../../errors.js';
-import { Envelope } from '../../envelope.js';
+import { Envelope, Headed } from '../../envelope.js';
 import type { ChannelHub } from '../../hub.js';
 import type { Sender } from '../../sender.js';
 import { HELLO } from './subscription.js';
@@ -170,7 +170,7 @@ export class Publisher {
     const links = t.links;
     if (links.length === 0) return true;
     // Encoded once for every subscription, and refused before any gets it.
-    const message = new Envelope([topic, value]);
+    const message = new Envelope(new Headed([topic], value));
     if (t.remote || this.hub.forceEncoding) message.encode();
     else this.hub.localValue(message);
     let ok = true;

@@ -16,6 +16,7 @@
 import type { Observable } from 'rxjs';
 import { merge, Subject } from 'rxjs';
 import { DecodeError, ErrorCode, OptionError, SwitchboardError } from '../../../errors.js';
+import { Headed } from '../../envelope.js';
 import type { ChannelHub } from '../../hub.js';
 import { SKIP } from '../../receiver.js';
 import type { Inlet, Receiver } from '../../receiver.js';
@@ -164,7 +165,7 @@ export class Subscription<T> implements AsyncIterable<Publication<T>> {
    * buffer is empty. With `timeoutMs` or `signal`, rejects with
    * ERR_SB_TIMEOUT or ERR_SB_ABORTED and loses nothing.
    */
-  next(options?: ReceiveOptions): Promise<IteratorResult<Publication<T>>> {
+  next(options?: ReceiveOptions): Promise<IteratorResult<Publication<T>, undefined>> {
     return this.receiver.next(options);
   }
 
@@ -205,41 +206,39 @@ export class Subscription<T> implements AsyncIterable<Publication<T>> {
     inlet: Inlet,
     schema: StandardSchemaV1<unknown, T> | undefined,
   ): unknown {
-    if (!Array.isArray(v)) {
+    if (v instanceof Headed) {
+      const publisher = this.from.get(inlet);
+      if (publisher !== undefined)
+        this.counts.set(publisher, (this.counts.get(publisher) ?? 0) + 1);
+      this.received++;
+      const topic = v.head[0];
+      if (typeof topic !== 'string' || v.head.length !== 1) {
+        this.invalid++;
+        throw new DecodeError(`subscription ${this.pattern}: malformed publication`);
+      }
+      const body: unknown = v.body;
+      if (schema === undefined) return { topic, value: body };
+      try {
+        return { topic, value: validateSync(schema, body, `subscription ${this.pattern}`) };
+      } catch (err) {
+        this.invalid++;
+        throw err instanceof SwitchboardError
+          ? err
+          : new SwitchboardError(ErrorCode.VALIDATION, String(err), { cause: err });
+      }
+    }
+    const m = Array.isArray(v) ? (v as unknown[]) : undefined;
+    const publisher = m?.[1];
+    const before = m?.[2];
+    if (m?.[0] !== HELLO || typeof publisher !== 'string' || typeof before !== 'number') {
       this.invalid++;
       throw new DecodeError(`subscription ${this.pattern}: malformed message`);
     }
-    const m = v as unknown[];
-    if (m[0] === HELLO) {
-      const publisher = m[1];
-      const before = m[2];
-      if (typeof publisher !== 'string' || typeof before !== 'number') {
-        this.invalid++;
-        throw new DecodeError(`subscription ${this.pattern}: malformed hello`);
-      }
-      this.from.set(inlet, publisher);
-      const got = this.counts.get(publisher) ?? 0;
-      if (before > got) this.gap(inlet.node, publisher, before - got);
-      this.counts.set(publisher, Math.max(got, before));
-      return SKIP;
-    }
-    const publisher = this.from.get(inlet);
-    if (publisher !== undefined) this.counts.set(publisher, (this.counts.get(publisher) ?? 0) + 1);
-    this.received++;
-    const topic = m[0];
-    if (typeof topic !== 'string' || m.length !== 2) {
-      this.invalid++;
-      throw new DecodeError(`subscription ${this.pattern}: malformed publication`);
-    }
-    if (schema === undefined) return { topic, value: m[1] };
-    try {
-      return { topic, value: validateSync(schema, m[1], `subscription ${this.pattern}`) };
-    } catch (err) {
-      this.invalid++;
-      throw err instanceof SwitchboardError
-        ? err
-        : new SwitchboardError(ErrorCode.VALIDATION, String(err), { cause: err });
-    }
+    this.from.set(inlet, publisher);
+    const got = this.counts.get(publisher) ?? 0;
+    if (before > got) this.gap(inlet.node, publisher, before - got);
+    this.counts.set(publisher, Math.max(got, before));
+    return SKIP;
   }
 
   private gap(node: number, publisher: string, missed: number): void {

@@ -11,11 +11,15 @@
  * handlers should be idempotent or deduplicate by `ctx.id` and `ctx.from`.
  * A pusher's own end (its switchboard closing) reports the tasks it had not
  * seen acknowledged on `errors$`, with the tasks.
+ *
+ * One file: task ownership (assignment, acknowledgement, retry,
+ * redelivery) is one state machine over one table of tasks.
  */
 import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';
 import { ErrorCode, NotDeliveredError, OptionError, SwitchboardError } from '../../../errors.js';
 import type { DirectoryEntry } from '../../directory.js';
+import { Headed } from '../../envelope.js';
 import type { ChannelHub } from '../../hub.js';
 import type { Receiver } from '../../receiver.js';
 import { Ring } from '../../ring.js';
@@ -24,7 +28,7 @@ import type { StandardSchemaV1 } from '../../schema.js';
 import type { Sender } from '../../sender.js';
 import { abortError, checkTimeout, Wait } from '../../waits.js';
 import { DEFAULT_PUSHER_OPTIONS, PUSHPULL_KIND, TaskError } from './task.js';
-import type { AckMessage, PushOptions, PusherOptions, PusherStats, TaskMessage } from './task.js';
+import type { AckMessage, PushOptions, PusherOptions, PusherStats } from './task.js';
 import { positiveInt } from './worker.js';
 
 /** Acknowledgement batches (one per worker per event-loop turn) a worker may have in flight. */
@@ -294,7 +298,8 @@ export class Pusher<T> {
   /** @internal Tasks a worker never took: hand them out again. */
   returned(slot: WorkerSlot, messages: unknown[]): void {
     for (const m of messages) {
-      const t = this.tasks.get(Array.isArray(m) ? (m as TaskMessage)[2] : -1);
+      const id = m instanceof Headed ? m.head[2] : undefined;
+      const t = typeof id === 'number' ? this.tasks.get(id) : undefined;
       if (t !== undefined && t.slot === slot) this.requeue(t);
     }
     this.dispatch();
@@ -414,7 +419,7 @@ export class Pusher<T> {
    * @throws ERR_SB_ENCODE or ERR_SB_MESSAGE_TOO_LARGE: that task can never be sent
    */
   private assign(t: Task, slot: WorkerSlot): void {
-    const m: TaskMessage = [this.hub.self, this.ackReceiver.id, t.id, t.attempt + 1, t.value];
+    const m = new Headed([this.hub.self, this.ackReceiver.id, t.id, t.attempt + 1], t.value);
     if (!slot.sender.trySend(m))
       throw new SwitchboardError(ErrorCode.INTERNAL, `worker ${slot.key} had no room after all`);
     t.attempt++;

@@ -1,14 +1,16 @@
 /**
  * Push-pull's types and messages (docs/wire-protocol.md 10.14.4).
  *
- * - A task, on a worker's receiver: `[from, ack, id, attempt, task]`: the
- *   pusher's node, its acknowledgement receiver there, the task id (unique
- *   per pusher), the attempt (1 the first time), and the task itself.
+ * - A task, on a worker's receiver: a message whose head is `[from, ack,
+ *   id, attempt]` (the pusher's node, its acknowledgement receiver there,
+ *   the task id, unique per pusher, and the attempt, 1 the first time) and
+ *   whose body is the task.
  * - Acknowledgements, on a pusher's acknowledgement receiver, batched per
  *   worker and event-loop turn: `[doneIds, failures]`, each failure
  *   `[id, name, message, code | null]`.
  */
 import { RemoteError } from '../../../errors.js';
+import { Headed } from '../../envelope.js';
 import type { StandardSchemaV1 } from '../../schema.js';
 
 /** What a handler learns about the task it runs. */
@@ -127,8 +129,8 @@ export class TaskError<T = unknown> extends RemoteError {
   }
 }
 
-/** A task as it travels. */
-export type TaskMessage = [from: number, ack: number, id: number, attempt: number, task: unknown];
+/** A task's head as it travels. */
+export type TaskHead = readonly [from: number, ack: number, id: number, attempt: number];
 /** A handler failure as it travels: `[id, name, message, code | null]`. */
 export type Failure = [number, string, string, string | null];
 /** Acknowledgements: `[done ids, failures]`. */
@@ -137,9 +139,9 @@ export type AckMessage = [number[], Failure[]];
 /** The directory kind of workers; the entry's name is the queue, its meta `{ c, p }` (concurrency, prefetch). */
 export const PUSHPULL_KIND = 'pushpull';
 
-/** The header of a task message, or undefined when malformed. */
-export function parseTask(v: unknown): TaskMessage | undefined {
-  if (!Array.isArray(v) || v.length !== 5) return undefined;
-  for (let i = 0; i < 4; i++) if (!Number.isSafeInteger(v[i])) return undefined;
-  return v as TaskMessage;
+/** The head of a task message, or undefined when malformed. */
+export function parseTask(v: unknown): { head: TaskHead; task: unknown } | undefined {
+  if (!(v instanceof Headed) || v.head.length !== 4) return undefined;
+  for (let i = 0; i < 4; i++) if (!Number.isSafeInteger(v.head[i])) return undefined;
+  return { head: v.head as unknown as TaskHead, task: v.body };
 }

@@ -200,8 +200,9 @@ export class Worker<T> {
       this.errorSubject.next(new DecodeError(`worker ${this.queue}: malformed task`));
       return;
     }
-    const job = new Job(this.queue, m[0], m[1], m[2], m[3]);
-    let task = m[4] as T;
+    const [from, ack, id, attempt] = m.head;
+    const job = new Job(this.queue, from, ack, id, attempt);
+    let task = m.task as T;
     if (this.schema !== undefined) {
       try {
         task = validateSync(this.schema, task, `worker ${this.queue}`);

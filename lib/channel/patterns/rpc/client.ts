@@ -9,6 +9,10 @@
  * whatever kind, still makes it a timeout: the handler may have failed
  * *because* of the deadline), ERR_SB_ABORTED, or a NotDeliveredError when
  * its server's node was lost before replying (the outcome is unknown).
+ *
+ * One file: the call's life (picking, sending, the deadline, the reply or
+ * the stream, the cancel, the peer's loss) is one state machine over one
+ * table of pending calls.
  */
 import type { PeerLostError } from '../../../errors.js';
 import type { Observable } from 'rxjs';
@@ -228,6 +232,17 @@ export class Caller {
   /** The options of the last request sent, reused while they fit (no object per call). */
   private sendOptions: { readonly timeoutMs?: number; readonly signal?: AbortSignal } = {};
   private readonly loadOf = (e: DirectoryEntry): number => this.outstanding[e.node]!;
+  /** The call being dispatched, for {@link serves} (one predicate, no closure per call). */
+  private picking: PendingCall | undefined;
+  private readonly serves = (x: DirectoryEntry): boolean => {
+    const p = this.picking!;
+    const o = p.options;
+    return (
+      x.meta === p.kind &&
+      (o.node === undefined || x.node === o.node) &&
+      (o.tags === undefined || hasTags(this.hub.nodes[x.node]!, o.tags))
+    );
+  };
   calls = 0;
   failures = 0;
   late = 0;
@@ -398,15 +413,14 @@ export class Caller {
     const route = p.route;
     const entries = (route.entries ??= this.hub.directory.lookup(RPC_KIND, route.method));
     const o = p.options;
+    this.picking = p;
     const e = this.hub.picker.pick(
       entries,
       STRATEGY[o.strategy ?? DEFAULT_CALL_OPTIONS.strategy]!,
-      (x) =>
-        x.meta === p.kind &&
-        (o.node === undefined || x.node === o.node) &&
-        (o.tags === undefined || hasTags(this.hub.nodes[x.node]!, o.tags)),
+      this.serves,
       this.loadOf,
     );
+    this.picking = undefined;
     if (e === undefined) {
       this.noServer(p);
       return;

@@ -11,6 +11,10 @@
  * (ERR_SB_PEER_LOST) or when this switchboard closes (ERR_SB_CLOSED).
  * Replying never throws and never rejects unhandled, whenever the handler
  * finishes: a reply nobody can take is dropped.
+ *
+ * One file: serving (taking requests within `maxConcurrent`, running each
+ * kind of handler, replying, cancelling) is one state machine over the
+ * served methods and the calls they run.
  */
 import { takeWhile } from 'rxjs';
 import type { Subscription } from 'rxjs';

@@ -1,0 +1,118 @@
+import { PeerLostError } from '../../lib/index.js';
+import type { Receiver, Sender } from '../../lib/index.js';
+import { closeAll, clusterOf, startCluster, until } from '../support/cluster.js';
+import type { Switchboard } from '../../lib/facade.js';
+
+/** The link of `sb` to `peer` (the cluster layer's), for forcing what a stall would do. */
+function linkOf(sb: Switchboard, peer: number): { confirmedUntil: number } {
+  const links = (clusterOf(sb) as unknown as { links: Array<{ confirmedUntil: number }> }).links;
+  return links[peer]!;
+}
+
+describe('stale sessions are fenced where messages are handed out', () => {
+  it('holds buffered messages of a session not confirmed lately, until the peer confirms it', async () => {
+    const [a, b] = (await startCluster(2, { heartbeatMs: 1_000, deadPeerMs: 5_000 })) as [
+      Switchboard,
+      Switchboard,
+    ];
+    try {
+      const rx = b.receiver<number>('jobs');
+      const tx = a.sender<number>('jobs', { node: 1 });
+      await tx.send(1);
+      await until(() => rx.queued === 1, 5_000, 'the message to be buffered');
+      // What an event-loop stall longer than half the peer's dead-peer timeout leaves behind.
+      linkOf(b, 0).confirmedUntil = 0;
+      let got: number | undefined;
+      const taking = rx.next().then((r) => (got = r.value));
+      await new Promise((r) => setImmediate(r));
+      // Not handed out in the same turn: a confirmation (PING, PONG) comes first.
+      expect(got).toBeUndefined();
+      await taking;
+      expect(got).toBe(1);
+      expect(linkOf(b, 0).confirmedUntil).toBeGreaterThan(performance.now());
+    } finally {
+      await closeAll([a, b]);
+    }
+  });
+
+  it("drops what a sender's session left in a receiver once that session ended: it is reported there", async () => {
+    const [a, b] = (await startCluster(2, { heartbeatMs: 50, deadPeerMs: 300 })) as [
+      Switchboard,
+      Switchboard,
+    ];
+    const reported: number[] = [];
+    try {
+      const rx = b.receiver<number>('jobs');
+      const tx = a.sender<number>('jobs', { node: 1 });
+      tx.errors$.subscribe((e) => {
+        if ('messages' in e) reported.push(...(e as { messages: number[] }).messages);
+      });
+      for (let i = 0; i < 5; i++) await tx.send(i);
+      await until(() => rx.queued === 5, 5_000, 'the messages to be buffered');
+      await a.destroy();
+      await until(() => b.peers()[0]!.state === 'down', 5_000, 'node 0 down');
+      expect(reported).toEqual([0, 1, 2, 3, 4]);
+      // Nothing node 0 was told about is handed out afterwards.
+      expect(rx.queued).toBe(0);
+      await expect(rx.next({ timeoutMs: 50 })).rejects.toMatchObject({ code: 'ERR_SB_TIMEOUT' });
+      expect(b.stats().drops.jobs).toBe(5);
+    } finally {
+      await closeAll([a, b]);
+    }
+  });
+});
+
+describe('handles sent inside messages are tracked by the node that holds them', () => {
+  async function shipped(): Promise<{
+    sbs: Switchboard[];
+    reply: Receiver<string>;
+    held: Promise<Sender<string>>;
+  }> {
+    const sbs = await startCluster(2, { heartbeatMs: 50, deadPeerMs: 300 });
+    const [a, b] = sbs as [Switchboard, Switchboard];
+    const inbox = b.receiver<{ replyTo: Sender<string> }>('inbox');
+    const [tx, reply] = a.channel<string>();
+    await a.sender<{ replyTo: Sender<string> }>('inbox', { node: 1 }).send({ replyTo: tx });
+    const held = inbox.next().then((r) => r.value!.replyTo);
+    return { sbs, reply, held };
+  }
+
+  it('the receiver fails with a PeerLostError naming the node when the holder dies before using it', async () => {
+    const { sbs, reply, held } = await shipped();
+    try {
+      await held;
+      await sbs[1]!.destroy();
+      const err = await reply.next().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PeerLostError);
+      expect(err).toMatchObject({ code: 'ERR_SB_PEER_LOST', node: 1 });
+    } finally {
+      await closeAll(sbs);
+    }
+  });
+
+  it('the same while the holder has it open; a clean close by the holder ends it with done', async () => {
+    const { sbs, reply, held } = await shipped();
+    try {
+      const s = await held;
+      await s.send('hi');
+      expect((await reply.next()).value).toBe('hi');
+      s.close();
+      expect(await reply.next()).toEqual({ value: undefined, done: true });
+    } finally {
+      await closeAll(sbs);
+    }
+    const second = await shipped();
+    try {
+      const s = await second.held;
+      await s.send('hi');
+      expect((await second.reply.next()).value).toBe('hi');
+      await second.sbs[1]!.destroy();
+      await expect(second.reply.next()).rejects.toMatchObject({
+        code: 'ERR_SB_PEER_LOST',
+        node: 1,
+      });
+    } finally {
+      await closeAll(second.sbs);
+    }
+  });
+});
