@@ -48,7 +48,8 @@ export class Recorder {
   }
 
   /**
-   * Resolves once `cond()` holds, checked now and at each new observation;
+   * Resolves once `cond()` holds, checked now, at each new observation and
+   * every 5 ms;
    * rejects after `ms` with `what`, the recent observations and the
    * children's output.
    */
@@ -71,8 +72,11 @@ export class Recorder {
         done();
         reject(new Error(`timed out after ${ms} ms waiting for ${what}\n${this.describe()}`));
       }, ms);
+      // Also polled: a condition may read state that no observation announces (peers()).
+      const poll = setInterval(check, 5);
       const done = (): void => {
         clearTimeout(timer);
+        clearInterval(poll);
         this.listeners.delete(check);
       };
       this.listeners.add(check);

@@ -179,13 +179,21 @@ async function refusesOversizeReply(sc: Placed, pattern: PatternId): Promise<voi
     ok: failed.ok,
     // Refused where the reply is sent: the caller learns it at once, not at its deadline.
     settledWithinMs: failed.at - failed.issuedAt < 3_000,
-    // The server's refusal may travel as a RemoteError carrying the code.
-    code: withMessage(
-      e?.code === 'ERR_SB_REMOTE' ? e.remoteCode : e?.code,
-      e,
-      'ERR_SB_MESSAGE_TOO_LARGE',
-    ),
-  }).toEqual({ ok: false, settledWithinMs: true, code: 'ERR_SB_MESSAGE_TOO_LARGE' });
+    code: withMessage(e?.code, e, 'ERR_SB_MESSAGE_TOO_LARGE'),
+    // The same typed error as a refused request: whose limit, and by how much.
+    name: e?.name,
+    node: e?.node,
+    limit: e?.limit,
+    sizeOverLimit: e?.size !== undefined && e.size > LIMIT,
+  }).toEqual({
+    ok: false,
+    settledWithinMs: true,
+    code: 'ERR_SB_MESSAGE_TOO_LARGE',
+    name: 'MessageTooLargeError',
+    node: sc.near.node,
+    limit: LIMIT,
+    sizeOverLimit: true,
+  });
 
   await sc.near.do({ cmd: 'produce', spec: { stream: small, from: 0, count: 1, concurrency: 1 } });
   const ok = await r.first('settle', (s) => s.stream === small, 'a normal call after it', 5_000);
