@@ -12,7 +12,7 @@
  * state: two codecs in one process would share them.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -103,9 +103,24 @@ function median(values: number[]): number {
   return sorted[sorted.length >> 1]!;
 }
 
-/** Copies the codec of `ref` (or of the working tree, for `undefined`) under `into`. */
+/**
+ * Copies the codec of `ref` (or of the working tree, for `undefined`) under
+ * `into`: every file of lib/protocol and the top-level lib files it may
+ * import (errors.ts, options.ts), since the codec spans several files.
+ */
 function checkout(root: string, into: string, ref: string | undefined): string {
-  for (const file of ['lib/protocol/codec.ts', 'lib/errors.ts']) {
+  const listed =
+    ref === undefined
+      ? [
+          ...readdirSync(join(root, 'lib/protocol')).map((f) => `lib/protocol/${f}`),
+          ...readdirSync(join(root, 'lib')).map((f) => `lib/${f}`),
+        ]
+      : execFileSync('git', ['ls-tree', '-r', '--name-only', ref, '--', 'lib'], {
+          cwd: root,
+          encoding: 'utf8',
+        }).split('\n');
+  const files = listed.filter((f) => /^lib\/(protocol\/)?[\w-]+\.ts$/.test(f));
+  for (const file of files) {
     const text =
       ref === undefined
         ? readFileSync(join(root, file), 'utf8')

@@ -331,10 +331,12 @@ export class MessageTooLargeError extends SwitchboardError {
   /** The node whose limit it is. */
   readonly node: number;
 
-  constructor(node: number, size: number, limit: number, where: string) {
+  /** `where` prefixes the message; `message`, when given, is the whole message (an error rebuilt from a peer's report). */
+  constructor(node: number, size: number, limit: number, where: string, message?: string) {
     super(
       ErrorCode.MESSAGE_TOO_LARGE,
-      `${where}: a message of ${size} bytes exceeds node ${node}'s maxMessageSize of ${limit} bytes`,
+      message ??
+        `${where}: a message of ${size} bytes exceeds node ${node}'s maxMessageSize of ${limit} bytes`,
     );
     this.node = node;
     this.size = size;

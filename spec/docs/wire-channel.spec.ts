@@ -493,8 +493,11 @@ async function buildExample(): Promise<Example> {
   const reply = serverFrames.find((f) => f[4] === FrameType.DATA)!;
   blocks.set('directory-add', block(cborFrameLines(announced[0]!), announced[0]!));
   const requestLabels = ['op (unary)', 'callId', 'callerNode', 'replyReceiverId', 'remainingMs'];
-  blocks.set('rpc-request', block(cborFrameLines(request, [...requestLabels, 'payload']), request));
-  blocks.set('rpc-reply', block(cborFrameLines(reply, ['callId', 'status (OK)', 'value']), reply));
+  blocks.set('rpc-request', block(headedFrameLines(request, requestLabels, 'payload'), request));
+  blocks.set(
+    'rpc-reply',
+    block(headedFrameLines(reply, ['callId', 'status (OK)'], 'value'), reply),
+  );
   b.close();
 
   // -- Pub-sub: a subscription's unlimited credit, then one publication.

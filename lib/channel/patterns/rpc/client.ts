@@ -19,6 +19,7 @@ import type { Observable } from 'rxjs';
 import { ErrorCode, NotDeliveredError, OptionError, SwitchboardError } from '../../../errors.js';
 import { hasTags } from '../../../switchboard/nodes.js';
 import type { DirectoryEntry } from '../../directory.js';
+import { Headed } from '../../envelope.js';
 import type { ChannelHub } from '../../hub.js';
 import type { PickStrategy } from '../../picker.js';
 import { DEFAULT_RECEIVER_OPTIONS } from '../../receiver.js';
@@ -30,7 +31,7 @@ import { ItemStream, sendStream } from './streams.js';
 import type { ItemReader } from './streams.js';
 import { DEFAULT_CALL_OPTIONS } from './types.js';
 import type { CallOptions, RpcKind, RpcStream, StreamCallOptions, StreamSource } from './types.js';
-import { errorFromInfo, KIND_OP, Op, Reply, Why } from './wire.js';
+import { errorFromInfo, headOf, KIND_OP, Op, Reply, Why } from './wire.js';
 
 /** Replies one server node may have in flight to a caller before waiting for credit. */
 const REPLY_WINDOW = 1024;
@@ -453,10 +454,12 @@ export class Caller {
       return;
     }
     const op = KIND_OP[p.kind];
-    const msg =
+    const msg = new Headed(
       p.down === undefined
-        ? [op, p.id, this.hub.self, replyId, remaining, payload]
-        : [op, p.id, this.hub.self, replyId, remaining, payload, p.down.id];
+        ? [op, p.id, this.hub.self, replyId, remaining]
+        : [op, p.id, this.hub.self, replyId, remaining, p.down.id],
+      payload,
+    );
     // A request still waiting for credit when the deadline passes is withdrawn, never sent late.
     const signal = o.signal;
     let options = this.sendOptions;
@@ -563,9 +566,9 @@ export class Caller {
   }
 
   private onReply(raw: unknown): void {
-    if (!Array.isArray(raw)) return;
-    const m = raw as unknown[];
-    const p = this.pending.get(m[0] as number);
+    const m = headOf(raw);
+    if (m === undefined || typeof m.head[0] !== 'number') return;
+    const p = this.pending.get(m.head[0]);
     if (p === undefined) {
       this.late++;
       return;
@@ -577,18 +580,18 @@ export class Caller {
       this.timedOut(p);
       return;
     }
-    switch (m[1]) {
+    switch (m.head[1]) {
       case Reply.OK:
         if (p.stream !== undefined) return;
         if (!this.settle(p)) return;
         this.stopUp(p);
-        p.resolve(m[2]);
+        p.resolve(m.body);
         return;
       case Reply.ERROR:
-        this.fail(p, errorFromInfo(p.node, m[2]));
+        this.fail(p, errorFromInfo(p.node, m.body));
         return;
       case Reply.ACCEPT:
-        this.accepted(p, m[2]);
+        this.accepted(p, m.body);
         return;
       default:
         return;
@@ -613,6 +616,7 @@ export class Caller {
     const sourceFailed = (e: unknown): void =>
       this.fail(p, e instanceof Error ? e : new Error(String(e)));
     void sendStream(source, up, () => p.state === OPEN, sourceFailed).then((outcome) => {
+      if (!up.closed) up.close();
       if (p.state !== OPEN) return;
       if (
         outcome.kind === 'send-failed' &&
@@ -646,9 +650,10 @@ export class Caller {
 
   /** Requests in flight when their server's receiver closed or its node was lost. */
   private undelivered(messages: unknown[], err: SwitchboardError): void {
-    for (const m of messages) {
-      if (!Array.isArray(m) || m[0] === Op.CANCEL) continue;
-      const p = this.pending.get(m[1] as number);
+    for (const raw of messages) {
+      const m = headOf(raw);
+      if (m === undefined || m.head[0] === Op.CANCEL || typeof m.head[1] !== 'number') continue;
+      const p = this.pending.get(m.head[1]);
       if (p === undefined) continue;
       this.fail(
         p,
@@ -657,7 +662,7 @@ export class Caller {
           : new NotDeliveredError(
               p.node,
               `call "${p.method}" to node ${p.node}: request not known to be delivered (${err.message})`,
-              { cause: err, messages: [m[5]] },
+              { cause: err, messages: [m.body] },
             ),
       );
     }
@@ -666,7 +671,7 @@ export class Caller {
   private sendCancel(p: PendingCall, why: number): void {
     const s = p.sender;
     if (s === undefined || s.closed || p.node < 0) return;
-    s.send([Op.CANCEL, p.id, this.hub.self, why]).catch(NOOP);
+    s.send(new Headed([Op.CANCEL, p.id, this.hub.self, why], null)).catch(NOOP);
   }
 
   /** Forgets a call; false if it had settled already. */

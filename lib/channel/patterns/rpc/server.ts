@@ -20,6 +20,7 @@ import { takeWhile } from 'rxjs';
 import type { Subscription } from 'rxjs';
 import { ErrorCode, OptionError, PeerLostError, SwitchboardError } from '../../../errors.js';
 import type { ChannelHub } from '../../hub.js';
+import { Headed } from '../../envelope.js';
 import { DEFAULT_RECEIVER_OPTIONS } from '../../receiver.js';
 import type { Receiver } from '../../receiver.js';
 import type { Sender, SenderOptions } from '../../sender.js';
@@ -28,7 +29,17 @@ import { ItemStream, sendStream } from './streams.js';
 import type { ItemReader } from './streams.js';
 import { DEFAULT_SERVE_OPTIONS, RpcKind } from './types.js';
 import type { CallContext, ServeHandle, ServeOptions, StreamSource } from './types.js';
-import { errorInfo, frameworkInfo, Item, Op, OP_KIND, Reply, Why } from './wire.js';
+import {
+  errorInfo,
+  frameworkInfo,
+  frameworkInfoOf,
+  headOf,
+  Item,
+  Op,
+  OP_KIND,
+  Reply,
+  Why,
+} from './wire.js';
 import type { ErrorInfo } from './wire.js';
 
 /** The directory kind of served methods. */
@@ -414,8 +425,9 @@ export class Server {
   }
 
   private onRequest(s: Served, raw: unknown): void {
-    if (!Array.isArray(raw)) return;
-    const m = raw as unknown[];
+    const r = headOf(raw);
+    if (r === undefined) return;
+    const m = r.head;
     const id = m[1];
     const caller = m[2];
     if (typeof id !== 'number' || !this.isNode(caller)) return;
@@ -459,17 +471,17 @@ export class Server {
     const handler = s.handler;
     switch (op) {
       case Op.UNARY:
-        return this.runUnary(call, handler, m[5]);
+        return this.runUnary(call, handler, r.body);
       case Op.SERVER_STREAM:
         this.active[caller]!.add(call);
-        call.down = this.downSender(call, m[6]);
-        void this.runStreamOut(call, handler, m[5]);
+        call.down = this.downSender(call, m[5]);
+        void this.runStreamOut(call, handler, r.body);
         return;
       case Op.CLIENT_STREAM:
         return this.runUnary(call, handler, this.openInput(call));
       default:
         this.active[caller]!.add(call);
-        call.down = this.downSender(call, m[6]);
+        call.down = this.downSender(call, m[5]);
         void this.runStreamOut(call, handler, this.openInput(call));
         return;
     }
@@ -501,7 +513,7 @@ export class Server {
   // caller counts it in `lateReplies` and drops it): only the handler knows
   // whether its work was done, and it learns of the cancel from ctx.signal.
   private handlerDone(call: ServerCall, value: unknown): void {
-    this.reply(call, [call.id, Reply.OK, value]);
+    this.reply(call, Reply.OK, value);
     call.finish();
   }
 
@@ -511,11 +523,11 @@ export class Server {
   }
 
   private replyError(call: ServerCall, info: ErrorInfo): void {
-    this.reply(call, [call.id, Reply.ERROR, info]);
+    this.reply(call, Reply.ERROR, info);
   }
 
   /** Sends a reply; never throws, never leaves a rejection unhandled. */
-  private reply(call: ServerCall, msg: unknown[]): void {
+  private reply(call: ServerCall, status: number, value: unknown): void {
     if (this.failure !== undefined || call.cancelled instanceof PeerLostError) return;
     let sender: Sender<unknown>;
     try {
@@ -524,16 +536,12 @@ export class Server {
       return; // the switchboard closed under the handler: nobody to tell
     }
     const sent = sender.sent;
-    const promise = sender.send(msg);
+    const promise = sender.send(new Headed([call.id, status], value));
     if (sender.sent !== sent) return;
     promise.then(undefined, (err: unknown) => {
       // A reply that cannot be carried becomes an error reply; a caller that is gone needs nothing.
-      if (
-        msg[1] === Reply.OK &&
-        err instanceof SwitchboardError &&
-        (err.code === ErrorCode.ENCODE || err.code === ErrorCode.MESSAGE_TOO_LARGE)
-      )
-        this.replyError(call, frameworkInfo(err.code, `the reply: ${err.message}`));
+      if (status === Reply.OK && isCarryError(err))
+        this.replyError(call, frameworkInfoOf(err, 'the reply'));
     });
   }
 
@@ -557,7 +565,7 @@ export class Server {
   private openInput(call: ServerCall): ItemStream<unknown> {
     const w = call.served.streamWindow;
     call.up = this.hub.receiver<unknown>(undefined, { window: w, capacity: w }, 1);
-    this.reply(call, [call.id, Reply.ACCEPT, call.up.id]);
+    this.reply(call, Reply.ACCEPT, call.up.id);
     return new ItemStream<unknown>(call.up, new InputReader(call));
   }
 
@@ -570,17 +578,16 @@ export class Server {
         source = (await handler(input, call)) as StreamSource<unknown>;
       } catch (err) {
         if (call.cancelled === undefined)
-          await down.send([Item.ERROR, ...errorInfo(err)]).catch(NOOP);
+          await down.send(new Headed([Item.ERROR], errorInfo(err))).catch(NOOP);
         return;
       }
       const outcome = await sendStream(source, down, () => call.cancelled === undefined);
       if (outcome.kind === 'send-failed' && call.cancelled === undefined) {
         const err = outcome.error;
-        if (
-          err instanceof SwitchboardError &&
-          (err.code === ErrorCode.ENCODE || err.code === ErrorCode.MESSAGE_TOO_LARGE)
-        ) {
-          await down.send([Item.ERROR, ...frameworkInfo(err.code, err.message)]).catch(NOOP);
+        if (isCarryError(err)) {
+          await down
+            .send(new Headed([Item.ERROR], frameworkInfoOf(err, 'a reply stream item')))
+            .catch(NOOP);
         } else {
           // The caller stopped reading or is gone.
           call.cancel(
@@ -619,4 +626,12 @@ export function positiveInt(value: number, name: string): number {
   if (!Number.isInteger(value) || value < 1)
     throw new OptionError(name, `must be a positive integer, got ${String(value)}`);
   return value;
+}
+
+/** An error that says a value could not travel (unencodable, or too large for the caller's node). */
+function isCarryError(err: unknown): err is SwitchboardError {
+  return (
+    err instanceof SwitchboardError &&
+    (err.code === ErrorCode.ENCODE || err.code === ErrorCode.MESSAGE_TOO_LARGE)
+  );
 }

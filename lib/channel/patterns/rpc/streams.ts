@@ -8,11 +8,12 @@
 import { isObservable, Observable } from 'rxjs';
 import type { Subscription } from 'rxjs';
 import { ErrorCode, SwitchboardError } from '../../../errors.js';
+import { Headed } from '../../envelope.js';
 import { Queue } from '../../queue.js';
 import type { Receiver } from '../../receiver.js';
 import type { Sender } from '../../sender.js';
 import type { StreamSource } from './types.js';
-import { errorFromInfo, errorInfo, Item } from './wire.js';
+import { errorFromInfo, errorInfo, headOf, Item } from './wire.js';
 
 /** Items of an Observable buffered while the other side reads slowly, before ERR_SB_OVERFLOW. */
 const OBSERVABLE_BUFFER = 1024;
@@ -91,7 +92,8 @@ export type SendOutcome =
  * Sends the items of `source` into `sender` as credit allows, then the end
  * marker; stops (without the marker) once `wanted()` turns false. The
  * source's own failure is sent as an error item; a failure to send (the
- * reader went away, an item the codec refuses) is returned.
+ * reader went away, an item the codec refuses) is returned, and the caller
+ * may still send an error item before it closes `sender`.
  */
 export async function sendStream(
   source: StreamSource<unknown>,
@@ -104,24 +106,22 @@ export async function sendStream(
     for await (const item of iterableOf(source)) {
       if (!wanted()) return { kind: 'stopped' };
       sending = true;
-      await sender.send([Item.VALUE, item]);
+      await sender.send(new Headed([Item.VALUE], item));
       sending = false;
     }
     if (!wanted()) return { kind: 'stopped' };
     sending = true;
-    await sender.send([Item.END]);
+    await sender.send(new Headed([Item.END], null));
     return { kind: 'done' };
   } catch (err) {
     if (sending) return { kind: 'send-failed', error: err };
     // The error item goes first (at once when credit allows), then the owner learns of it.
     const told = wanted()
-      ? sender.send([Item.ERROR, ...errorInfo(err)]).catch(() => undefined)
+      ? sender.send(new Headed([Item.ERROR], errorInfo(err))).catch(() => undefined)
       : undefined;
     sourceFailed?.(err);
     await told;
     return { kind: 'source-failed', error: err };
-  } finally {
-    if (!sender.closed) sender.close();
   }
 }
 
@@ -217,17 +217,17 @@ export class ItemStream<T> implements AsyncIterableIterator<T> {
       this.owner.failed(asSwitchboardError(error));
       throw error;
     }
-    const m = r.value as unknown[];
-    switch (m[0]) {
+    const m = headOf(r.value);
+    switch (m?.head[0]) {
       case Item.VALUE:
-        return { value: m[1] as T, done: false };
+        return { value: m.body as T, done: false };
       case Item.END:
         this.ended = true;
         this.rx.close();
         this.owner.ended();
         return DONE;
       default: {
-        const error = errorFromInfo(this.owner.node, m.slice(1));
+        const error = errorFromInfo(this.owner.node, m?.body);
         this.failure = error;
         this.rx.close();
         this.owner.failed(error);

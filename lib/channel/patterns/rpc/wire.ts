@@ -1,19 +1,24 @@
 /**
  * RPC's messages (docs/wire-protocol.md 10.14.2). Every one is an ordinary
- * channel message, an array whose first field says what it is:
+ * channel message with a head (the core's `Headed`: RPC's fields in a
+ * small binary head, the application's value as the body, so a request
+ * or reply costs one encode of the value alone, and an error in the value
+ * is named from the value's own root):
  *
- * - a request, on the method's request receiver:
- *   `[op, callId, callerNode, replyReceiverId, remainingMs, payload]`, plus
- *   `downReceiverId` when replies stream; `remainingMs` is -1 without a
- *   deadline;
+ * - a request, on the method's request receiver: head `[op, callId,
+ *   callerNode, replyReceiverId, remainingMs]`, plus `downReceiverId` when
+ *   replies stream; `remainingMs` is -1 without a deadline; body the payload;
  * - a cancel, on the same receiver (so it never overtakes its request):
- *   `[CANCEL, callId, callerNode, why]`, `why` 0 for the caller's abort, 1
- *   for a passed deadline;
- * - a reply, on the caller's reply receiver: `[callId, status, value]`;
- * - a stream item: `[VALUE, x]`, `[END]` or `[ERROR, ...info]`: an explicit
- *   end marker tells a finished stream from one whose sender vanished.
+ *   head `[CANCEL, callId, callerNode, why]`, `why` 0 for the caller's
+ *   abort, 1 for a passed deadline; body null;
+ * - a reply, on the caller's reply receiver: head `[callId, status]`, body
+ *   the value (an error info for status ERROR);
+ * - a stream item: head `[VALUE]` with the value, `[END]`, or `[ERROR]`
+ *   with an error info: an explicit end marker tells a finished stream from
+ *   one whose sender vanished.
  */
-import { ErrorCode, RemoteError, SwitchboardError } from '../../../errors.js';
+import { ErrorCode, MessageTooLargeError, RemoteError, SwitchboardError } from '../../../errors.js';
+import { Headed } from '../../envelope.js';
 import type { RpcKind } from './types.js';
 
 /** Messages on a request channel: a request (its op says its kind), or a cancel. */
@@ -40,8 +45,15 @@ export const OP_KIND: ReadonlyArray<RpcKind | undefined> = [
   'bidi',
 ];
 
-/** `[name, message, code | null, framework]`: framework errors arrive as a SwitchboardError, others as a RemoteError. */
-export type ErrorInfo = [string, string, string | null, 0 | 1];
+/**
+ * `[name, message, code | null, framework, details?]`: framework errors
+ * arrive as the library's own error, others as a RemoteError. `details`
+ * carries what a framework error's class needs (a size refusal's `size`,
+ * `limit` and `node`).
+ */
+export type ErrorInfo =
+  | [string, string, string | null, 0 | 1]
+  | [string, string, string | null, 1, Record<string, number>];
 
 const ERROR_CODES = new Set<string>(Object.values(ErrorCode));
 
@@ -64,13 +76,40 @@ export function frameworkInfo(code: ErrorCode, message: string): ErrorInfo {
   return ['SwitchboardError', message, code, 1];
 }
 
+/** The info of a library error raised on the server, with the fields its class carries. */
+export function frameworkInfoOf(err: SwitchboardError, what: string): ErrorInfo {
+  if (err instanceof MessageTooLargeError)
+    return [
+      'MessageTooLargeError',
+      `${what}: ${err.message}`,
+      err.code,
+      1,
+      { size: err.size, limit: err.limit, node: err.node },
+    ];
+  return frameworkInfo(err.code, `${what}: ${err.message}`);
+}
+
 /** Rebuilds an error sent by `node`: a RemoteError, or the library's own error when the framework raised it. */
 export function errorFromInfo(node: number, raw: unknown): SwitchboardError {
   const info = Array.isArray(raw) ? (raw as unknown[]) : [];
   const name = typeof info[0] === 'string' ? info[0] : 'Error';
   const message = typeof info[1] === 'string' ? info[1] : 'remote error';
   const code = typeof info[2] === 'string' ? info[2] : undefined;
-  if (info[3] === 1 && code !== undefined && ERROR_CODES.has(code))
+  if (info[3] === 1 && code !== undefined && ERROR_CODES.has(code)) {
+    const d = info[4] as Record<string, unknown> | undefined;
+    if (
+      code === ErrorCode.MESSAGE_TOO_LARGE &&
+      typeof d?.size === 'number' &&
+      typeof d.limit === 'number' &&
+      typeof d.node === 'number'
+    )
+      return new MessageTooLargeError(d.node, d.size, d.limit, '', `node ${node}: ${message}`);
     return new SwitchboardError(code as ErrorCode, `node ${node}: ${message}`);
+  }
   return new RemoteError(node, name, message, code);
+}
+
+/** The head of an RPC message, or undefined when it has none (a malformed message). */
+export function headOf(m: unknown): { head: readonly unknown[]; body: unknown } | undefined {
+  return m instanceof Headed ? { head: m.head, body: m.body as unknown } : undefined;
 }
