@@ -18,7 +18,7 @@
 import { checkEncodable, decodeValue, encodeValue } from '../protocol/codec.js';
 import type { CodecContext, PortableHandle } from '../protocol/codec.js';
 import { FrameFlag } from '../protocol/frame.js';
-import { decodeHead, encodeHead } from '../protocol/head.js';
+import { decodeHead, encodeHead, headSize, joinHead } from '../protocol/head.js';
 import type { HeadField } from '../protocol/head.js';
 
 export type { HeadField };
@@ -33,7 +33,16 @@ export class Headed<B = unknown> {
     readonly head: readonly HeadField[],
     /** The application's value. */
     readonly body: B,
+    /** `head` already encoded (by encodeHead, with an empty body), when the pattern keeps it. */
+    readonly prefix?: Buffer,
   ) {}
+}
+
+const NO_BODY = Buffer.alloc(0);
+
+/** `head` encoded once, for a pattern that sends many messages with it ({@link Headed.prefix}). */
+export function headPrefix(head: readonly HeadField[]): Buffer {
+  return encodeHead(head, NO_BODY);
 }
 
 /** Wire form of any value: flags and bytes, and the handles it carried. */
@@ -46,12 +55,16 @@ function wireOf(
     if (body instanceof Uint8Array)
       return {
         flags: FrameFlag.HEAD | FrameFlag.RAW,
-        bytes: encodeHead(value.head, body),
+        bytes:
+          value.prefix === undefined ? encodeHead(value.head, body) : joinHead(value.prefix, body),
         owned: true,
       };
     return {
       flags: FrameFlag.HEAD,
-      bytes: encodeHead(value.head, encodeValue(body, onHandle)),
+      bytes:
+        value.prefix === undefined
+          ? encodeHead(value.head, encodeValue(body, onHandle))
+          : joinHead(value.prefix, encodeValue(body, onHandle)),
       owned: true,
     };
   }
@@ -98,38 +111,69 @@ export class MessageEncoder {
   owned = false;
   /** Handles the last message carried (cleared by the next encode). */
   readonly handles: PortableHandle[] = [];
+  /** The head the last bytes go behind (the link writes it), if any. */
+  head: readonly HeadField[] | undefined;
+  /** Size of the last message: its head and the bytes returned. */
+  size = 0;
   private readonly onHandle = (h: PortableHandle): void => {
     this.handles.push(h);
   };
 
   /**
-   * The bytes of `value` (an {@link Envelope} is encoded once for all).
+   * The bytes of `value` (an {@link Envelope} is encoded once for all); for
+   * a {@link Headed} value, its body's bytes, with `head` set to go in front.
    * @throws the codec's ERR_SB_ENCODE
    */
   encode(value: unknown): Uint8Array {
-    this.handles.length = 0;
+    if (this.handles.length > 0) this.handles.length = 0;
     if (value instanceof Envelope) {
       const bytes = value.encode();
+      this.head = undefined;
+      this.size = bytes.length;
       this.flags = value.flags;
       // Its encoding never changes; raw bytes alone are the caller's memory.
       this.owned = value.flags !== FrameFlag.RAW;
       if (value.handles !== undefined) this.handles.push(...value.handles);
       return bytes;
     }
+    if (value instanceof Headed && value.prefix === undefined) {
+      // The body alone: the link writes the head in front of it.
+      const head = value.head;
+      const headLength = headSize(head);
+      const body: unknown = value.body;
+      let bytes: Uint8Array;
+      if (body instanceof Uint8Array) {
+        this.flags = FrameFlag.HEAD | FrameFlag.RAW;
+        this.owned = false;
+        bytes = body;
+      } else {
+        this.flags = FrameFlag.HEAD;
+        this.owned = true;
+        bytes = encodeValue(body, this.onHandle);
+      }
+      this.head = head;
+      this.size = headLength + bytes.length;
+      return bytes;
+    }
+    this.head = undefined;
     if (value instanceof Headed) {
       const w = wireOf(value, this.onHandle);
       this.flags = w.flags;
       this.owned = true;
+      this.size = w.bytes.length;
       return w.bytes;
     }
     if (value instanceof Uint8Array) {
       this.flags = FrameFlag.RAW;
       this.owned = false;
+      this.size = value.length;
       return value;
     }
     this.flags = 0;
     this.owned = true;
-    return encodeValue(value, this.onHandle);
+    const bytes = encodeValue(value, this.onHandle);
+    this.size = bytes.length;
+    return bytes;
   }
 }
 

@@ -37,7 +37,7 @@ import type { ClusterHandler, SwitchboardEvent } from '../switchboard/cluster.js
 import type { NodeInfo } from '../switchboard/nodes.js';
 import { Directory } from './directory.js';
 import { decodeMessage, localValue, MessageEncoder } from './envelope.js';
-import type { LocalRule } from './envelope.js';
+import type { HeadField, LocalRule } from './envelope.js';
 import { Picker } from './picker.js';
 import { Receiver } from './receiver.js';
 import type { ReceiverHooks, ReceiverHost, ReceiverOptions, ReceiverStats } from './receiver.js';
@@ -79,7 +79,14 @@ export interface HubTransport {
     urgent?: boolean,
   ): void;
   /** `owned`: the bytes are handed over and never change (else the link copies what it keeps). */
-  sendMessage(peer: number, stream: number, flags: number, bytes: Uint8Array, owned: boolean): void;
+  sendMessage(
+    peer: number,
+    stream: number,
+    flags: number,
+    bytes: Uint8Array,
+    owned: boolean,
+    head?: readonly HeadField[],
+  ): void;
   emit(event: SwitchboardEvent): void;
 }
 
@@ -549,8 +556,9 @@ export class ChannelHub
     flags: number,
     bytes: Uint8Array,
     owned: boolean,
+    head?: readonly HeadField[],
   ): void {
-    this.transport.sendMessage(peer, stream, flags, bytes, owned);
+    this.transport.sendMessage(peer, stream, flags, bytes, owned, head);
   }
 
   reportSoon(inlet: RemoteInlet): void {

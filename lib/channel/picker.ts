@@ -17,7 +17,8 @@
  * - `least-loaded` takes the smallest load, ties in turn; `round-robin` each
  *   in turn; `random` uniformly at random.
  *
- * Picking allocates nothing.
+ * Picking allocates nothing (its scratch arrays grow to the largest
+ * candidate list once).
  */
 
 /** How a pick spreads load. */
@@ -37,6 +38,10 @@ export interface Health {
 /** Picks among candidates; keeps its turn between picks. */
 export class Picker {
   private turn = 0;
+  /** Scratch of one pick: the candidates with room, their load and health. */
+  private readonly index: number[] = [];
+  private readonly loads: number[] = [];
+  private readonly healthy: boolean[] = [];
 
   constructor(private readonly health: Health) {}
 
@@ -55,57 +60,45 @@ export class Picker {
   ): C | undefined {
     const n = candidates.length;
     if (n === 0) return undefined;
-    // First pass: the best class present (healthy, or any).
+    // One pass: whether any serving candidate is healthy (room aside), and
+    // which have room, with their health and load, kept in scratch arrays
+    // (overwritten, never reallocated).
+    const least = strategy === 'least-loaded';
+    const index = this.index;
+    const loads = this.loads;
+    const healthy = this.healthy;
     let anyHealthy = false;
-    let any = false;
+    let kept = 0;
     for (let i = 0; i < n; i++) {
       const c = candidates[i]!;
       if (!serves(c)) continue;
-      any = true;
-      if (this.health.healthy(c.node)) {
-        anyHealthy = true;
-        break;
-      }
+      const h = this.health.healthy(c.node);
+      if (h) anyHealthy = true;
+      if (room !== undefined && !room(c)) continue;
+      index[kept] = i;
+      loads[kept] = least ? load(c) : 0;
+      healthy[kept] = h;
+      kept++;
     }
-    if (!any) return undefined;
-    // Those of the class with room, and how many share the best load.
+    // Those of the best class present (healthy, or any), and how many share the best load.
     let best = Number.POSITIVE_INFINITY;
     let ties = 0;
-    for (let i = 0; i < n; i++) {
-      const c = candidates[i]!;
-      if (!this.counts(c, anyHealthy, serves, room)) continue;
-      if (strategy !== 'least-loaded') {
-        ties++;
-        continue;
-      }
-      const l = load(c);
+    for (let j = 0; j < kept; j++) {
+      if (anyHealthy && !healthy[j]) continue;
+      const l = loads[j]!;
       if (l < best) {
         best = l;
         ties = 1;
       } else if (l === best) ties++;
     }
     if (ties === 0) return undefined;
-    // Second pass: the k-th of the tied ones, k in turn (or at random).
+    // The k-th of the tied ones, k in turn (or at random).
     let k = strategy === 'random' ? Math.floor(Math.random() * ties) : this.turn++ % ties;
     if (this.turn >= 0x4000_0000) this.turn = 0;
-    for (let i = 0; i < n; i++) {
-      const c = candidates[i]!;
-      if (!this.counts(c, anyHealthy, serves, room)) continue;
-      if (strategy === 'least-loaded' && load(c) !== best) continue;
-      if (k-- === 0) return c;
+    for (let j = 0; j < kept; j++) {
+      if ((anyHealthy && !healthy[j]) || loads[j] !== best) continue;
+      if (k-- === 0) return candidates[index[j]!];
     }
     return undefined;
-  }
-
-  /** Whether `c` is picked from: it serves, is of the chosen class, and has room. */
-  private counts<C extends Placed>(
-    c: C,
-    healthyOnly: boolean,
-    serves: (c: C) => boolean,
-    room: ((c: C) => boolean) | undefined,
-  ): boolean {
-    return (
-      serves(c) && (!healthyOnly || this.health.healthy(c.node)) && (room === undefined || room(c))
-    );
   }
 }

@@ -17,7 +17,7 @@ import { encodeValue } from '../protocol/codec.js';
 import type { PortableHandle } from '../protocol/codec.js';
 import { FrameType } from '../protocol/frame.js';
 import { Envelope } from './envelope.js';
-import type { MessageEncoder } from './envelope.js';
+import type { HeadField, MessageEncoder } from './envelope.js';
 import { UNLIMITED_CREDIT } from './receiver.js';
 import type { Inlet, Receiver } from './receiver.js';
 import { Ring } from './ring.js';
@@ -39,7 +39,15 @@ export interface StreamHost {
     payload?: Uint8Array,
     urgent?: boolean,
   ): void;
-  sendMessage(peer: number, stream: number, flags: number, bytes: Uint8Array, owned: boolean): void;
+  /** With `head`, the message is that head followed by `bytes` (its body). */
+  sendMessage(
+    peer: number,
+    stream: number,
+    flags: number,
+    bytes: Uint8Array,
+    owned: boolean,
+    head?: readonly HeadField[],
+  ): void;
   /** Queues a delivery report of `inlet` for the end of the 10 ms window. */
   reportSoon(inlet: RemoteInlet): void;
   /** Handles of local receivers went to `peer` inside a message. */
@@ -92,22 +100,18 @@ export class RemoteOutlet implements Outlet {
   transmit(value: unknown): void {
     const enc = this.host.encoder;
     const bytes = enc.encode(value);
+    const size = enc.size;
     const limit = this.host.peerLimit(this.node);
-    if (bytes.length > limit)
-      throw new MessageTooLargeError(
-        this.node,
-        bytes.length,
-        limit,
-        `sender ${this.sender.channel}`,
-      );
+    if (size > limit)
+      throw new MessageTooLargeError(this.node, size, limit, `sender ${this.sender.channel}`);
     if (enc.handles.length > 0) this.host.shipped(this.node, enc.handles);
-    this.host.sendMessage(this.node, this.stream, enc.flags, bytes, enc.owned);
+    this.host.sendMessage(this.node, this.stream, enc.flags, bytes, enc.owned, enc.head);
     this.sentCount++;
     // A lossy receiver granted unlimited credit once and never tops it up:
     // spending it would stall the stream after ~1 GiB.
     if (this.lossy) return;
     this.credit--;
-    this.creditBytes -= bytes.length;
+    this.creditBytes -= size;
     this.inflightValues.push(value instanceof Envelope ? value.value : value);
   }
 

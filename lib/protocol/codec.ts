@@ -115,6 +115,7 @@ function handleRefFromWire(item: unknown): HandleRef {
  * extension (which reads it): no other file sees it.
  */
 let handleSink: PortableHandle[] | undefined;
+const scratchHandles: PortableHandle[] = [];
 
 // No tag: what the gate writes is a copy cbor-x tags as it would the original.
 registerExtension({
@@ -249,16 +250,20 @@ export function encodeValue(value: unknown, onHandle?: (handle: PortableHandle) 
       throw locate(value, err);
     }
   } else {
-    handles = [];
+    // One array reused for the outermost encoding (a toHandleRef() that
+    // encodes again gets its own), emptied before its handles are reported.
     const saved = handleSink;
+    handles = saved === undefined ? scratchHandles : [];
     handleSink = handles;
     try {
       out = encoder.encode(value);
     } catch (err) {
+      handles.length = 0;
       throw locate(value, err);
     } finally {
       handleSink = saved;
     }
+    if (handles === scratchHandles) handles = handles.length === 0 ? undefined : handles.splice(0);
   }
   if (out.buffer.byteLength > MAX_SHARED_SLAB) {
     const copy = Buffer.allocUnsafeSlow(out.length);

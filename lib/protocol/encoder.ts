@@ -1,5 +1,7 @@
 import { ErrorCode, OptionError, SwitchboardError } from '../errors.js';
 import { HEADER_SIZE, writeHeader } from './frame.js';
+import { writeHead } from './head.js';
+import type { HeadField } from './head.js';
 
 /** Options of a {@link FrameEncoder}. */
 export interface FrameEncoderOptions {
@@ -10,6 +12,8 @@ export interface FrameEncoderOptions {
    * referenced, not copied. Default 16 KiB. Empty payloads are never referenced.
    */
   copyThreshold?: number;
+  /** Record each frame's size, for {@link FrameEncoder.takeSizes}. Default false. */
+  recordSizes?: boolean;
 }
 
 /**
@@ -29,6 +33,8 @@ export class FrameEncoder {
   private pos = 0;
   private out: Buffer[] = [];
   private outBytes = 0;
+  private sizes: Uint32Array | undefined;
+  private sizeCount = 0;
 
   constructor(options: FrameEncoderOptions = {}) {
     this.blockSize = options.blockSize ?? 64 * 1024;
@@ -43,6 +49,29 @@ export class FrameEncoder {
       );
     }
     this.block = Buffer.allocUnsafe(this.blockSize);
+    if (options.recordSizes === true) this.sizes = new Uint32Array(256);
+  }
+
+  /**
+   * The sizes of the frames appended since the last call, header included,
+   * in order (with `recordSizes`; empty otherwise). A view, valid until the
+   * next frame is appended.
+   */
+  takeSizes(): Uint32Array {
+    const sizes = this.sizes ?? NO_SIZES;
+    const n = this.sizeCount;
+    this.sizeCount = 0;
+    return sizes.subarray(0, n);
+  }
+
+  private recordSize(size: number): void {
+    let sizes = this.sizes!;
+    if (this.sizeCount === sizes.length) {
+      const grown = new Uint32Array(sizes.length * 2);
+      grown.set(sizes);
+      this.sizes = sizes = grown;
+    }
+    sizes[this.sizeCount++] = size;
   }
 
   /** Bytes encoded and not yet taken. */
@@ -53,6 +82,7 @@ export class FrameEncoder {
   /** Appends one frame. */
   frame(type: number, flags: number, stream: number, payload?: Uint8Array): void {
     const len = payload === undefined ? 0 : payload.length;
+    if (this.sizes !== undefined) this.recordSize(HEADER_SIZE + len);
     // `len > 0` keeps an absent or empty payload off the reference path even
     // with a zero threshold: there is nothing to reference.
     if (len > 0 && len >= this.copyThreshold) {
@@ -73,6 +103,31 @@ export class FrameEncoder {
   }
 
   /**
+   * Appends one frame whose payload is the head of `fields` (`headLength`
+   * bytes, see head.ts) followed by `body`, both copied into the block (no
+   * buffer of their own). Returns false, appending nothing, when the
+   * payload is large enough to be referenced instead: join them then.
+   */
+  frameHeaded(
+    type: number,
+    flags: number,
+    stream: number,
+    fields: readonly HeadField[],
+    headLength: number,
+    body: Uint8Array,
+  ): boolean {
+    const len = headLength + body.length;
+    if (len >= this.copyThreshold) return false;
+    if (this.sizes !== undefined) this.recordSize(HEADER_SIZE + len);
+    this.reserve(HEADER_SIZE + len);
+    writeHeader(this.block, this.pos, type, flags, stream, len);
+    const at = writeHead(fields, this.block, this.pos + HEADER_SIZE);
+    this.block.set(body, at);
+    this.pos = at + body.length;
+    return true;
+  }
+
+  /**
    * Appends one frame whose payload is a u32 BE `prefix` followed by
    * `payload` (the first fragment of a split message carries the total size).
    */
@@ -84,6 +139,7 @@ export class FrameEncoder {
     payload: Uint8Array,
   ): void {
     const len = payload.length;
+    if (this.sizes !== undefined) this.recordSize(HEADER_SIZE + 4 + len);
     const reference = len > 0 && len >= this.copyThreshold;
     this.reserve(HEADER_SIZE + 4 + (reference ? 0 : len));
     writeHeader(this.block, this.pos, type, flags, stream, len + 4);
@@ -123,6 +179,7 @@ export class FrameEncoder {
     }
     writeHeader(this.block, this.pos, type, flags, stream, payloadLength);
     this.pos += HEADER_SIZE + payloadLength;
+    if (this.sizes !== undefined) this.recordSize(HEADER_SIZE + payloadLength);
   }
 
   /** Returns the encoded buffers in order and starts afresh. */
@@ -156,3 +213,5 @@ export class FrameEncoder {
     this.outBytes += buf.length;
   }
 }
+
+const NO_SIZES = new Uint32Array(0);

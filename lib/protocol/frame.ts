@@ -65,11 +65,13 @@ export const FrameFlag = {
   HEAD: 0x04,
 } as const;
 
-const KNOWN_TYPES = new Set<number>(Object.values(FrameType));
+/** 1 at the index of each type this version defines (a table: read for every frame). */
+const KNOWN_TYPES = new Uint8Array(256);
+for (const t of Object.values(FrameType)) KNOWN_TYPES[t] = 1;
 
 /** True for a type this protocol version defines. */
 export function isKnownFrameType(type: number): boolean {
-  return KNOWN_TYPES.has(type);
+  return KNOWN_TYPES[type] === 1;
 }
 
 /** True for frame types counted for acknowledgement and resend (0x10-0x1f). */

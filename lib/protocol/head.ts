@@ -22,7 +22,7 @@ const F64 = 0x02;
 const STR = 0x03;
 
 function fieldSize(f: HeadField): number {
-  if (typeof f === 'number') return f >= 0 && f <= 0xffff_ffff && Number.isInteger(f) ? 5 : 9;
+  if (typeof f === 'number') return f >>> 0 === f ? 5 : 9;
   if (typeof f === 'string') {
     const n = Buffer.byteLength(f);
     if (n > 0xffff)
@@ -33,22 +33,31 @@ function fieldSize(f: HeadField): number {
 }
 
 /**
- * One buffer: the head of `fields`, then `body`.
+ * Bytes the head of `fields` takes (the count byte included).
  * @throws ERR_SB_ENCODE for a field that is not a number or a string, or a string too long
  */
-export function encodeHead(fields: readonly HeadField[], body: Uint8Array): Buffer {
-  if (fields.length > 255)
-    throw new SwitchboardError(ErrorCode.ENCODE, 'a head has at most 255 fields');
+export function headSize(fields: readonly HeadField[]): number {
+  const count = fields.length;
+  if (count > 255) throw new SwitchboardError(ErrorCode.ENCODE, 'a head has at most 255 fields');
   let size = 1;
-  for (const f of fields) size += fieldSize(f);
-  const out = Buffer.allocUnsafe(size + body.length);
-  out[0] = fields.length;
-  let at = 1;
-  for (const f of fields) {
+  for (let i = 0; i < count; i++) size += fieldSize(fields[i]!);
+  return size;
+}
+
+/** Writes the head of `fields` (sized by {@link headSize}) at `at` in `out`; returns where it ends. */
+export function writeHead(fields: readonly HeadField[], out: Buffer, at: number): number {
+  const count = fields.length;
+  out[at++] = count;
+  for (let i = 0; i < count; i++) {
+    const f = fields[i]!;
     if (typeof f === 'number') {
-      if (f >= 0 && f <= 0xffff_ffff && Number.isInteger(f)) {
+      if (f >>> 0 === f) {
+        // By hand: writeUInt32BE's range checks are already done.
         out[at] = U32;
-        out.writeUInt32BE(f, at + 1);
+        out[at + 1] = f >>> 24;
+        out[at + 2] = f >>> 16;
+        out[at + 3] = f >>> 8;
+        out[at + 4] = f;
         at += 5;
       } else {
         out[at] = F64;
@@ -58,12 +67,56 @@ export function encodeHead(fields: readonly HeadField[], body: Uint8Array): Buff
     } else {
       out[at] = STR;
       const n = out.write(f, at + 3, 'utf8');
-      out.writeUInt16BE(n, at + 1);
+      out[at + 1] = n >>> 8;
+      out[at + 2] = n;
       at += 3 + n;
     }
   }
-  out.set(body, at);
+  return at;
+}
+
+/**
+ * One buffer: the head of `fields`, then `body`.
+ * @throws ERR_SB_ENCODE for a field that is not a number or a string, or a string too long
+ */
+export function encodeHead(fields: readonly HeadField[], body: Uint8Array): Buffer {
+  const size = headSize(fields);
+  const out = Buffer.allocUnsafe(size + body.length);
+  out.set(body, writeHead(fields, out, 0));
   return out;
+}
+
+/** `prefix` (a head encoded with an empty body, by {@link encodeHead}) followed by `body`, in one buffer. */
+export function joinHead(prefix: Buffer, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(prefix.length + body.length);
+  prefix.copy(out, 0);
+  out.set(body, prefix.length);
+  return out;
+}
+
+/*
+ * The last string field decoded, and its bytes: a stream of messages with
+ * the same topic decodes it once (a byte comparison instead of UTF-8
+ * decoding and a new string per message). Short strings only.
+ */
+const LAST_MAX = 128;
+const lastBytes = Buffer.alloc(LAST_MAX);
+let lastLength = -1;
+let lastString = '';
+
+function stringAt(bytes: Buffer, at: number, n: number): string {
+  if (n === lastLength) {
+    let i = 0;
+    while (i < n && lastBytes[i] === bytes[at + i]) i++;
+    if (i === n) return lastString;
+  }
+  const s = bytes.toString('utf8', at, at + n);
+  if (n <= LAST_MAX) {
+    bytes.copy(lastBytes, 0, at, at + n);
+    lastLength = n;
+    lastString = s;
+  }
+  return s;
 }
 
 /**
@@ -78,7 +131,10 @@ export function decodeHead(bytes: Buffer): { fields: HeadField[]; body: number }
   for (let i = 0; i < count; i++) {
     const type = bytes[at];
     if (type === U32 && at + 5 <= bytes.length) {
-      fields.push(bytes.readUInt32BE(at + 1));
+      fields.push(
+        bytes[at + 1]! * 0x100_0000 +
+          ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!),
+      );
       at += 5;
     } else if (type === F64 && at + 9 <= bytes.length) {
       fields.push(bytes.readDoubleBE(at + 1));
@@ -86,7 +142,7 @@ export function decodeHead(bytes: Buffer): { fields: HeadField[]; body: number }
     } else if (type === STR && at + 3 <= bytes.length) {
       const n = bytes.readUInt16BE(at + 1);
       if (at + 3 + n > bytes.length) throw new DecodeError('a head string runs past the message');
-      fields.push(bytes.toString('utf8', at + 3, at + 3 + n));
+      fields.push(stringAt(bytes, at + 3, n));
       at += 3 + n;
     } else {
       throw new DecodeError(`malformed head field ${i} at byte ${at}`);

@@ -3,8 +3,12 @@ import { ErrorCode, ProtocolError } from '../errors.js';
 /**
  * The sequenced frames a link has written and the peer has not yet
  * acknowledged, kept as the encoder's own buffers (no per-frame objects).
- * Frame boundaries are found by walking length prefixes, which happens only
- * when an acknowledgement trims the log or a resumed session replays it.
+ *
+ * Each frame's size is kept in a ring of sizes, as the encoder recorded it
+ * (or read from its length prefix once, as it is appended). An
+ * acknowledgement then sums sizes and moves a byte cursor over whole
+ * buffers: it never reads the buffers, which costs a cache miss per frame
+ * once they are out of the cache.
  *
  * Invariant: every buffer holds whole frame headers (the encoder never splits
  * a header), and a frame's payload may continue into the next buffers.
@@ -26,6 +30,10 @@ export class ReplayLog {
   /** Sequence number the next appended frame gets (= frames appended). */
   private appended = 0;
   private unackedBytes = 0;
+  /** Sizes of the unacknowledged frames, oldest first: a ring from `sizeAt`. */
+  private sizes = new Uint32Array(256);
+  private sizeAt = 0;
+  private sizeCount = 0;
 
   /** Bytes written and not yet acknowledged. */
   get bytes(): number {
@@ -42,11 +50,47 @@ export class ReplayLog {
     return this.appended;
   }
 
-  /** Records buffers holding exactly `frames` whole sequenced frames. */
-  append(bufs: readonly Buffer[], frames: number): void {
+  /**
+   * Records buffers holding exactly `frames` whole sequenced frames. With
+   * `sizes` (the encoder's record of them, see FrameEncoder.takeSizes) the
+   * buffers are not read; without, their length prefixes are.
+   */
+  append(bufs: readonly Buffer[], frames: number, sizes?: Uint32Array): void {
+    if (sizes !== undefined && sizes.length === frames) {
+      for (const b of bufs) {
+        this.bufs.push(b);
+        this.unackedBytes += b.length;
+      }
+      for (let k = 0; k < frames; k++) this.pushSize(sizes[k]!);
+      this.appended += frames;
+      return;
+    }
+    let left = 0;
+    let n = 0;
     for (const b of bufs) {
       this.bufs.push(b);
       this.unackedBytes += b.length;
+      // What the last frame of the previous buffer still has in this one.
+      if (left >= b.length) {
+        left -= b.length;
+        continue;
+      }
+      let off = left;
+      while (off < b.length && n < frames) {
+        const size =
+          4 + b[off]! * 0x100_0000 + ((b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!);
+        this.pushSize(size);
+        n++;
+        off += size;
+      }
+      left = off - b.length;
+    }
+    if (n !== frames) {
+      throw new ProtocolError(
+        ErrorCode.INTERNAL,
+        `replay log: ${frames} frames appended, but the buffers hold ${n}`,
+        { state: 'ack' },
+      );
     }
     this.appended += frames;
   }
@@ -111,36 +155,42 @@ export class ReplayLog {
     this.acked = 0;
     this.appended = 0;
     this.unackedBytes = 0;
+    this.sizeAt = 0;
+    this.sizeCount = 0;
+  }
+
+  private pushSize(size: number): void {
+    let sizes = this.sizes;
+    if (this.sizeCount === sizes.length) {
+      const grown = new Uint32Array(sizes.length * 2);
+      for (let k = 0; k < this.sizeCount; k++)
+        grown[k] = sizes[(this.sizeAt + k) & (sizes.length - 1)]!;
+      this.sizes = sizes = grown;
+      this.sizeAt = 0;
+    }
+    sizes[(this.sizeAt + this.sizeCount) & (sizes.length - 1)] = size;
+    this.sizeCount++;
   }
 
   private skip(frames: number): void {
-    let i = this.head;
-    let off = this.headOffset;
-    let freed = 0;
+    // The bytes of the acknowledged frames, from the ring of sizes.
+    const sizes = this.sizes;
+    const mask = sizes.length - 1;
+    let at = this.sizeAt;
+    let bytes = 0;
     for (let n = 0; n < frames; n++) {
-      let buf = this.bufs[i]!;
-      while (off >= buf.length) {
-        i++;
-        off = 0;
-        buf = this.bufs[i]!;
-      }
-      let remaining = 4 + buf.readUInt32BE(off);
-      while (remaining > 0) {
-        const here = Math.min(remaining, buf.length - off);
-        remaining -= here;
-        off += here;
-        freed += here;
-        if (remaining > 0) {
-          i++;
-          off = 0;
-          buf = this.bufs[i]!;
-        }
-      }
+      bytes += sizes[at]!;
+      at = (at + 1) & mask;
     }
-    // Release whole buffers behind the cursor.
+    this.sizeAt = at;
+    this.sizeCount -= frames;
+    this.unackedBytes -= bytes;
+    // Then the cursor, over whole buffers.
+    let i = this.head;
+    let off = this.headOffset + bytes;
     while (i < this.bufs.length && off >= this.bufs[i]!.length) {
+      off -= this.bufs[i]!.length;
       i++;
-      off = 0;
     }
     for (let k = this.head; k < i; k++) {
       this.pool?.release(this.bufs[k]!);
@@ -148,7 +198,6 @@ export class ReplayLog {
     }
     this.head = i;
     this.headOffset = off;
-    this.unackedBytes -= freed;
   }
 }
 

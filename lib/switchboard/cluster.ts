@@ -14,6 +14,7 @@ import {
 } from '../errors.js';
 import type { MissingPeerReason } from '../errors.js';
 import type { FrameSink } from '../protocol/decoder.js';
+import type { HeadField } from '../protocol/head.js';
 import { GoAwayCode } from '../protocol/handshake.js';
 import type { HandshakeOptions, HandshakeResult } from '../protocol/handshake.js';
 import { Connection } from './connection.js';
@@ -472,8 +473,15 @@ export class Cluster implements ConnectionEvents {
    * copies `bytes` unless `owned` says the caller hands them over and will
    * never change them.
    */
-  sendMessage(peer: number, stream: number, flags: number, bytes: Uint8Array, owned = false): void {
-    this.links[peer]?.sendMessage(stream, flags, bytes, owned);
+  sendMessage(
+    peer: number,
+    stream: number,
+    flags: number,
+    bytes: Uint8Array,
+    owned = false,
+    head?: readonly HeadField[],
+  ): void {
+    this.links[peer]?.sendMessage(stream, flags, bytes, owned, head);
   }
 
   /** True once close() or destroy() began. */

@@ -12,6 +12,8 @@ import { BufferPool } from '../protocol/buffer-pool.js';
 import { FrameEncoder } from '../protocol/encoder.js';
 import { writeFragment, Reassembler } from '../protocol/fragment.js';
 import { FrameType, HEADER_SIZE, isSequenced } from '../protocol/frame.js';
+import { encodeHead, headSize } from '../protocol/head.js';
+import type { HeadField } from '../protocol/head.js';
 import { decodeGoAway, errorCodeForGoAway } from '../protocol/handshake.js';
 import type { ResumeState } from '../protocol/handshake.js';
 import { ReplayLog } from '../protocol/replay-log.js';
@@ -114,7 +116,10 @@ export class Link implements FrameSink {
   private confirming = false;
   private confirmAskedAt = Number.NEGATIVE_INFINITY;
   private readonly ctrl = new FrameEncoder({ blockSize: 4096 });
-  private readonly data = new FrameEncoder({ copyThreshold: REFERENCE_THRESHOLD });
+  private readonly data = new FrameEncoder({
+    copyThreshold: REFERENCE_THRESHOLD,
+    recordSizes: true,
+  });
   /**
    * Blocks for the copies of large single-frame messages: the replay log
    * gives each back once the peer acknowledges its frame, so a steady stream
@@ -240,8 +245,33 @@ export class Link implements FrameSink {
    * `owned` is true (the caller hands `bytes` over and never changes them)
    * it copies whatever it would otherwise keep a reference to.
    */
-  sendMessage(stream: number, flags: number, bytes: Uint8Array, owned = false): void {
+  sendMessage(
+    stream: number,
+    flags: number,
+    bytes: Uint8Array,
+    owned = false,
+    head?: readonly HeadField[],
+  ): void {
     if (this.session === undefined) return;
+    if (head !== undefined) {
+      // A head and its body: written straight into the frame block when the
+      // message is one small frame, joined into one buffer otherwise.
+      const headLength = headSize(head);
+      const total = headLength + bytes.length;
+      if (
+        total <= this.settings.maxMessageSize &&
+        total <= this.settings.fragmentSize &&
+        !this.big.has(stream) &&
+        this.data.frameHeaded(FrameType.DATA, flags, stream, head, headLength, bytes)
+      ) {
+        this.dataFrames++;
+        if (this.data.pendingBytes >= EAGER_FLUSH_BYTES) this.flush();
+        else this.schedule();
+        return;
+      }
+      bytes = encodeHead(head, bytes);
+      owned = true;
+    }
     if (bytes.length > this.settings.maxMessageSize) {
       throw new ProtocolError(
         ErrorCode.MESSAGE_TOO_LARGE,
@@ -500,7 +530,7 @@ export class Link implements FrameSink {
     if (frames > 0) {
       const data = this.data.take();
       this.dataFrames = 0;
-      s.log.append(data, frames);
+      s.log.append(data, frames, this.data.takeSizes());
       this.framesOut += frames;
       for (const b of data) out.push(b);
       if (!this.ackAsked && s.log.bytes >= this.settings.bufferBytes / 2) {
@@ -564,6 +594,7 @@ export class Link implements FrameSink {
 
   private discardQueued(): void {
     this.data.take();
+    this.data.takeSizes();
     this.dataFrames = 0;
     this.big.clear();
     this.bigBytes = 0;

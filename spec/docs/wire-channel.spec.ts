@@ -40,6 +40,7 @@ import {
 import { FrameDecoder } from '../../lib/protocol/decoder.js';
 import { FrameEncoder } from '../../lib/protocol/encoder.js';
 import { Reassembler, writeFragment } from '../../lib/protocol/fragment.js';
+import { encodeHead } from '../../lib/protocol/head.js';
 import {
   DEFAULT_FRAME_LIMITS,
   FrameFlag,
@@ -132,7 +133,9 @@ class Pair {
       freshOnArrival: () => true,
       sendFrame: (_peer, type, flags, stream, payload) =>
         out(encodeFrame(type, flags, stream, payload)),
-      sendMessage: (_peer, stream, flags, bytes) => {
+      sendMessage: (_peer, stream, flags, body, _owned, head) => {
+        // A link writes the head in front of the body: the message is both.
+        const bytes = head === undefined ? body : encodeHead(head, body);
         let offset = 0;
         do {
           const encoder = new FrameEncoder();

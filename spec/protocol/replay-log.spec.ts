@@ -23,7 +23,7 @@ const SEQUENCED = [
  * payloads in buffers of their own (views).
  */
 function smallEncoder(): FrameEncoder {
-  return new FrameEncoder({ blockSize: 24, copyThreshold: 8 });
+  return new FrameEncoder({ blockSize: 24, copyThreshold: 8, recordSizes });
 }
 
 function frame(n: number, size: number): Frame {
@@ -39,7 +39,8 @@ function frame(n: number, size: number): Frame {
 function appendBatch(log: ReplayLog, encoder: FrameEncoder, frames: readonly Frame[]): Buffer[] {
   for (const f of frames) encoder.frame(f.type, f.flags, f.stream, f.payload);
   const bufs = encoder.take();
-  log.append(bufs, frames.length);
+  // A link hands over the encoder's record of the sizes; without it the log reads the prefixes.
+  log.append(bufs, frames.length, recordSizes ? encoder.takeSizes() : undefined);
   return bufs;
 }
 
@@ -47,7 +48,17 @@ function size(frames: readonly Frame[]): number {
   return frames.reduce((n, f) => n + HEADER_SIZE + f.payload.length, 0);
 }
 
-describe('ReplayLog', () => {
+/** Whether the encoder records frame sizes for the log (as a link's does), set per run below. */
+let recordSizes = false;
+
+describe.each([
+  ['reading the length prefixes', false],
+  ["with the encoder's record of the sizes", true],
+])('ReplayLog, %s', (_how, record) => {
+  beforeAll(() => {
+    recordSizes = record;
+  });
+
   it('replays exactly the unacknowledged frames across buffer boundaries', () => {
     const log = new ReplayLog();
     const encoder = smallEncoder();
@@ -165,7 +176,7 @@ describe('ReplayLog', () => {
         fc.integer({ min: 0, max: 32 }),
         (ops: Op[], blockSize: number, copyThreshold: number) => {
           const log = new ReplayLog();
-          const encoder = new FrameEncoder({ blockSize, copyThreshold });
+          const encoder = new FrameEncoder({ blockSize, copyThreshold, recordSizes });
           const sent: Frame[] = [];
           let acked = 0;
           for (const o of ops) {

@@ -26,7 +26,7 @@ import {
   PeerLostError,
   SwitchboardError,
 } from '../../../errors.js';
-import { Envelope, Headed } from '../../envelope.js';
+import { Envelope, Headed, headPrefix } from '../../envelope.js';
 import type { ChannelHub } from '../../hub.js';
 import type { Sender } from '../../sender.js';
 import { HELLO } from './subscription.js';
@@ -92,6 +92,8 @@ export interface PublisherHost {
 /** The stream from one publisher to one subscription. */
 class Link {
   readonly sender: Sender<unknown>;
+  /** Messages sent to the subscription, on this stream and the ones before. */
+  sent: number;
 
   constructor(
     hub: ChannelHub,
@@ -101,6 +103,7 @@ class Link {
     sentBefore: number,
     publisher: string,
   ) {
+    this.sent = sentBefore;
     this.sender = hub.sender<unknown>(
       { node: route.node, id: route.id },
       { maxPending: queueSize, timeoutMs: Number.POSITIVE_INFINITY },
@@ -136,6 +139,8 @@ interface TopicRoutes {
   readonly dormant: Route[];
   /** Some of them are on other nodes: the value is encoded. */
   readonly remote: boolean;
+  /** The head `[topic]`, encoded once. */
+  readonly prefix: Buffer;
 }
 
 const TOPIC_CACHE_MAX = 4096;
@@ -154,7 +159,7 @@ export class Publisher {
   private readonly links = new Map<string, Link>();
   private readonly cache = new Map<string, TopicRoutes>();
   private readonly backlogged = new Set<Link>();
-  /** Messages sent per subscription (by uid), on every stream so far. */
+  /** Messages sent per subscription (by uid), as of its last stream's end (a live link counts its own). */
   private readonly sentTo = new Map<string, number>();
   /**
    * Subscriptions whose stream ended with their node's session, not
@@ -205,7 +210,7 @@ export class Publisher {
       return false;
     }
     // Encoded once for every subscription, and refused before any gets it.
-    const message = new Envelope(new Headed([topic], value));
+    const message = new Envelope(new Headed([topic], value, t.prefix));
     if (t.remote || this.hub.forceEncoding) message.encode();
     else this.hub.localValue(message);
     let ok = true;
@@ -231,7 +236,7 @@ export class Publisher {
         continue;
       }
       this.sent++;
-      this.sentTo.set(link.route.uid, (this.sentTo.get(link.route.uid) ?? 0) + 1);
+      link.sent++;
       if (s.waiting > 0) {
         this.backlogged.add(link);
         ok = false;
@@ -298,6 +303,7 @@ export class Publisher {
     for (const [uid, link] of this.links) {
       if (routes.get(uid) !== link.route) {
         this.links.delete(uid);
+        this.sentTo.set(uid, link.sent);
         this.backlogged.delete(link);
         link.sender.close();
       }
@@ -335,6 +341,7 @@ export class Publisher {
   linkFailed(link: Link, error: SwitchboardError): void {
     if (this.links.get(link.route.uid) === link) {
       this.links.delete(link.route.uid);
+      this.sentTo.set(link.route.uid, link.sent);
       this.cache.clear();
       // Its node's session ended: the subscription may live on there.
       if (error instanceof NotDeliveredError && !this.closed && !byClose(error)) {
@@ -385,7 +392,7 @@ export class Publisher {
     const dormant: Route[] = [];
     for (const route of this.dormant.values())
       if (tokensMatch(route.tokens, tokens)) dormant.push(route);
-    const t: TopicRoutes = { links, dormant, remote };
+    const t: TopicRoutes = { links, dormant, remote, prefix: headPrefix([topic]) };
     if (this.cache.size >= TOPIC_CACHE_MAX) this.cache.clear();
     this.cache.set(topic, t);
     return t;

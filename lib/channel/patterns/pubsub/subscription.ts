@@ -110,10 +110,13 @@ export class Subscription<T> implements AsyncIterable<Publication<T>> {
   private readonly errorSubject = new Subject<SwitchboardError>();
   private readonly gapSubject = new Subject<PublicationGap>();
   private readonly receiver: Receiver<Publication<T>>;
-  /** Per stream, which publisher it comes from. */
-  private readonly from = new WeakMap<Inlet, string>();
+  /** Per stream, the count of the publisher it comes from. */
+  private readonly from = new WeakMap<Inlet, { n: number }>();
   /** Per publisher, messages received from it (on every stream, across sessions). */
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new Map<string, { n: number }>();
+  /** The last stream a publication came on, and its count: a burst looks up neither map. */
+  private lastInlet: Inlet | undefined;
+  private lastCount: { n: number } | undefined;
   private received = 0;
   private missed = 0;
   private invalid = 0;
@@ -214,9 +217,13 @@ export class Subscription<T> implements AsyncIterable<Publication<T>> {
     schema: StandardSchemaV1<unknown, T> | undefined,
   ): unknown {
     if (v instanceof Headed) {
-      const publisher = this.from.get(inlet);
-      if (publisher !== undefined)
-        this.counts.set(publisher, (this.counts.get(publisher) ?? 0) + 1);
+      let count = this.lastCount;
+      if (this.lastInlet !== inlet) {
+        count = this.from.get(inlet);
+        this.lastInlet = inlet;
+        this.lastCount = count;
+      }
+      if (count !== undefined) count.n++;
       this.received++;
       const topic = v.head[0];
       if (typeof topic !== 'string' || v.head.length !== 1) {
@@ -241,10 +248,13 @@ export class Subscription<T> implements AsyncIterable<Publication<T>> {
       this.invalid++;
       throw new DecodeError(`subscription ${this.pattern}: malformed message`);
     }
-    this.from.set(inlet, publisher);
-    const got = this.counts.get(publisher) ?? 0;
+    let count = this.counts.get(publisher);
+    if (count === undefined) this.counts.set(publisher, (count = { n: 0 }));
+    this.from.set(inlet, count);
+    if (this.lastInlet === inlet) this.lastCount = count;
+    const got = count.n;
     if (before > got) this.gap(inlet.node, publisher, before - got);
-    this.counts.set(publisher, Math.max(got, before));
+    count.n = Math.max(got, before);
     return SKIP;
   }
 
