@@ -434,6 +434,8 @@ export class ChannelHub
   onSessionEnd(peer: number, reason: PeerLostError): void {
     debug('node %d: session with %d ended: %s', this.self, peer, reason.message);
     const lost = new NotDeliveredError(peer, reason.message, { cause: reason });
+    // First, before any callback runs: nothing buffered from the ended session goes out.
+    for (const inlet of this.inStreams[peer]!.values()) inlet.sessionEnded = true;
     const outs = [...this.outStreams[peer]!.values()];
     this.outStreams[peer]!.clear();
     for (const o of outs) this.outletEnded(o, lost, true);

@@ -175,6 +175,12 @@ export class RemoteInlet implements Inlet {
   receiver: Receiver<unknown> | undefined;
   /** The sender closed: report until everything received is finished with, then forget. */
   closing = false;
+  /**
+   * The session this stream belonged to ended: its sender reports what is
+   * buffered here as not delivered, so none of it may be handed out, even
+   * by a callback that runs while the session's end is being handled.
+   */
+  sessionEnded = false;
   /** The delivered count the sender was last told. */
   private reported = 0;
   private reportQueued = false;
@@ -186,7 +192,7 @@ export class RemoteInlet implements Inlet {
   ) {}
 
   ready(): boolean {
-    return this.host.fresh(this.node);
+    return !this.sessionEnded && this.host.fresh(this.node);
   }
 
   deliveredChanged(): void {
