@@ -325,6 +325,34 @@ export const channels: BenchModule = {
         toRow('channels', 'local channel {seq}', 'switchboard', 'msg/s', local.switchboard!),
       );
       ctx.log(`local channel: ${(local.switchboard!.median / 1e6).toFixed(2)} M msg/s`);
+      // The same without the check of every value against the encoding rule
+      // (checkLocalValues: false, docs/guide.md 1): what the check costs.
+      const [alone] = await freePorts(1);
+      const unchecked = await Switchboard.start({
+        nodes: [`127.0.0.1:${alone}`],
+        id: 0,
+        secret,
+        checkLocalValues: false,
+      });
+      try {
+        const raw = await compareRounds(ctx.rounds, {
+          switchboard: () => localRound(unchecked, localCount),
+        });
+        rows.push(
+          toRow(
+            'channels',
+            'local channel {seq}, checkLocalValues: false',
+            'switchboard',
+            'msg/s',
+            raw.switchboard!,
+          ),
+        );
+        ctx.log(
+          `local channel, values not checked: ${(raw.switchboard!.median / 1e6).toFixed(2)} M msg/s`,
+        );
+      } finally {
+        await unchecked.close();
+      }
     } finally {
       sender.close();
       socket.destroy();

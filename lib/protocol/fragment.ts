@@ -154,7 +154,10 @@ export class Reassembler {
   add(type: number, flags: number, stream: number, payload: Buffer): Buffer | undefined {
     const more = (flags & FrameFlag.MORE) !== 0;
     if (type === FrameType.DATA) {
-      if (this.partials.has(stream) || this.skipping.has(stream)) {
+      if (
+        (this.partials.size > 0 && this.partials.has(stream)) ||
+        (this.skipping.size > 0 && this.skipping.has(stream))
+      ) {
         throw new ProtocolError(
           ErrorCode.PROTOCOL,
           `DATA on stream ${stream} while a fragmented message is unfinished`,

@@ -62,6 +62,61 @@ describe('stale sessions are fenced where messages are handed out', () => {
   });
 });
 
+describe('a session that ended hands out nothing more, even to a receive already waiting', () => {
+  it("an RPC server's input stream, failed by its caller's session ending, gives the waiting handler none of the items still buffered", async () => {
+    const [a, b] = (await startCluster(2, { heartbeatMs: 50, deadPeerMs: 300 })) as [
+      Switchboard,
+      Switchboard,
+    ];
+    try {
+      const seen: number[] = [];
+      let first!: () => void;
+      const tookFirst = new Promise<void>((r) => (first = r));
+      let gate!: () => void;
+      const opened = new Promise<void>((r) => (gate = r));
+      let ended!: (outcome: string) => void;
+      const handlerEnded = new Promise<string>((r) => (ended = r));
+      b.serveClientStream<number, number>('sum', async (items) => {
+        try {
+          for await (const n of items) {
+            seen.push(n);
+            if (seen.length === 1) {
+              first();
+              await opened;
+            }
+          }
+          ended('done');
+        } catch (err) {
+          ended((err as { code?: string }).code ?? String(err));
+        }
+        return 0;
+      });
+      await until(() => a.peers()[0]!.state === 'up', 5_000, 'node 1 up');
+      async function* items(): AsyncGenerator<number> {
+        yield 1;
+        yield 2;
+        yield 3;
+        await new Promise(() => undefined); // the stream stays open
+      }
+      void a.callClientStream<number, number>('sum', items(), { node: 1 }).catch(() => undefined);
+      await tookFirst;
+      // Items 2 and 3 arrive and wait in the server's input stream.
+      await new Promise((r) => setTimeout(r, 100));
+      // What a stall leaves behind: the session is not confirmed, so nothing is handed out...
+      (clusterOf(b) as unknown as { fresh: () => boolean }).fresh = () => false;
+      gate();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(seen).toEqual([1]);
+      // ...and then the session ends (node 0 is gone): its items were reported there.
+      await a.destroy();
+      expect(await handlerEnded).not.toBe('done');
+      expect(seen).toEqual([1]);
+    } finally {
+      await closeAll([a, b]);
+    }
+  });
+});
+
 describe('handles sent inside messages are tracked by the node that holds them', () => {
   async function shipped(): Promise<{
     sbs: Switchboard[];
