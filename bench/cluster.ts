@@ -25,7 +25,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Cluster } from '../lib/switchboard/cluster.js';
-import type { ClusterHandler } from '../lib/switchboard/cluster.js';
+import type { ClusterHandler } from '../lib/switchboard/events.js';
 import type { SwitchboardOptions } from '../lib/switchboard/options.js';
 import { freePorts } from '../spec/support/ports.js';
 import type { BenchContext, BenchModule, BenchRow, Measurement } from './harness.js';

@@ -49,7 +49,7 @@ import type {
 import type { Receiver, ReceiverOptions, ReceiverStats } from './channel/receiver.js';
 import type { Sender, SenderOptions } from './channel/sender.js';
 import { Cluster } from './switchboard/cluster.js';
-import type { PeerInfo, SwitchboardEvent } from './switchboard/cluster.js';
+import type { PeerInfo, SwitchboardEvent } from './switchboard/events.js';
 import type { NodeInfo } from './switchboard/nodes.js';
 import type { SwitchboardOptions } from './switchboard/options.js';
 import type { Observable } from 'rxjs';

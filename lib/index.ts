@@ -57,7 +57,7 @@ export type { WaitOptions } from './channel/waits.js';
 export type { StandardResult, StandardSchemaV1 } from './channel/schema.js';
 export type { NodeInfo, NodeSpec } from './switchboard/nodes.js';
 export type { SwitchboardOptions, TlsOptions } from './switchboard/options.js';
-export type { PeerInfo, PeerState, SwitchboardEvent } from './switchboard/cluster.js';
+export type { PeerInfo, PeerState, SwitchboardEvent } from './switchboard/events.js';
 export type {
   BidiHandler,
   CallContext,

@@ -33,7 +33,7 @@ import {
 import { decodeValue, encodeValue } from '../protocol/codec.js';
 import type { CodecContext, HandleRef, PortableHandle } from '../protocol/codec.js';
 import { FrameType } from '../protocol/frame.js';
-import type { ClusterHandler, SwitchboardEvent } from '../switchboard/cluster.js';
+import type { ClusterHandler, SwitchboardEvent } from '../switchboard/events.js';
 import type { NodeInfo } from '../switchboard/nodes.js';
 import { Directory } from './directory.js';
 import { decodeMessage, localValue, MessageEncoder } from './envelope.js';

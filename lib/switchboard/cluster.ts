@@ -1,3 +1,13 @@
+/**
+ * The cluster layer: one authenticated link per peer, the rendezvous,
+ * heartbeats and failure detection, reconnects that resume the session,
+ * and the lifecycle (docs/guide.md 2-3, docs/wire-protocol.md 6-9).
+ *
+ * One file of about 1000 lines because a peer's state (its link, its
+ * session, its dialer, its last failure) changes in one place: accepting,
+ * dialing, a session's end and `close()` each read and write all of it.
+ * What it reports is in events.ts, why a link failed in failures.ts.
+ */
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { isIP } from 'node:net';
@@ -26,81 +36,12 @@ import type { NodeInfo } from './nodes.js';
 import { resolveOptions } from './options.js';
 import type { ResolvedOptions, SwitchboardOptions } from './options.js';
 import { dial, listen } from './transport.js';
+import type { ClusterHandler, PeerInfo, PeerState, SwitchboardEvent } from './events.js';
+import { connectFailure, handshakeFailure, withAdvice } from './failures.js';
+import type { LinkFailure } from './failures.js';
 import type { LinkServer, LinkSocket } from './transport.js';
 
 const debug = debuglog('switchboard');
-
-/** Everything the switchboard reports, discriminated on `type`. */
-export type SwitchboardEvent =
-  | { readonly type: 'peer-up'; readonly node: number; readonly incarnation: string }
-  | { readonly type: 'peer-suspect'; readonly node: number; readonly reason: string }
-  | { readonly type: 'peer-reconnected'; readonly node: number }
-  | { readonly type: 'peer-down'; readonly node: number; readonly error: PeerLostError }
-  | { readonly type: 'peer-restarted'; readonly node: number; readonly incarnation: string }
-  | {
-      readonly type: 'link-error';
-      readonly node: number | undefined;
-      readonly error: SwitchboardError;
-    }
-  | {
-      readonly type: 'auth-failure';
-      readonly node: number | undefined;
-      readonly remoteAddress: string | undefined;
-      readonly error: SwitchboardError;
-    }
-  | {
-      readonly type: 'drop';
-      readonly channel: string;
-      readonly count: number;
-      readonly reason: string;
-    }
-  | { readonly type: 'error'; readonly error: Error };
-
-/** The state of one peer, as `peers()` reports it. */
-export type PeerState = 'connecting' | 'up' | 'suspect' | 'down';
-
-/** A snapshot of one peer. */
-export interface PeerInfo {
-  readonly node: number;
-  readonly address: string;
-  readonly tags: readonly string[];
-  readonly state: PeerState;
-  /** Hex incarnation id of the peer's current session, if any. */
-  readonly incarnation: string | undefined;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly framesIn: number;
-  readonly framesOut: number;
-  /** Bytes queued or sent but not yet acknowledged. */
-  readonly bufferedBytes: number;
-  /** Last heartbeat round trip, ms. */
-  readonly rttMs: number | undefined;
-}
-
-/** Receives what the links carry. The channel layer implements it. */
-export interface ClusterHandler {
-  onMessage(peer: number, stream: number, flags: number, message: Buffer): void;
-  /** A message refused for being over this node's maxMessageSize (nothing of it was kept). */
-  onOversize?(peer: number, stream: number, size: number): void;
-  onControl(peer: number, type: number, flags: number, stream: number, payload: Buffer): void;
-  onWritable(peer: number): void;
-  /** A new session with `peer` began (first contact, or a new incarnation). */
-  onSessionStart(peer: number): void;
-  /** The session with `peer` ended: everything in flight to it has an unknown fate. */
-  onSessionEnd(peer: number, reason: PeerLostError): void;
-  /** A stale session with `peer` (see {@link Cluster.fresh}) is confirmed: what it holds may go. */
-  onConfirmed?(peer: number): void;
-  /**
-   * The session with `peer` is ending by agreement (it said GOAWAY, or this
-   * node is about to): queue the last delivery reports for it now, and hand
-   * out nothing more of what it sent.
-   */
-  finalReports?(peer: number): void;
-  /** Messages sent to `peer` not yet known delivered (a graceful close waits for none). */
-  inflight?(peer: number): number;
-  /** `peer` became suspect, or healthy again ({@link Cluster.healthy}). */
-  onHealth?(peer: number): void;
-}
 
 interface PeerCounters {
   bytesIn: number;
@@ -1064,133 +1005,4 @@ export class Cluster implements ConnectionEvents {
 function isNetworkError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^E[A-Z]+$/.test(code);
-}
-
-// ---- why a link failed ---------------------------------------------------
-
-/** Why an attempt to link with a peer failed, in words that say what to check. */
-interface LinkFailure {
-  readonly reason: string;
-  /** The error behind it, always a SwitchboardError (network errors wrapped, their cause kept). */
-  readonly error: Error | undefined;
-}
-
-/** How lib/protocol/handshake.ts words a GOAWAY received during the handshake (docs/errors.md). */
-const REFUSED_PREFIX = 'peer refused the handshake: ';
-
-/** What to check, per handshake failure. */
-const HANDSHAKE_ADVICE: Partial<Record<ErrorCode, string>> = {
-  [ErrorCode.AUTH_FAILED]: 'check that every node has the same secret',
-  [ErrorCode.FINGERPRINT_MISMATCH]:
-    'give every node the identical nodes list (order, hosts, ports, tags) and clusterName',
-  [ErrorCode.SECURITY_MISMATCH]: 'give every node a secret, or run every node insecure',
-  [ErrorCode.VERSION_MISMATCH]:
-    'run the same library version on every node, and check that the address is a switchboard node',
-  [ErrorCode.UNKNOWN_NODE]: 'check the node list and which process listens at each address',
-  [ErrorCode.DUPLICATE_NODE]: 'run only one process per node id',
-  [ErrorCode.HANDSHAKE_TIMEOUT]:
-    'the peer or the network is slow; raise handshakeTimeoutMs if it persists',
-  [ErrorCode.HANDSHAKE_LIMIT]: 'the acceptor had too many unauthenticated connections pending',
-  [ErrorCode.PROTOCOL]: 'check that the address is a switchboard node of the same version',
-};
-
-const TLS_ADVICE = 'check that every node uses tls, with a certificate from the cluster ca';
-
-/** `; ` and what to check for the error's code, or nothing. */
-function adviceFor(err: SwitchboardError): string {
-  const advice =
-    err instanceof HandshakeError && err.state === 'tls' ? TLS_ADVICE : HANDSHAKE_ADVICE[err.code];
-  return advice === undefined ? '' : `; ${advice}`;
-}
-
-/** The error's message and what to check for its code. */
-function withAdvice(err: SwitchboardError): string {
-  return `${err.message}${adviceFor(err)}`;
-}
-
-/** Why the TCP (or TLS) connect to `node` failed. */
-function connectFailure(err: unknown, node: NodeInfo, timedOut: boolean): LinkFailure {
-  if (timedOut && err instanceof SwitchboardError) {
-    return {
-      reason: `no answer: ${err.message}; is the host up, and is the port open (no firewall dropping it)?`,
-      error: err,
-    };
-  }
-  if (err instanceof SwitchboardError) return { reason: withAdvice(err), error: err };
-  // Not `instanceof Error`: errors from another realm (a VM context) are errors too.
-  const raw = err as { message?: unknown; code?: unknown } | null;
-  const message = typeof raw?.message === 'string' ? raw.message : String(err);
-  const code = raw?.code;
-  const error = new SwitchboardError(
-    ErrorCode.LINK,
-    `connect to node ${node.id} at ${formatAddress(node)} failed: ${message}`,
-    { cause: err },
-  );
-  switch (code) {
-    case 'ECONNREFUSED':
-      return {
-        reason: `connection refused; is node ${node.id} started, and listening on that address?`,
-        error,
-      };
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return { reason: `the host name does not resolve (${message})`, error };
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return {
-        reason: `the host is unreachable (${message}); check the address and the network`,
-        error,
-      };
-    default:
-      return { reason: `connect failed: ${message}`, error };
-  }
-}
-
-/**
- * Why a handshake with `peer` failed, seen from this side's `role` (an
- * acceptor's reasons start "dials this node"). `err` undefined, or
- * `hungUp`, means the other side closed without a word.
- */
-function handshakeFailure(
-  err: SwitchboardError | undefined,
-  peer: number,
-  role: 'dialer' | 'acceptor',
-  timeoutMs: number,
-  hungUp = err === undefined,
-): LinkFailure {
-  const inbound = role === 'acceptor' ? 'dials this node, but ' : '';
-  if (err === undefined) {
-    return {
-      reason: `${inbound}the connection closed during the handshake`,
-      error: new SwitchboardError(
-        ErrorCode.LINK,
-        `connection from node ${peer} closed during the handshake`,
-      ),
-    };
-  }
-  const then = adviceFor(err);
-  if (err.message.startsWith(REFUSED_PREFIX)) {
-    // The peer's own words, where "peer" means this node: quoted, so they read as its.
-    const words = err.message.slice(REFUSED_PREFIX.length);
-    const who = role === 'acceptor' ? 'dials this node and ' : '';
-    return { reason: `${who}refused the handshake: "${words}"${then}`, error: err };
-  }
-  if (
-    role === 'dialer' &&
-    err.code === ErrorCode.HANDSHAKE_TIMEOUT &&
-    err instanceof HandshakeError &&
-    err.state === 'await-hello'
-  ) {
-    return {
-      reason: `no answer: connected, but no HELLO came back within ${timeoutMs} ms; is that port a switchboard node, or another program?`,
-      error: err,
-    };
-  }
-  if (hungUp) {
-    return {
-      reason: `${inbound}the other side hung up during the handshake without a reason; is that port a switchboard node, with the same tls setting?`,
-      error: err,
-    };
-  }
-  return { reason: `${inbound}handshake failed: ${err.message}${then}`, error: err };
 }

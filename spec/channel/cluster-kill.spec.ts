@@ -6,7 +6,7 @@ import { filter, firstValueFrom, timeout } from 'rxjs';
 import type { NotDeliveredError } from '../../lib/errors.js';
 import { DEFAULT_RECEIVER_OPTIONS } from '../../lib/channel/receiver.js';
 import { Switchboard } from '../../lib/facade.js';
-import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
+import type { SwitchboardEvent } from '../../lib/switchboard/events.js';
 import { localNodes } from '../support/ports.js';
 import { Children, childOptions } from './fixtures/children.js';
 

@@ -1,7 +1,7 @@
 import { createHash, randomFillSync } from 'node:crypto';
 import type { SwitchboardError } from '../../lib/errors.js';
 import type { Switchboard } from '../../lib/facade.js';
-import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
+import type { SwitchboardEvent } from '../../lib/switchboard/events.js';
 import { closeAll, clusterOf, startCluster, until } from '../support/cluster.js';
 import { receive, receiveOne } from './fixtures/receive.js';
 

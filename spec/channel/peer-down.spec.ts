@@ -2,7 +2,7 @@ import { filter, firstValueFrom, timeout } from 'rxjs';
 import type { NotDeliveredError, SwitchboardError } from '../../lib/errors.js';
 import { Switchboard } from '../../lib/facade.js';
 import type { StartOptions } from '../../lib/facade.js';
-import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
+import type { SwitchboardEvent } from '../../lib/switchboard/events.js';
 import { SECRET, until } from '../support/cluster.js';
 import { localNodes } from '../support/ports.js';
 import { receive as take } from './fixtures/receive.js';

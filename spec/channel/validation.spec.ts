@@ -1,7 +1,7 @@
 import type { StandardResult, StandardSchemaV1 } from '../../lib/channel/schema.js';
 import type { Sender } from '../../lib/channel/sender.js';
 import type { SwitchboardError } from '../../lib/errors.js';
-import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
+import type { SwitchboardEvent } from '../../lib/switchboard/events.js';
 import { closeAll, pathCluster, PATHS, clusterOf } from '../support/cluster.js';
 import type { Path } from '../support/cluster.js';
 import { receive as take } from './fixtures/receive.js';

@@ -49,7 +49,7 @@ import {
   encodeFrame,
   frameTypeName,
 } from '../../lib/protocol/frame.js';
-import type { SwitchboardEvent } from '../../lib/switchboard/cluster.js';
+import type { SwitchboardEvent } from '../../lib/switchboard/events.js';
 import { parseNodes } from '../../lib/switchboard/nodes.js';
 import { docBlocks, parseHex, rewriteDoc, toHex } from '../support/doc-blocks.js';
 import type { DocBlock } from '../support/doc-blocks.js';

@@ -1,6 +1,6 @@
 import { firstValueFrom, filter } from 'rxjs';
 import { Cluster } from '../../lib/switchboard/cluster.js';
-import type { ClusterHandler } from '../../lib/switchboard/cluster.js';
+import type { ClusterHandler } from '../../lib/switchboard/events.js';
 import type { SwitchboardOptions } from '../../lib/switchboard/options.js';
 import { jest } from '@jest/globals';
 import { FrameType } from '../../lib/protocol/frame.js';

@@ -15,7 +15,7 @@ import { encodeFrame, FrameType, HEADER_SIZE } from '../../lib/protocol/frame.js
 import { computeProof, decodeGoAway, GoAwayCode, Handshake } from '../../lib/protocol/handshake.js';
 import type { OutFrame } from '../../lib/protocol/handshake.js';
 import { Cluster } from '../../lib/switchboard/cluster.js';
-import type { ClusterHandler, SwitchboardEvent } from '../../lib/switchboard/cluster.js';
+import type { ClusterHandler, SwitchboardEvent } from '../../lib/switchboard/events.js';
 import { clusterFingerprint, parseNodes } from '../../lib/switchboard/nodes.js';
 import type { SwitchboardOptions } from '../../lib/switchboard/options.js';
 import { localNodes } from '../support/ports.js';

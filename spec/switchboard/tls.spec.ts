@@ -16,7 +16,7 @@ import { RendezvousTimeoutError } from '../../lib/errors.js';
 import { encodeFrame, FrameType } from '../../lib/protocol/frame.js';
 import { encodeHello, PROTOCOL_MAGIC, PROTOCOL_VERSION } from '../../lib/protocol/handshake.js';
 import { Cluster } from '../../lib/switchboard/cluster.js';
-import type { ClusterHandler, SwitchboardEvent } from '../../lib/switchboard/cluster.js';
+import type { ClusterHandler, SwitchboardEvent } from '../../lib/switchboard/events.js';
 import { clusterFingerprint, parseNodes } from '../../lib/switchboard/nodes.js';
 import type { SwitchboardOptions, TlsOptions } from '../../lib/switchboard/options.js';
 import { localNodes } from '../support/ports.js';

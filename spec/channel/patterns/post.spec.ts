@@ -1,6 +1,6 @@
 import { filter } from 'rxjs';
 import type { Switchboard } from '../../../lib/facade.js';
-import type { SwitchboardEvent } from '../../../lib/switchboard/cluster.js';
+import type { SwitchboardEvent } from '../../../lib/switchboard/events.js';
 import {
   closeAll,
   pathCluster,

@@ -3,7 +3,7 @@ import type { Switchboard } from '../../../lib/facade.js';
 import { isValidPattern, isValidTopic, topicMatches } from '../../../lib/index.js';
 import type { Publication, Subscription } from '../../../lib/index.js';
 import type { StandardSchemaV1 } from '../../../lib/channel/schema.js';
-import type { SwitchboardEvent } from '../../../lib/switchboard/cluster.js';
+import type { SwitchboardEvent } from '../../../lib/switchboard/events.js';
 import { closeAll, PATHS, startCluster, until } from '../../support/cluster.js';
 import type { Path } from '../../support/cluster.js';
 
