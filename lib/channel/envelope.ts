@@ -18,7 +18,7 @@
 import { checkEncodable, decodeValue, encodeValue } from '../protocol/codec.js';
 import type { CodecContext, PortableHandle } from '../protocol/codec.js';
 import { FrameFlag } from '../protocol/frame.js';
-import { decodeHead, encodeHead, headSize, joinHead } from '../protocol/head.js';
+import { encodeHead, headEnd, headFields, headSize, joinHead } from '../protocol/head.js';
 import type { HeadField } from '../protocol/head.js';
 
 export type { HeadField };
@@ -215,7 +215,8 @@ export function localValue(value: unknown, rule: LocalRule, ctx: CodecContext): 
 /** Decodes a message's bytes: raw bytes as a view, CBOR through the codec. */
 export function decodeMessage(flags: number, bytes: Buffer, ctx: CodecContext): unknown {
   if ((flags & FrameFlag.HEAD) !== 0) {
-    const { fields, body } = decodeHead(bytes);
+    const fields = headFields(bytes);
+    const body = headEnd;
     const rest = bytes.subarray(body);
     return new Headed(fields, (flags & FrameFlag.RAW) !== 0 ? rest : decodeValue(rest, ctx));
   }

@@ -119,11 +119,15 @@ function stringAt(bytes: Buffer, at: number, n: number): string {
   return s;
 }
 
+/** Where the body starts in the message {@link headFields} read last (module state: one synchronous read). */
+export let headEnd = 0;
+
 /**
- * The fields of the head at the start of `bytes`, and where the body starts.
+ * The fields of the head at the start of `bytes`; where the body starts is
+ * then in {@link headEnd} (no result object per message).
  * @throws {DecodeError} for a malformed head (that message only)
  */
-export function decodeHead(bytes: Buffer): { fields: HeadField[]; body: number } {
+export function headFields(bytes: Buffer): HeadField[] {
   if (bytes.length < 1) throw new DecodeError('empty message where a head was expected');
   const count = bytes[0]!;
   const fields: HeadField[] = [];
@@ -148,5 +152,15 @@ export function decodeHead(bytes: Buffer): { fields: HeadField[]; body: number }
       throw new DecodeError(`malformed head field ${i} at byte ${at}`);
     }
   }
-  return { fields, body: at };
+  headEnd = at;
+  return fields;
+}
+
+/**
+ * The fields of the head at the start of `bytes`, and where the body starts.
+ * @throws {DecodeError} for a malformed head (that message only)
+ */
+export function decodeHead(bytes: Buffer): { fields: HeadField[]; body: number } {
+  const fields = headFields(bytes);
+  return { fields, body: headEnd };
 }

@@ -113,6 +113,8 @@ class WorkerSlot {
   }
 }
 
+/** What a push that went out at once returns: resolved, shared (no promise per task). */
+const RESOLVED: Promise<void> = Promise.resolve();
 const serves = (s: WorkerSlot): boolean => s.serves();
 const canTake = (s: WorkerSlot): boolean => s.canTake();
 const loadOf = (s: WorkerSlot): number => s.assigned.size / s.capacity;
@@ -232,7 +234,7 @@ export class Pusher<T> {
         }
         this.tasks.set(t.id, t);
         this.counts.pushed++;
-        return Promise.resolve();
+        return RESOLVED;
       }
     }
     return new Promise<void>((resolve, reject) => {

@@ -139,9 +139,9 @@ export type AckMessage = [number[], Failure[]];
 /** The directory kind of workers; the entry's name is the queue, its meta `{ c, p }` (concurrency, prefetch). */
 export const PUSHPULL_KIND = 'pushpull';
 
-/** The head of a task message, or undefined when malformed. */
-export function parseTask(v: unknown): { head: TaskHead; task: unknown } | undefined {
+/** A task message (its head checked: four integers), or undefined when malformed. */
+export function parseTask(v: unknown): (Headed & { readonly head: TaskHead }) | undefined {
   if (!(v instanceof Headed) || v.head.length !== 4) return undefined;
   for (let i = 0; i < 4; i++) if (!Number.isSafeInteger(v.head[i])) return undefined;
-  return { head: v.head as unknown as TaskHead, task: v.body };
+  return v as Headed & { readonly head: TaskHead };
 }

@@ -202,7 +202,7 @@ export class Worker<T> {
     }
     const [from, ack, id, attempt] = m.head;
     const job = new Job(this.queue, from, ack, id, attempt);
-    let task = m.task as T;
+    let task = m.body as T;
     if (this.schema !== undefined) {
       try {
         task = validateSync(this.schema, task, `worker ${this.queue}`);
