@@ -376,6 +376,20 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
   push(value: unknown, inlet: Inlet, bytes: number, ready: boolean): void {
     if (this.state === 'closed' || !this.inlets.has(inlet)) return;
     this.spend(inlet, bytes);
+    if (this.schema !== undefined || this.arrive !== undefined) {
+      value = this.admit(value, inlet, bytes);
+      if (value === SKIP) return;
+    }
+    if (!this.blocking && this.queue.length >= this.capacity && !this.overflowed(inlet)) return;
+    this.queue.push(value, inlet, bytes, ready);
+  }
+
+  /**
+   * Validation and the pattern's `arrive` hook (kept out of {@link push},
+   * which stays small enough to be inlined): the value to buffer, or SKIP
+   * when the message was consumed here (refused, or the hook's own).
+   */
+  private admit(value: unknown, inlet: Inlet, bytes: number): unknown {
     try {
       if (this.schema !== undefined)
         value = validateSync(this.schema, value, `receiver ${this.name}`);
@@ -383,9 +397,10 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
         value = this.arrive(value, inlet);
         if (value === SKIP) {
           this.consumed(inlet, bytes);
-          return;
+          return SKIP;
         }
       }
+      return value;
     } catch (err) {
       const e =
         err instanceof SwitchboardError
@@ -395,10 +410,8 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
       inlet.refused(e, value);
       this.consumed(inlet, bytes);
       this.errorSubject.next(e);
-      return;
+      return SKIP;
     }
-    if (!this.blocking && this.queue.length >= this.capacity && !this.overflowed(inlet)) return;
-    this.queue.push(value, inlet, bytes, ready);
   }
 
   /** A message on this endpoint was refused before decoding (undecodable, oversize). */

@@ -228,6 +228,24 @@ export class Sender<T> extends PortableHandle {
    * `maxMessageSize`).
    */
   send(value: T, options?: SendOptions): Promise<void> {
+    // The common case in a few lines, so that it is inlined into the caller's loop.
+    if (
+      this.state === 'open' &&
+      this.schema === undefined &&
+      this.connected &&
+      this.pending.size === 0
+    ) {
+      try {
+        if (this.tryTransmit(value)) return RESOLVED;
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      return this.sendLater(value, options);
+    }
+    return this.sendSlow(value, options);
+  }
+
+  private sendSlow(value: T, options: SendOptions | undefined): Promise<void> {
     if (this.state !== 'open') return Promise.reject(this.closedError());
     let v: unknown = value;
     try {
@@ -237,6 +255,11 @@ export class Sender<T> extends PortableHandle {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+    return this.sendLater(v, options);
+  }
+
+  /** A send that could not go at once: it waits for credit (or fails now). */
+  private sendLater(v: unknown, options: SendOptions | undefined): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.pending.size >= this.maxPending) {
       return Promise.reject(
