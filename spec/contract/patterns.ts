@@ -585,9 +585,13 @@ function rpcProducer(host: AdapterHost, spec: ProducerSpec): ProducerHandle {
         if (!isMsg(value)) return [value];
         return Array.from({ length: n }, (_, i) => ({ ...value, i }));
       };
+      // Armed as the call starts, after the harness noted when it was issued:
+      // armed before, a pause in between (a GC) made an abort look early.
       let timer: NodeJS.Timeout | undefined;
-      if (ac !== undefined)
-        timer = setTimeout(() => ac.abort(new Error('the caller gave up')), abortMs);
+      const arm = (): void => {
+        if (ac !== undefined)
+          timer = setTimeout(() => ac.abort(new Error('the caller gave up')), abortMs);
+      };
       const done = (): void => {
         clearTimeout(timer);
         settled();
@@ -598,7 +602,10 @@ function rpcProducer(host: AdapterHost, spec: ProducerSpec): ProducerHandle {
             spec.stream,
             'call',
             seq,
-            () => sb.call(method, value, options).then(() => ({})),
+            () => {
+              arm();
+              return sb.call(method, value, options).then(() => ({}));
+            },
             done,
           );
           return;
@@ -607,7 +614,10 @@ function rpcProducer(host: AdapterHost, spec: ProducerSpec): ProducerHandle {
             spec.stream,
             'call',
             seq,
-            () => sb.callClientStream(method, items(), options).then(() => ({})),
+            () => {
+              arm();
+              return sb.callClientStream(method, items(), options).then(() => ({}));
+            },
             done,
           );
           return;
@@ -618,6 +628,7 @@ function rpcProducer(host: AdapterHost, spec: ProducerSpec): ProducerHandle {
             'stream',
             seq,
             async () => {
+              arm();
               const s =
                 pattern === 'rpc-bidi'
                   ? sb.callBidi(method, items(), options)
