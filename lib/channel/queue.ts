@@ -14,7 +14,6 @@
  * the first ready item goes first, so FIFO holds per source.
  */
 import { Observable } from 'rxjs';
-import type { Subscriber } from 'rxjs';
 import { ErrorCode, SwitchboardError } from '../errors.js';
 import { Ring } from './ring.js';
 import { Wait, WaitList, abortError, checkTimeout, timeoutError } from './waits.js';
@@ -58,6 +57,15 @@ class Next<T> extends Wait {
   }
 }
 
+/** What takes a queue's items as they come: an rxjs Subscriber, or a pattern's own. */
+export interface Consumer<T> {
+  /** True once it takes no more (an unsubscribed Subscriber); a pattern's own never is. */
+  readonly closed?: boolean;
+  next(value: T): void;
+  error(err: unknown): void;
+  complete(): void;
+}
+
 /**
  * A FIFO with one kind of consumer at a time: `next()` callers (queued in
  * order) or one Observable subscriber.
@@ -67,7 +75,7 @@ export class Queue<T, S> implements AsyncIterable<T> {
   private readonly sources = new Ring<S>(64);
   private readonly sizes = new Ring<number>(64);
   private readonly waiters = new WaitList<Next<T>>();
-  private observer: Subscriber<T> | undefined;
+  private observer: Consumer<T> | undefined;
   private state: 'open' | 'ended' | 'failed' = 'open';
   private failure: SwitchboardError | undefined;
   private bytes = 0;
@@ -254,6 +262,18 @@ export class Queue<T, S> implements AsyncIterable<T> {
     });
   }
 
+  /**
+   * @internal As {@link observable}, without rxjs in between: for a pattern
+   * that takes every item at once (RPC replies). `consumer.next` must not
+   * throw.
+   */
+  consume(consumer: Consumer<T>): void {
+    if (this.observer !== undefined || this.waiters.size > 0) throw this.busy();
+    this.observer = consumer;
+    this.drainToConsumers();
+    this.settle();
+  }
+
   // ---- internals -----------------------------------------------------------
 
   /** @internal A waiting receive gave up (deadline or signal). */
@@ -266,7 +286,7 @@ export class Queue<T, S> implements AsyncIterable<T> {
       if (this.values.length === 0) break;
       const w = this.waiters.peek();
       const o = this.observer;
-      if (w === undefined && (o === undefined || o.closed)) break;
+      if (w === undefined && (o === undefined || o.closed === true)) break;
       const i = this.firstReady();
       if (i < 0) break;
       const value = this.takeAt(i) as T;

@@ -13,7 +13,7 @@ import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';
 import { ErrorCode, OptionError, PeerLostError, SwitchboardError } from '../errors.js';
 import { Queue } from './queue.js';
-import type { QueueOwner, ReceiveOptions } from './queue.js';
+import type { Consumer, QueueOwner, ReceiveOptions } from './queue.js';
 import { validateSync } from './schema.js';
 import type { StandardSchemaV1 } from './schema.js';
 import type { Timeouts } from './waits.js';
@@ -267,6 +267,11 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
   /** The messages as an Observable; completes when the receiver ends. One subscriber at a time. */
   observable(): Observable<T> {
     return this.queue.observable();
+  }
+
+  /** @internal Every message as it comes, without rxjs (see Queue.consume). */
+  consume(consumer: Consumer<T>): void {
+    this.queue.consume(consumer);
   }
 
   /**

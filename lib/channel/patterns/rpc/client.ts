@@ -570,7 +570,20 @@ export class Caller {
       capacity: REPLY_WINDOW * n,
       capacityBytes: DEFAULT_RECEIVER_OPTIONS.windowBytes * n,
     });
-    r.observable().subscribe({ next: (m) => this.onReply(m), error: NOOP });
+    r.consume({
+      next: (m) => {
+        try {
+          this.onReply(m);
+        } catch (err) {
+          // Never into the receiver that delivered it.
+          queueMicrotask(() => {
+            throw err;
+          });
+        }
+      },
+      error: NOOP,
+      complete: NOOP,
+    });
     this.replies = r;
     return r;
   }
