@@ -585,12 +585,20 @@ function rpcProducer(host: AdapterHost, spec: ProducerSpec): ProducerHandle {
         if (!isMsg(value)) return [value];
         return Array.from({ length: n }, (_, i) => ({ ...value, i }));
       };
-      // Armed as the call starts, after the harness noted when it was issued:
-      // armed before, a pause in between (a GC) made an abort look early.
+      // Armed as the call starts, after the harness noted when it was issued
+      // (armed before, a pause in between made an abort look early), and
+      // re-armed if it fires early by this clock: Node's timers count from
+      // the event loop's cached time, which a long turn leaves behind.
       let timer: NodeJS.Timeout | undefined;
       const arm = (): void => {
-        if (ac !== undefined)
-          timer = setTimeout(() => ac.abort(new Error('the caller gave up')), abortMs);
+        if (ac === undefined || abortMs === undefined) return;
+        const from = clock();
+        const fire = (): void => {
+          const left = abortMs - (clock() - from);
+          if (left > 0) timer = setTimeout(fire, Math.ceil(left));
+          else ac.abort(new Error('the caller gave up'));
+        };
+        timer = setTimeout(fire, abortMs);
       };
       const done = (): void => {
         clearTimeout(timer);
