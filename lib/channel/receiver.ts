@@ -112,6 +112,8 @@ export interface Inlet {
   refused(error: SwitchboardError, value?: unknown): void;
   /** False while its messages must not be handed out (a stale session awaiting confirmation). */
   ready(): boolean;
+  /** The receiver it feeds now (set and cleared by the receiver: a field read, not a set lookup, per message). */
+  attachedTo: Receiver<unknown> | undefined;
 }
 
 /** Counters of one receiver. */
@@ -312,6 +314,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
       return;
     }
     this.inlets.add(inlet);
+    inlet.attachedTo = this as Receiver<unknown>;
     this.everOpened++;
     const shipped = this.shipped.get(inlet.node);
     if (shipped !== undefined) {
@@ -379,7 +382,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
    * size, 0 when local). `ready` says whether it may be handed out at once.
    */
   push(value: unknown, inlet: Inlet, bytes: number, ready: boolean): void {
-    if (this.state === 'closed' || !this.inlets.has(inlet)) return;
+    if (this.state === 'closed' || inlet.attachedTo !== (this as Receiver<unknown>)) return;
     this.spend(inlet, bytes);
     if (this.schema !== undefined || this.arrive !== undefined) {
       value = this.admit(value, inlet, bytes);
@@ -481,6 +484,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
 
   private forget(inlet: Inlet): boolean {
     if (!this.inlets.delete(inlet)) return false;
+    if (inlet.attachedTo === (this as Receiver<unknown>)) inlet.attachedTo = undefined;
     this.starved.delete(inlet);
     if (this.blocking) {
       this.outstanding -= Math.max(0, inlet.credit);
@@ -512,6 +516,8 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
     for (const inlet of this.inlets) inlet.end(error, dropped.get(inlet));
     // A sender that closed (detached) still counts what it left here.
     for (const [inlet, values] of dropped) if (!this.inlets.has(inlet)) inlet.end(error, values);
+    for (const inlet of this.inlets)
+      if (inlet.attachedTo === (this as Receiver<unknown>)) inlet.attachedTo = undefined;
     this.inlets.clear();
     this.starved.clear();
     this.shipped.clear();
@@ -547,7 +553,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
   private consumed(inlet: Inlet, _bytes: number): void {
     inlet.delivered++;
     if (this.blocking) {
-      if (this.inlets.has(inlet)) this.refill(inlet, false);
+      if (inlet.attachedTo === (this as Receiver<unknown>)) this.refill(inlet, false);
       if (this.starved.size > 0)
         for (const s of this.starved) if (s !== inlet) this.refill(s, false);
     }

@@ -173,6 +173,7 @@ export class RemoteInlet implements Inlet {
   /** Messages that arrived on the stream (refused ones included). */
   received = 0;
   receiver: Receiver<unknown> | undefined;
+  attachedTo: Receiver<unknown> | undefined;
   /** The sender closed: report until everything received is finished with, then forget. */
   closing = false;
   /**
@@ -265,6 +266,7 @@ export class LocalStream implements Outlet, Inlet {
   state: 'opening' | 'open' | 'closing' | 'closed' = 'opening';
   error: SwitchboardError | undefined;
   receiver: Receiver<unknown> | undefined;
+  attachedTo: Receiver<unknown> | undefined;
   receiverId = 0;
   readonly node: number;
   private sentCount = 0;
