@@ -1,6 +1,6 @@
 /**
  * Channel throughput, one way, between two processes on loopback, with the
- * baselines in the same run (DESIGN.md section 9):
+ * baselines in the same run (targets: docs/benchmarks.md):
  *
  * - `raw`: node:net with cbor-x `{ seq, data }` objects behind a u32 length
  *   prefix, writes batched into 64 KiB and honouring backpressure: the

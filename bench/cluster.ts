@@ -14,7 +14,7 @@
  * - Heartbeat round trip (`peers()[i].rttMs`, `heartbeatMs: 100`) on an
  *   idle link and on a link saturated by 1 MiB messages sent as fast as
  *   `writable()` allows: control frames jump the data queue, so it must stay
- *   in milliseconds (RELIABILITY.md item 10).
+ *   in milliseconds (docs/benchmarks.md, "Cluster").
  *
  * The children are this very file, forked with `--import tsx`: it runs
  * {@link child} when SWITCHBOARD_BENCH_CLUSTER_CHILD is set.

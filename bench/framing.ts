@@ -17,7 +17,7 @@
  * timed. cbor-x is called directly for now: lib/protocol/codec.ts (the
  * configured, limit-checking codec) is being written and will replace it.
  *
- * Target (DESIGN.md section 9): framing costs under 15 % over `raw`.
+ * Target (docs/benchmarks.md): framing costs under 15 % over `raw`.
  */
 import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
 import { FrameDecoder } from '../lib/protocol/decoder.js';

@@ -5,7 +5,7 @@
  *
  * Benchmarks report ratios against baselines measured in the same run,
  * because absolute numbers drift by 10-25 % between runs on shared machines
- * (DESIGN.md section 9).
+ * (docs/benchmarks.md).
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem } from 'node:os';

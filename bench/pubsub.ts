@@ -1,6 +1,6 @@
 /**
  * Pub-sub fan-out and push-pull work distribution across child processes,
- * with the baselines in the same run (DESIGN.md section 9):
+ * with the baselines in the same run (targets: docs/benchmarks.md):
  *
  * - Fan-out: one publisher (this process) sends 256 B messages to three
  *   subscriber processes; each subscriber must get every message. Reported

@@ -1,6 +1,6 @@
 /**
  * RPC benchmark: request-reply between two processes on loopback, with the
- * baselines in the same run (DESIGN.md section 9):
+ * baselines in the same run (targets: docs/benchmarks.md):
  *
  * - `raw`: node:net, `{ id, name }` objects encoded with cbor-x behind a u32
  *   length prefix; the server decodes each request and encodes its reply.

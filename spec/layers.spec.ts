@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * DESIGN.md section 2: imports flow one way, channel -> switchboard ->
+ * docs/guide.md, "Layers": imports flow one way, channel -> switchboard ->
  * protocol, with lib/errors.ts shared by all and the public entry points
  * (lib/index.ts, lib/facade.ts) above them. lib/options.ts (option-name
  * checking) sits between errors and protocol, so every layer may use it and

@@ -73,7 +73,7 @@ export interface CodecLimits {
    */
   maxDepth: number;
   /**
-   * Largest accepted payload, in bytes. Default 64 MiB (DESIGN.md section 8);
+   * Largest accepted payload, in bytes. Default 64 MiB (docs/guide.md section 2);
    * an integer from 1 to 2^31 - 1.
    */
   maxMessageSize: number;

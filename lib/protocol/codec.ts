@@ -1,6 +1,7 @@
 /**
- * The one CBOR configuration of the library (DESIGN.md sections 4, 8 and 9;
- * RELIABILITY.md items 4 and 5).
+ * The one CBOR configuration of the library (docs/guide.md, "What a message
+ * can carry" and section 4 on hostile payloads; docs/wire-protocol.md for
+ * the bytes).
  *
  * Every payload is encoded by {@link encodeValue} and decoded by
  * {@link decodeValue}, which hands the bytes to cbor-x only after the

@@ -74,7 +74,7 @@ export interface ResolvedOptions {
   readonly lingerMs: number;
 }
 
-/** Defaults, anchored on NATS, gRPC, Akka Artery and ZMQ (DESIGN.md section 8). */
+/** Defaults, anchored on NATS, gRPC, Akka Artery and ZMQ (the table in docs/guide.md section 2). */
 export const DEFAULT_SWITCHBOARD_OPTIONS = Object.freeze({
   clusterName: '',
   handshakeTimeoutMs: 5_000,

@@ -5,7 +5,7 @@ import type { Path } from '../support/cluster.js';
 import { receiveOne } from './fixtures/receive.js';
 
 /**
- * RELIABILITY.md 11 and 12: a receiver that stalls (never reads) or reads
+ * docs/reliability.md 11 and 12: a receiver that stalls (never reads) or reads
  * slowly. Its senders see backpressure (`send` waits, then fails with
  * ERR_SB_TIMEOUT; beyond `maxPending` waiting sends, ERR_SB_OVERFLOW at
  * once); what is queued stays within the configured bounds; another channel

@@ -11,7 +11,7 @@ import { localNodes } from '../support/ports.js';
 import { Children, childOptions } from './fixtures/children.js';
 
 /**
- * RELIABILITY.md 13 on a channel: the receiving node is killed with SIGKILL
+ * docs/reliability.md 13 on a channel: the receiving node is killed with SIGKILL
  * in the middle of a 100k-message stream, then restarted with the same id.
  *
  * The sender lives in this (jest) process as node 0, so its `errors$` and

@@ -6,7 +6,7 @@ import { closeAll, clusterOf, startCluster, until } from '../support/cluster.js'
 import { receive, receiveOne } from './fixtures/receive.js';
 
 /**
- * RELIABILITY.md 14 on channels: the TCP connection under the link between
+ * docs/reliability.md 14 on channels: the TCP connection under the link between
  * two live nodes is destroyed in the middle of a stream, several times, from
  * either side. The session survives (same incarnations), the link resumes
  * and replays what the peer had not received: nothing is lost, duplicated or

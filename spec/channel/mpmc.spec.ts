@@ -5,7 +5,7 @@ import { closeAll, pathCluster, PATHS, until, hubOf } from '../support/cluster.j
 import type { Path } from '../support/cluster.js';
 
 /**
- * MPMC channels (DESIGN.md 5): a cluster-wide name, receivers on any node;
+ * MPMC channels (docs/guide.md, "Channels"): a cluster-wide name, receivers on any node;
  * mode `one` gives each message to exactly one receiver, mode `all` to every
  * receiver. Over TCP, receivers sit both on the sender's node and on the
  * other one, so one sender drives local and remote streams at once.

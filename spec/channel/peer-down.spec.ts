@@ -8,7 +8,7 @@ import { localNodes } from '../support/ports.js';
 import { receive as take } from './fixtures/receive.js';
 
 /**
- * RELIABILITY.md 16: sends to a peer that is down, whether it has not
+ * docs/reliability.md 16: sends to a peer that is down, whether it has not
  * started yet or has died. Sends wait in the sender's queue, bounded by
  * `maxPending`; one more fails at once with ERR_SB_OVERFLOW (and `post()`
  * counts a drop); when the peer comes back, what waited is flushed in order.

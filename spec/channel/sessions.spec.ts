@@ -101,11 +101,16 @@ describe('a session that ended hands out nothing more, even to a receive already
       void a.callClientStream<number, number>('sum', items(), { node: 1 }).catch(() => undefined);
       await tookFirst;
       // Items 2 and 3 arrive and wait in the server's input stream.
-      await new Promise((r) => setTimeout(r, 100));
+      await until(
+        () => b.stats().receivers.some((r) => r.queued === 2),
+        5_000,
+        'items 2 and 3 to be buffered',
+      );
       // What a stall leaves behind: the session is not confirmed, so nothing is handed out...
       (clusterOf(b) as unknown as { fresh: () => boolean }).fresh = () => false;
       gate();
-      await new Promise((r) => setTimeout(r, 20));
+      // The handler asks for the next item (microtasks), and is held.
+      await new Promise((r) => setImmediate(r));
       expect(seen).toEqual([1]);
       // ...and then the session ends (node 0 is gone): its items were reported there.
       await a.destroy();

@@ -15,7 +15,7 @@ import type {
 } from './fixtures/harness.js';
 
 /**
- * RELIABILITY.md 6 and 7: processes with the wrong secret, an unknown node
+ * docs/reliability.md 6 and 7: processes with the wrong secret, an unknown node
  * id, a live node's id, or another node list try to join a live cluster of
  * three. Each is refused with its typed error, reported as `auth-failure`
  * on the events$ of both sides where both run a switchboard, while the live

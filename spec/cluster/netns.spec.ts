@@ -5,7 +5,7 @@ import { Harness, logTiming, rendezvousAll, run, startCluster } from './fixtures
 import type { NodeProcess, ReceiveStats, TimedEvent } from './fixtures/harness.js';
 
 /**
- * RELIABILITY.md 9 with a real network in between: three nodes, each in its
+ * docs/reliability.md 9 with a real network in between: three nodes, each in its
  * own network namespace, joined by veth pairs to a bridge in a fourth
  * ("hub") namespace, on a private subnet that exists only inside them. One
  * node is cut off by dropping its packets silently in both directions (no

@@ -11,7 +11,7 @@ import {
 import type { NodeProcess, ReceiveStats, TimedEvent } from './fixtures/harness.js';
 
 /**
- * RELIABILITY.md 9 and 13: a node killed with SIGKILL or frozen with SIGSTOP
+ * docs/reliability.md 9 and 13: a node killed with SIGKILL or frozen with SIGSTOP
  * is declared lost within the dead-peer timeout plus one heartbeat; a node
  * restarted with the same id rejoins as a new incarnation without restarting
  * the others; a frozen node that resumes relinks.

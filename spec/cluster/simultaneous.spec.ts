@@ -9,7 +9,7 @@ import {
 import type { NodeProcess } from './fixtures/harness.js';
 
 /**
- * RELIABILITY.md 8: all nodes start at the same instant, repeatedly, and end
+ * docs/reliability.md 8: all nodes start at the same instant, repeatedly, and end
  * up with exactly one link per pair every time. Three long-lived children
  * each start a fresh switchboard (new incarnation, new ports) on the same
  * IPC broadcast, 20 rounds. Each round checks the links three ways: every

@@ -1,5 +1,5 @@
 /**
- * Fuzzing the CBOR codec (RELIABILITY.md items 4 and 5): random bytes,
+ * Fuzzing the CBOR codec (docs/reliability.md items 4 and 5): random bytes,
  * random sequences of CBOR tokens, and mutations of valid encodings (bit
  * flips, truncation, insertion, deletion, overwrites, duplication). Each
  * input must either decode, and then re-encode (so it can be forwarded), or

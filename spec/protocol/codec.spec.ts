@@ -1,5 +1,5 @@
 /**
- * The CBOR codec (DESIGN.md section 8, RELIABILITY.md item 5): what
+ * The CBOR codec (docs/guide.md, "What a message can carry"; docs/reliability.md item 5): what
  * round-trips, how handles travel, and every decoding bomb as a hand-built
  * byte sequence. After every test, Object.prototype must be untouched and a
  * well-behaved value must still round-trip.
@@ -493,7 +493,7 @@ describe('handles', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Bombs (RELIABILITY.md item 5)
+// Bombs (docs/reliability.md item 5)
 // ---------------------------------------------------------------------------
 
 describe('nesting bombs', () => {

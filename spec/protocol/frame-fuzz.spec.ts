@@ -1,5 +1,5 @@
 /**
- * Fuzzing the read path (RELIABILITY.md item 4): random bytes and mutated
+ * Fuzzing the read path (docs/reliability.md item 4): random bytes and mutated
  * valid streams, each split at random points and fed to a fresh decoder and
  * reassembler. Every input must end in frames or in a ProtocolError (never
  * another error, never a stall), and after every bad input a fresh decoder

@@ -5,7 +5,7 @@
  * before closing (as `Connection.fail` does). A tamper hook lets a test act
  * as a man in the middle: rewrite, drop, replace or inject frames.
  *
- * RELIABILITY.md items 6 and 7: wrong secret, replay, reflection, truncated
+ * docs/reliability.md items 6 and 7: wrong secret, replay, reflection, truncated
  * MAC, wrong version, application frame before auth, unknown node id,
  * duplicate node, fingerprint mismatch: all refused with typed errors.
  */

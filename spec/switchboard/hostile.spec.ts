@@ -1,6 +1,6 @@
 /**
  * Hostile and broken peers against real switchboards on loopback
- * (RELIABILITY.md items 1, 2, 3, 6, 15, 19, and the lifecycle and option
+ * (docs/reliability.md items 1, 2, 3, 6, 15, 19, and the lifecycle and option
  * contracts). Misbehaving peers are raw `net` sockets writing exact bytes,
  * as ws tests them; every wait is on an event, with a bound.
  */
@@ -269,7 +269,7 @@ describe('hostile peers (raw sockets against real switchboards)', () => {
     await Promise.all(open.splice(0).map((c) => c.close()));
   });
 
-  describe('a 4 GiB length prefix (RELIABILITY 1)', () => {
+  describe('a 4 GiB length prefix (docs/reliability.md item 1)', () => {
     it('before authentication: closed within 100 ms with FRAME_TOO_LARGE, nothing allocated', async () => {
       const nodes = await localNodes(2);
       const server = await node(nodes, 1);
@@ -322,7 +322,7 @@ describe('hostile peers (raw sockets against real switchboards)', () => {
     });
   });
 
-  describe('slow peers (RELIABILITY 2)', () => {
+  describe('slow peers (docs/reliability.md item 2)', () => {
     it('one byte per 100 ms during the handshake: closed at the handshake timeout', async () => {
       const nodes = await localNodes(2);
       await node(nodes, 1, { handshakeTimeoutMs: 500 });
@@ -399,7 +399,7 @@ describe('hostile peers (raw sockets against real switchboards)', () => {
     });
   });
 
-  it('1,000 connections that never authenticate: bounded, the rest refused at once, a real peer links (RELIABILITY 3)', async () => {
+  it('1,000 connections that never authenticate: bounded, the rest refused at once, a real peer links (docs/reliability.md item 3)', async () => {
     const nodes = await localNodes(2);
     const LIMIT = 50;
     const TOTAL = 1000;
@@ -457,11 +457,11 @@ describe('hostile peers (raw sockets against real switchboards)', () => {
     expect(evicted()).toHaveLength(evictedDuringFlood + 1);
     expect(held()).toHaveLength(LIMIT - 1);
     console.log(
-      `RELIABILITY 3: ${TOTAL} connections in ${floodMs.toFixed(0)} ms, ${TOTAL - LIMIT - evictedDuringFlood} refused at once, ${evictedDuringFlood} evicted idle; real peer linked in ${linkMs.toFixed(0)} ms; rss ${((after.rss - before.rss) / MiB).toFixed(1)} MiB, arrayBuffers ${((after.arrayBuffers - before.arrayBuffers) / MiB).toFixed(2)} MiB`,
+      `docs/reliability.md item 3: ${TOTAL} connections in ${floodMs.toFixed(0)} ms, ${TOTAL - LIMIT - evictedDuringFlood} refused at once, ${evictedDuringFlood} evicted idle; real peer linked in ${linkMs.toFixed(0)} ms; rss ${((after.rss - before.rss) / MiB).toFixed(1)} MiB, arrayBuffers ${((after.arrayBuffers - before.arrayBuffers) / MiB).toFixed(2)} MiB`,
     );
   }, 20_000);
 
-  describe('authentication attacks on real sockets (RELIABILITY 6)', () => {
+  describe('authentication attacks on real sockets (docs/reliability.md item 6)', () => {
     it('wrong secret: refused with AUTH_FAILED, the DATA frame that follows is never delivered', async () => {
       const nodes = await localNodes(2);
       const server = await node(nodes, 1);
@@ -545,7 +545,7 @@ describe('hostile peers (raw sockets against real switchboards)', () => {
     });
   });
 
-  it('an exception inside the dial path is an error event, and the loop still links (RELIABILITY 15)', async () => {
+  it('an exception inside the dial path is an error event, and the loop still links (docs/reliability.md item 15)', async () => {
     const nodes = await localNodes(2);
     const server = await node(nodes, 1);
     const dialer = TestCluster.create({
@@ -579,7 +579,7 @@ describe('hostile peers (raw sockets against real switchboards)', () => {
     }
   });
 
-  it('close() with data queued: everything arrives before the link closes, no handles left (RELIABILITY 19)', async () => {
+  it('close() with data queued: everything arrives before the link closes, no handles left (docs/reliability.md item 19)', async () => {
     const handlesBefore = handleCounts();
     const nodes = await localNodes(2);
     const a = await TestCluster.start({ nodes, id: 0, secret: SECRET });

@@ -1,5 +1,5 @@
 /**
- * Mutual TLS between nodes (RELIABILITY.md item 20). Certificates are made
+ * Mutual TLS between nodes (docs/reliability.md item 20). Certificates are made
  * at run time with the openssl CLI: a cluster CA with a certificate per
  * node, and a second, unrelated CA with a certificate of its own.
  */
@@ -173,7 +173,7 @@ async function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition'
   }
 }
 
-describe('mutual TLS (RELIABILITY 20)', () => {
+describe('mutual TLS (docs/reliability.md item 20)', () => {
   let pki: Pki;
   const open: TestCluster[] = [];
 
@@ -345,7 +345,7 @@ describe('mutual TLS (RELIABILITY 20)', () => {
     expect(server.seen.some((e) => e.type === 'peer-up')).toBe(false);
   });
 
-  it('connections that never start TLS are bounded: the excess is closed at once, a real peer still links (RELIABILITY 3)', async () => {
+  it('connections that never start TLS are bounded: the excess is closed at once, a real peer still links (docs/reliability.md item 3)', async () => {
     const nodes = await localNodes(2);
     const server = await node(nodes, 1, tlsFor('node1'), { maxPendingHandshakes: 8 });
     const port = Number(nodes[1]!.split(':')[1]);

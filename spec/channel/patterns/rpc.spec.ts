@@ -131,7 +131,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
     }
   });
 
-  it('fails a call nobody answers with ERR_SB_TIMEOUT on time, drops the late reply, keeps nothing (RELIABILITY 17)', async () => {
+  it('fails a call nobody answers with ERR_SB_TIMEOUT on time, drops the late reply, keeps nothing (docs/reliability.md item 17)', async () => {
     const { sbs, rx, tx } = await pathCluster(path);
     try {
       const release = gate();
@@ -562,7 +562,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
     }
   });
 
-  it('keeps its latency while a channel receiver on the same link stalls (RELIABILITY 11)', async () => {
+  it('keeps its latency while a channel receiver on the same link stalls (docs/reliability.md item 11)', async () => {
     const { sbs, rx, tx } = await pathCluster(path);
     try {
       rx.serve<number, number>('ping', (n) => n);

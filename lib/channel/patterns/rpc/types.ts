@@ -135,7 +135,7 @@ export interface CallOptions {
    * Milliseconds until the call fails with ERR_SB_TIMEOUT, for the whole call
    * (streams included). Travels with the request as the time left, so the
    * handler's `ctx.deadline` and `ctx.signal` follow it. `Infinity`: no
-   * deadline. Default 30000 (DESIGN.md section 8).
+   * deadline. Default 30000 (docs/guide.md section 2, "RPC").
    */
   readonly timeoutMs?: number;
   /** Aborts the call (ERR_SB_ABORTED here) and the handler's `ctx.signal` there. */
