@@ -155,12 +155,3 @@ export function headFields(bytes: Buffer): HeadField[] {
   headEnd = at;
   return fields;
 }
-
-/**
- * The fields of the head at the start of `bytes`, and where the body starts.
- * @throws {DecodeError} for a malformed head (that message only)
- */
-export function decodeHead(bytes: Buffer): { fields: HeadField[]; body: number } {
-  const fields = headFields(bytes);
-  return { fields, body: headEnd };
-}
