@@ -54,7 +54,17 @@ export type { OverflowPolicy, ReceiverOptions, ReceiverStats } from './channel/r
 export type { ReceiveOptions } from './channel/queue.js';
 export type { DeliveryMode, SendOptions, SenderOptions } from './channel/sender.js';
 export type { WaitOptions } from './channel/waits.js';
-export type { StandardResult, StandardSchemaV1 } from './channel/schema.js';
+export type {
+  StandardFailureResult,
+  StandardIssue,
+  StandardPathSegment,
+  StandardResult,
+  StandardSchemaProps,
+  StandardSchemaV1,
+  StandardSuccessResult,
+  StandardTypes,
+  StandardValidateOptions,
+} from './channel/schema.js';
 export type { NodeInfo, NodeSpec } from './switchboard/nodes.js';
 export type { SwitchboardOptions, TlsOptions } from './switchboard/options.js';
 export type { PeerInfo, PeerState, SwitchboardEvent } from './switchboard/events.js';
