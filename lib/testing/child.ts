@@ -1,0 +1,170 @@
+/**
+ * The program every node of a process cluster runs (lib/testing/cluster.ts
+ * forks it). It waits for its configuration over IPC (the secret never on
+ * a command line or in the environment), starts a switchboard on a private
+ * loopback address behind its proxy, runs the user's module, reports what
+ * its switchboard sees, and answers the test's calls.
+ *
+ * It never outlives the test: when the IPC channel to the test process
+ * drops (the runner crashed, was interrupted or killed) it exits at once.
+ */
+import { Switchboard, ListenError } from '../index.js';
+import type { StartOptions, SwitchboardEvent } from '../index.js';
+import { errorInfo } from './messages.js';
+import type { Command, EventNote, NodeMessage, PeerView, StartCommand } from './messages.js';
+import { functionsOf, mainOf } from './node-module.js';
+
+/** How often the peers are looked at for a change no event announced. */
+const PEERS_POLL_MS = 50;
+
+let sb: Switchboard | undefined;
+let fns = new Map<string, (...args: unknown[]) => unknown>();
+let stopping = false;
+
+function send(m: NodeMessage): void {
+  if (process.connected) process.send!(m);
+}
+
+function note(e: SwitchboardEvent): EventNote | undefined {
+  switch (e.type) {
+    case 'peer-up':
+    case 'peer-restarted':
+      return { type: e.type, node: e.node, incarnation: e.incarnation };
+    case 'peer-suspect':
+      return { type: e.type, node: e.node, detail: e.reason };
+    case 'peer-reconnected':
+      return { type: e.type, node: e.node };
+    case 'peer-down':
+      return { type: e.type, node: e.node, detail: e.error.message, code: e.error.code };
+    case 'link-error':
+    case 'auth-failure':
+      return {
+        type: e.type,
+        ...(e.node === undefined ? {} : { node: e.node }),
+        detail: e.error.message,
+        code: e.error.code,
+      };
+    case 'drop':
+      return { type: e.type, detail: `${e.count} on ${e.channel}: ${e.reason}` };
+    case 'error':
+      return { type: e.type, detail: e.error.stack ?? e.error.message };
+  }
+}
+
+let lastPeers = '';
+
+/** Reports the peers when they changed since last time. */
+function reportPeers(): void {
+  if (sb === undefined) return;
+  const peers: PeerView[] = sb
+    .peers()
+    .map((p) => ({ node: p.node, state: p.state, incarnation: p.incarnation }));
+  const key = JSON.stringify(peers);
+  if (key === lastPeers) return;
+  lastPeers = key;
+  send({ t: 'peers', peers });
+}
+
+/** Starts the switchboard on the first free address of `c.bindHosts`. */
+async function startSwitchboard(c: StartCommand): Promise<{ sb: Switchboard; host: string }> {
+  let last: unknown;
+  for (const bindHost of c.bindHosts) {
+    try {
+      const started = await Switchboard.start({
+        reconnectMinMs: 20,
+        reconnectMaxMs: 250,
+        lingerMs: 1_000,
+        ...(c.options as Partial<StartOptions>),
+        nodes: c.nodes,
+        id: c.id,
+        secret: c.secret,
+        bindHost,
+      });
+      return { sb: started, host: bindHost };
+    } catch (err) {
+      if (!(err instanceof ListenError && err.systemCode === 'EADDRINUSE')) throw err;
+      last = err;
+    }
+  }
+  throw last;
+}
+
+async function start(c: StartCommand): Promise<void> {
+  const { sb: started, host } = await startSwitchboard(c);
+  sb = started;
+  started.events$.subscribe((e) => {
+    const n = note(e);
+    if (n !== undefined) send({ t: 'event', event: n });
+    reportPeers();
+  });
+  setInterval(reportPeers, PEERS_POLL_MS).unref();
+  send({ t: 'listening', host, incarnation: started.incarnation });
+  reportPeers();
+  const where = `node module ${c.module}`;
+  const main = mainOf(await import(c.module), where);
+  fns = functionsOf(
+    await main({
+      sb: started,
+      id: c.id,
+      data: c.data,
+      report: (kind, data) => send({ t: 'report', kind, data }),
+    }),
+    where,
+  );
+  send({ t: 'ready', fns: [...fns.keys()] });
+}
+
+async function call(fn: string, args: unknown[]): Promise<unknown> {
+  const f = fns.get(fn);
+  if (f === undefined) {
+    const known = [...fns.keys()];
+    throw new TypeError(
+      `no function ${JSON.stringify(fn)} in this node (it has ${known.length === 0 ? 'none' : known.join(', ')})`,
+    );
+  }
+  return await f(...args);
+}
+
+async function stop(): Promise<void> {
+  stopping = true;
+  await sb?.close();
+  send({ t: 'stopped' });
+  process.disconnect();
+  // Whatever the user's module left running, a stopped node is gone.
+  setImmediate(() => process.exit(0));
+}
+
+function fatal(err: unknown): void {
+  const info = errorInfo(err);
+  console.error(`[switchboard/testing] node failed: ${info.stack ?? info.message}`);
+  send({ t: 'fatal', error: info });
+  process.exitCode = 1;
+  // Give the IPC message a turn to leave before going.
+  setTimeout(() => process.exit(1), 20);
+}
+
+process.on('uncaughtException', fatal);
+process.on('unhandledRejection', fatal);
+// The test process went away (or dropped us): never linger as an orphan holding ports.
+process.on('disconnect', () => {
+  if (!stopping) process.exit(2);
+});
+
+process.on('message', (c: Command) => {
+  switch (c.t) {
+    case 'start':
+      start(c).catch(fatal);
+      return;
+    case 'call':
+      call(c.fn, c.args).then(
+        (value) => send({ t: 'reply', re: c.re, ok: true, value }),
+        (err: unknown) => send({ t: 'reply', re: c.re, ok: false, error: errorInfo(err) }),
+      );
+      return;
+    case 'stop':
+      stop().catch(fatal);
+      return;
+  }
+});
+
+send({ t: 'booted', pid: process.pid });

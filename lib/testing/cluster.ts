@@ -1,0 +1,384 @@
+/**
+ * A cluster of real node processes for a test: `startCluster()` forks one
+ * process per node running the user's module (lib/testing/child.ts runs
+ * it), puts a fault-injecting proxy on every link (lib/testing/proxy.ts),
+ * and gives the test the faults, the waits and the cleanup of
+ * docs/testing.md. Every child dies with the cluster's `close()`, with the
+ * test process's exit, or by itself when its IPC channel to the test drops.
+ */
+import { randomBytes } from 'node:crypto';
+import { extname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { StartOptions } from '../index.js';
+import { bindCandidates } from './loopback.js';
+import type { PeerView } from './messages.js';
+import { ClusterNode } from './node-process.js';
+import type { Launch } from './node-process.js';
+import { LinkFabric } from './proxy.js';
+import type { Direction } from './proxy.js';
+import { allUp, describeViews, downFor, nodeList } from './views.js';
+import type { Observed } from './views.js';
+import { Changes, waitFor } from './waits.js';
+
+/** Switchboard options a test may set; the kit owns the node list, id, secret and bind address. */
+export type NodeOptions = Omit<
+  Partial<StartOptions>,
+  'nodes' | 'id' | 'secret' | 'insecure' | 'bindHost'
+>;
+
+const OWNED = ['nodes', 'id', 'secret', 'insecure', 'bindHost'] as const;
+
+/** Options of {@link startCluster}. */
+export interface ClusterOptions {
+  /** The user's node module (`.js`, `.mjs`, or `.ts` with a loader): a path from `cwd`, or a file URL. */
+  readonly module: string | URL;
+  /** How many nodes. */
+  readonly nodes: number;
+  /** Switchboard options for every node, or per node (structured-cloneable). */
+  readonly options?: NodeOptions | ((id: number) => NodeOptions);
+  /** Tags of each node in the node list. */
+  readonly tags?: (id: number) => readonly string[];
+  /** What each node's module gets as `ctx.data` (structured-cloneable). */
+  readonly data?: (id: number) => unknown;
+  /** The default timeout of every wait, call and start, ms. Default 15000. */
+  readonly timeoutMs?: number;
+  /**
+   * Node flags for the children. Default: the test process's own loader
+   * flags (`--import`, `--require`, `--loader`, `--conditions`...), so a
+   * test run under tsx runs its nodes under tsx; `--import tsx` is added
+   * when the module (or the kit itself) is TypeScript and no loader is given.
+   */
+  readonly execArgv?: readonly string[];
+  /** Added to the test process's environment (never put the secret here: the kit passes it over IPC). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Working directory of the children. Default: the test process's. */
+  readonly cwd?: string;
+  /** Lines of stdout and of stderr kept per node. Default 2000. */
+  readonly keepLines?: number;
+  /** Copy the nodes' output to the test's stderr as it comes. Default false. */
+  readonly echo?: boolean;
+}
+
+/** Options of the waits: which nodes, and how long. */
+export interface WaitOptions {
+  readonly timeoutMs?: number;
+}
+
+const HERE = fileURLToPath(import.meta.url);
+/** The node program next to this file: child.ts under a TypeScript loader, child.js once built. */
+const CHILD = resolve(HERE, '..', `child${extname(HERE)}`);
+const TS = /\.[cm]?ts$/;
+
+/** Loader flags of the test process worth handing down to its nodes. */
+function inheritedFlags(argv: readonly string[]): string[] {
+  const withValue = /^(--import|--require|-r|--loader|--experimental-loader|--conditions|-C)$/;
+  const joined = /^(--import|--require|--loader|--experimental-loader|--conditions)=/;
+  const bare =
+    /^--(enable-source-maps|no-warnings|no-deprecation|experimental-strip-types|experimental-transform-types)$/;
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (withValue.test(a) && i + 1 < argv.length) out.push(a, argv[++i]!);
+    else if (joined.test(a) || bare.test(a)) out.push(a);
+  }
+  return out;
+}
+
+function childArgv(options: ClusterOptions, moduleUrl: string): string[] {
+  const argv =
+    options.execArgv === undefined ? inheritedFlags(process.execArgv) : [...options.execArgv];
+  const needsTs = TS.test(CHILD) || TS.test(new URL(moduleUrl).pathname);
+  const hasLoader = argv.some((a) =>
+    /tsx|ts-node|experimental-strip-types|experimental-transform-types/.test(a),
+  );
+  return needsTs && !hasLoader ? ['--import', 'tsx', ...argv] : argv;
+}
+
+function childEnv(extra: Readonly<Record<string, string>> | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  // jest runs with --experimental-vm-modules in NODE_OPTIONS; node:test marks its children.
+  const nodeOptions = (env.NODE_OPTIONS ?? '').replace(/--experimental-vm-modules/g, '').trim();
+  if (nodeOptions === '') delete env.NODE_OPTIONS;
+  else env.NODE_OPTIONS = nodeOptions;
+  delete env.NODE_TEST_CONTEXT;
+  return env;
+}
+
+function moduleUrl(module: string | URL, cwd: string): string {
+  if (module instanceof URL) return module.href;
+  return module.startsWith('file:') ? module : pathToFileURL(resolve(cwd, module)).href;
+}
+
+/** Every cluster not yet closed: the test process's exit kills what they left. */
+const open = new Set<ProcessCluster>();
+let exitHook = false;
+
+/** Closes every cluster still open (for an `afterEach`/`afterAll` that forgets none). */
+export async function closeAll(): Promise<void> {
+  await Promise.all([...open].map((c) => c.close()));
+}
+
+/**
+ * Forks `nodes` processes running `module` and resolves once every node's
+ * switchboard has started and its module returned (peers may still be
+ * linking: `await cluster.ready()` for the rendezvous).
+ */
+export async function startCluster(options: ClusterOptions): Promise<ProcessCluster> {
+  const n = options.nodes;
+  if (!Number.isInteger(n) || n < 1)
+    throw new RangeError(`nodes must be a positive integer, got ${n}`);
+  const cwd = options.cwd ?? process.cwd();
+  const url = moduleUrl(options.module, cwd);
+  const perNode = Array.from({ length: n }, (_, id) => {
+    const o = typeof options.options === 'function' ? options.options(id) : (options.options ?? {});
+    for (const k of OWNED) {
+      if (k in o)
+        throw new TypeError(`options.${k} is set by the kit for every node; leave it out`);
+    }
+    return o;
+  });
+  const fabric = await LinkFabric.open(n);
+  const nodes = fabric.addresses.map((a, id) => {
+    const tags = options.tags?.(id);
+    if (tags === undefined) return a;
+    const [host, port] = [a.slice(0, a.lastIndexOf(':')), Number(a.slice(a.lastIndexOf(':') + 1))];
+    return { host, port, tags: [...tags] };
+  });
+  const launch: Launch = {
+    command: process.execPath,
+    args: [...childArgv(options, url), CHILD],
+    env: childEnv(options.env),
+    cwd,
+    keepLines: options.keepLines ?? 2_000,
+    echo: options.echo === true,
+    timeoutMs: options.timeoutMs ?? 15_000,
+  };
+  // Fresh for every cluster, and only ever sent over IPC.
+  const secret = randomBytes(32).toString('hex');
+  const spec = async (id: number): Promise<StartSpec> => ({
+    nodes,
+    secret,
+    bindHosts: await bindCandidates(),
+    options: perNode[id]!,
+    module: url,
+    data: options.data?.(id),
+  });
+  const tls = perNode.some((o) => o.tls !== undefined);
+  const cluster = new ProcessCluster(fabric, launch, spec, tls);
+  try {
+    await Promise.all(cluster.nodes.map((node) => cluster.launchNode(node)));
+  } catch (err) {
+    await cluster.close();
+    throw err;
+  }
+  return cluster;
+}
+
+/** What a node is started with, apart from its id. */
+type StartSpec = Parameters<ClusterNode['start']>[0];
+
+/** A running test cluster of processes. See docs/testing.md for each verb. */
+export class ProcessCluster implements Observed {
+  /** One handle per node, by id (they survive restarts). */
+  readonly nodes: readonly ClusterNode[];
+  private readonly changes = new Changes();
+  private closing: Promise<void> | undefined;
+
+  /** @internal Use {@link startCluster}. */
+  constructor(
+    private readonly fabric: LinkFabric,
+    private readonly launch: Launch,
+    private readonly spec: (id: number) => Promise<StartSpec>,
+    private readonly tls: boolean,
+  ) {
+    this.nodes = fabric.addresses.map(
+      (_, id) =>
+        new ClusterNode(
+          id,
+          launch,
+          this.changes,
+          (node) => fabric.setUpstream(node.id, node.host),
+          (node) => fabric.setUpstream(node.id, undefined),
+        ),
+    );
+    open.add(this);
+    if (!exitHook) {
+      exitHook = true;
+      // Synchronous, last resort: whatever a test forgot to close dies with it.
+      process.once('exit', () => {
+        for (const c of open) for (const node of c.nodes) node.signal('SIGKILL');
+      });
+    }
+  }
+
+  get size(): number {
+    return this.nodes.length;
+  }
+
+  /** The node list every switchboard was given (the proxies' addresses). */
+  get addresses(): readonly string[] {
+    return this.fabric.addresses;
+  }
+
+  /** The handle of node `i`. */
+  node(i: number): ClusterNode {
+    const node = this.nodes[i];
+    if (node === undefined) throw new RangeError(`no node ${i} in a cluster of ${this.size}`);
+    return node;
+  }
+
+  /** Waits for the rendezvous: every node sees every other up. */
+  ready(options: WaitOptions = {}): Promise<void> {
+    return this.waitUntilAllUp(options);
+  }
+
+  /** Waits until every node of `nodes` (default all) sees every other of them up, as the incarnation it runs. */
+  async waitUntilAllUp(
+    options: WaitOptions & { readonly nodes?: readonly number[] } = {},
+  ): Promise<void> {
+    const nodes = nodeList(this, options.nodes);
+    await this.wait(
+      () => allUp(this, nodes),
+      `every node of ${nodes.join(', ')} to see every other up`,
+      nodes,
+      options,
+    );
+  }
+
+  /** Waits until node `i` is declared down by every node of `by` (default: every other node still running). */
+  async waitUntilDown(
+    i: number,
+    options: WaitOptions & { readonly by?: readonly number[] } = {},
+  ): Promise<void> {
+    this.node(i);
+    const by = nodeList(
+      this,
+      options.by ?? this.nodes.filter((n) => n.id !== i && n.alive).map((n) => n.id),
+    );
+    await this.wait(
+      () => downFor(this, i, by),
+      `node ${i} to be declared down by ${by.join(', ') || 'nobody'}`,
+      [i, ...by],
+      options,
+    );
+  }
+
+  /** SIGKILL: the node dies at once, without a word to its peers. Resolves once it is gone. */
+  kill(i: number): Promise<void> {
+    return this.node(i).kill();
+  }
+
+  /** Graceful stop: the node closes its switchboard (peers see it down at once) and exits. */
+  stop(i: number, options: WaitOptions = {}): Promise<void> {
+    return this.node(i).stop(options.timeoutMs ?? this.launch.timeoutMs);
+  }
+
+  /**
+   * Starts node `i` again with the same id, as a new incarnation (SIGKILL
+   * first if it still runs); resolves once its module is ready. Its peers
+   * see it restarted: `waitUntilAllUp()` waits until they all have.
+   */
+  async restart(i: number): Promise<void> {
+    const node = this.node(i);
+    if (this.closing !== undefined) throw new Error('the cluster is closed');
+    await node.kill();
+    await this.launchNode(node);
+  }
+
+  /** SIGSTOP: the node freezes (its sockets stay open, nothing answers). */
+  pause(i: number): void {
+    this.node(i).pause();
+  }
+
+  /** SIGCONT after {@link pause}. */
+  resume(i: number): void {
+    this.node(i).resume();
+  }
+
+  /** Resets every connection between `a` and `b`, and every new one until {@link heal}. */
+  cut(a: number, b: number): void {
+    this.linkFault(a, b).cut(a, b);
+  }
+
+  /**
+   * Nothing sent from `a` to `b` (`a->b`), back (`b->a`) or either way
+   * (`both`, the default) gets through until {@link heal}: no bytes, no
+   * FIN, no reset. Connections stay open, half-open as after a partition.
+   */
+  blackhole(a: number, b: number, options: { readonly direction?: Direction } = {}): void {
+    this.linkFault(a, b).blackhole(a, b, options.direction ?? 'both');
+  }
+
+  /** Everything between `a` and `b` (or one way) arrives `ms` late, in order. */
+  delay(a: number, b: number, ms: number, options: { readonly direction?: Direction } = {}): void {
+    this.linkFault(a, b).delay(a, b, ms, options.direction ?? 'both');
+  }
+
+  /** Takes every fault off the link between `a` and `b` (all links without arguments). */
+  heal(a?: number, b?: number): void {
+    if (a === undefined || b === undefined) this.fabric.healAll();
+    else this.linkFault(a, b).heal(a, b);
+  }
+
+  /** Kills every node and closes the proxies. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all(this.nodes.map((n) => n.kill()));
+      await this.fabric.close();
+      open.delete(this);
+    })();
+    return this.closing;
+  }
+
+  /** Every node's state, view of its peers, output and reports, as failures show them. */
+  describe(nodes: readonly number[] = this.nodes.map((n) => n.id)): string {
+    return [
+      'what each node sees:',
+      describeViews(this, nodes),
+      `link faults: ${this.fabric.summary()}`,
+      ...nodes.map((i) => this.node(i).describe()),
+    ].join('\n');
+  }
+
+  // ---- Observed ---------------------------------------------------------
+
+  incarnation(i: number): string | undefined {
+    const n = this.node(i);
+    return n.alive && n.status !== 'starting' ? n.incarnation : undefined;
+  }
+
+  gone(i: number): string | undefined {
+    return this.node(i).gone();
+  }
+
+  seen(by: number, of: number): PeerView | undefined {
+    return this.node(by).seen(of);
+  }
+
+  /** @internal Forks `node` and waits until it is ready. */
+  async launchNode(node: ClusterNode): Promise<void> {
+    await node.start(await this.spec(node.id));
+  }
+
+  private linkFault(a: number, b: number): LinkFabric {
+    this.node(a);
+    this.node(b);
+    if (this.tls)
+      throw new Error('link faults need plain TCP: over TLS the proxy cannot tell the links apart');
+    return this.fabric;
+  }
+
+  private wait(
+    check: () => true | undefined,
+    what: string,
+    nodes: readonly number[],
+    options: WaitOptions,
+  ): Promise<true> {
+    return waitFor(this.changes, check, {
+      what,
+      timeoutMs: options.timeoutMs ?? this.launch.timeoutMs,
+      describe: () => this.describe(nodes),
+      settle: () => Promise.all(nodes.map((i) => this.node(i).settle())).then(() => undefined),
+    });
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * What the test process and a node of its cluster say to each other over
+ * the IPC channel (Node's `advanced` serialization: structured clone, so
+ * Buffers, Maps, Dates and bigints cross as they are). The secret travels
+ * here, never in argv or the environment.
+ */
+import type { PeerState } from '../index.js';
+
+/** An error as it crosses IPC: what a test needs to see of it. */
+export interface ErrorInfo {
+  readonly name: string;
+  readonly message: string;
+  readonly stack: string | undefined;
+  readonly code: string | undefined;
+}
+
+/** One peer as a node sees it. */
+export interface PeerView {
+  readonly node: number;
+  readonly state: PeerState;
+  readonly incarnation: string | undefined;
+}
+
+/** A switchboard event, flattened. */
+export interface EventNote {
+  readonly type: string;
+  readonly node?: number;
+  readonly incarnation?: string;
+  /** The error message or the reason, when the event has one. */
+  readonly detail?: string;
+  readonly code?: string;
+}
+
+/** Test -> node: start the switchboard and the user's module. */
+export interface StartCommand {
+  readonly t: 'start';
+  readonly id: number;
+  readonly nodes: ReadonlyArray<string | { host: string; port: number; tags: string[] }>;
+  readonly secret: string;
+  /** Addresses to try for `bindHost`, in order, while they are taken. */
+  readonly bindHosts: readonly string[];
+  readonly options: Readonly<Record<string, unknown>>;
+  /** The user's module, as a URL `import()` takes. */
+  readonly module: string;
+  readonly data: unknown;
+}
+
+/** Test -> node. */
+export type Command =
+  | StartCommand
+  | { readonly t: 'call'; readonly re: number; readonly fn: string; readonly args: unknown[] }
+  | { readonly t: 'stop' };
+
+/** Node -> test. */
+export type NodeMessage =
+  | { readonly t: 'booted'; readonly pid: number }
+  | { readonly t: 'listening'; readonly host: string; readonly incarnation: string }
+  | { readonly t: 'ready'; readonly fns: readonly string[] }
+  | { readonly t: 'peers'; readonly peers: readonly PeerView[] }
+  | { readonly t: 'event'; readonly event: EventNote }
+  | { readonly t: 'report'; readonly kind: string; readonly data: unknown }
+  | { readonly t: 'reply'; readonly re: number; readonly ok: true; readonly value: unknown }
+  | { readonly t: 'reply'; readonly re: number; readonly ok: false; readonly error: ErrorInfo }
+  | { readonly t: 'fatal'; readonly error: ErrorInfo }
+  | { readonly t: 'stopped' };
+
+/** `err` as it crosses IPC. */
+export function errorInfo(err: unknown): ErrorInfo {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return {
+      name: err.name,
+      message: err.message,
+      stack: err.stack,
+      code: typeof code === 'string' ? code : undefined,
+    };
+  }
+  return { name: 'Error', message: String(err), stack: undefined, code: undefined };
+}

@@ -1,0 +1,480 @@
+/**
+ * The test's handle on one node of a process cluster, across its
+ * incarnations: the child process running lib/testing/child.ts, what it
+ * printed and reported, the calls into it, and how it ended. The cluster
+ * (lib/testing/cluster.ts) starts, signals and restarts it.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { inspect } from 'node:util';
+import type {
+  Command,
+  ErrorInfo,
+  EventNote,
+  NodeMessage,
+  PeerView,
+  StartCommand,
+} from './messages.js';
+import { OutputLines } from './output.js';
+import type { Changes } from './waits.js';
+import { ClusterWaitError, tail, waitFor } from './waits.js';
+
+/** Where a node is in its life. */
+export type NodeStatus =
+  'starting' | 'running' | 'paused' | 'stopping' | 'stopped' | 'killed' | 'exited';
+
+/** Something the node's module told the test with `report(kind, data)`. */
+export interface NodeReport {
+  readonly kind: string;
+  readonly data: unknown;
+  /** `performance.now()` in the test process when it arrived. */
+  readonly at: number;
+}
+
+/** How to run a node process. */
+export interface Launch {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+  /** Lines of stdout and of stderr kept per node. */
+  readonly keepLines: number;
+  /** Copy every line to the test's stderr, prefixed with the node. */
+  readonly echo: boolean;
+  readonly timeoutMs: number;
+}
+
+/** An error thrown by a function called in a node, rebuilt in the test process. */
+export class NodeCallError extends Error {
+  /** The error's `code` in the node, if it had a string one. */
+  readonly code: string | undefined;
+  /** The stack in the node. */
+  readonly remoteStack: string | undefined;
+
+  constructor(
+    readonly node: number,
+    readonly fn: string,
+    info: ErrorInfo,
+  ) {
+    super(`node ${node}: ${fn}() threw ${info.name}: ${info.message}`);
+    this.code = info.code;
+    this.remoteStack = info.stack;
+  }
+
+  override get name(): string {
+    return 'NodeCallError';
+  }
+}
+
+/** Lines of each stream a failure message shows. */
+const TAIL_LINES = 20;
+/** Reports and events a failure message shows. */
+const TAIL_REPORTS = 10;
+
+const brief = (v: unknown): string =>
+  inspect(v, { depth: 2, breakLength: Infinity, maxStringLength: 200, maxArrayLength: 10 });
+
+/** One node of a process cluster. */
+export class ClusterNode {
+  /** Everything the node printed, across its incarnations (restarts are marked). */
+  readonly stdout: OutputLines;
+  readonly stderr: OutputLines;
+  /** What the module reported, in order. */
+  readonly reports: NodeReport[] = [];
+  /** The switchboard's events, flattened, in order. */
+  readonly events: EventNote[] = [];
+  status: NodeStatus = 'starting';
+  /** The current process's pid. */
+  pid: number | undefined;
+  /** The incarnation of the switchboard now running, once started. */
+  incarnation: string | undefined;
+  /** The host the node's switchboard listens on now (behind its proxy). */
+  host: string | undefined;
+  /** The functions the module returned. */
+  functions: readonly string[] = [];
+  /** Every pid this node has had, for checking that none outlives the cluster. */
+  readonly pids: number[] = [];
+  private peerViews: readonly PeerView[] = [];
+  private fatal: ErrorInfo | undefined;
+  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private proc: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private closed: Promise<void> = Promise.resolve();
+  private nextRe = 1;
+  private readonly calls = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void; fn: string }
+  >();
+
+  constructor(
+    readonly id: number,
+    private readonly launch: Launch,
+    private readonly changes: Changes,
+    private readonly onListening: (node: ClusterNode) => void,
+    private readonly onGone: (node: ClusterNode) => void,
+  ) {
+    const echo = (stream: string) => (line: string) => {
+      if (launch.echo) process.stderr.write(`[node ${id} ${stream}] ${line}\n`);
+      changes.notify();
+    };
+    this.stdout = new OutputLines(launch.keepLines, echo('stdout'));
+    this.stderr = new OutputLines(launch.keepLines, echo('stderr'));
+  }
+
+  /** What this node last saw of its peers. */
+  peers(): readonly PeerView[] {
+    return this.peerViews;
+  }
+
+  /** What this node last saw of `peer`. */
+  seen(peer: number): PeerView | undefined {
+    return this.peerViews.find((p) => p.node === peer);
+  }
+
+  /** True while its process runs (paused included). */
+  get alive(): boolean {
+    return this.proc !== undefined && this.exit === undefined;
+  }
+
+  /** Forks a new incarnation and waits until its module is ready. */
+  async start(command: Omit<StartCommand, 't' | 'id'>): Promise<void> {
+    if (this.alive) throw new Error(`node ${this.id} is already running`);
+    if (this.pids.length > 0) {
+      this.stdout.mark('restarted');
+      this.stderr.mark('restarted');
+    }
+    this.status = 'starting';
+    this.fatal = undefined;
+    this.exit = undefined;
+    this.incarnation = undefined;
+    this.host = undefined;
+    this.peerViews = [];
+    const proc = spawn(this.launch.command, this.launch.args, {
+      cwd: this.launch.cwd,
+      env: this.launch.env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'advanced',
+    });
+    this.proc = proc;
+    this.stdout.follow(proc.stdout!);
+    this.stderr.follow(proc.stderr!);
+    this.exited = new Promise((resolve) => {
+      const ended = (code: number | null, signal: NodeJS.Signals | null): void => {
+        if (this.proc !== proc || this.exit !== undefined) return resolve();
+        this.exit = { code, signal };
+        if (this.status !== 'killed' && this.status !== 'stopped') {
+          this.status = this.status === 'stopping' ? 'stopped' : 'exited';
+        }
+        this.incarnation = undefined;
+        this.onGone(this);
+        for (const [re, c] of this.calls) {
+          this.calls.delete(re);
+          void this.failLater(`${c.fn}() got no answer: the node ${this.gone() ?? 'exited'}`).then(
+            c.reject,
+          );
+        }
+        this.changes.notify();
+        resolve();
+      };
+      proc.on('exit', ended);
+      proc.on('error', (err) => {
+        this.stderr.mark(`spawn failed: ${err.message}`);
+        ended(null, null);
+      });
+    });
+    this.closed = new Promise((resolve) => proc.once('close', () => resolve()));
+    proc.on('message', (m: NodeMessage) => this.received(m));
+    await this.waitMessage((m) => m.t === 'booted', 'its process to boot');
+    this.pid = proc.pid;
+    if (proc.pid !== undefined) this.pids.push(proc.pid);
+    this.send({ t: 'start', id: this.id, ...command });
+    await waitFor(
+      this.changes,
+      () => {
+        if (this.status === 'running') return true;
+        if (this.fatal !== undefined) throw new Error(`failed to start: ${this.fatal.message}`);
+        if (!this.alive) throw new Error(`${this.gone() ?? 'exited'} while starting`);
+        return undefined;
+      },
+      {
+        what: `node ${this.id} to start`,
+        timeoutMs: this.launch.timeoutMs,
+        describe: () => this.describe(),
+        settle: () => this.settle(),
+      },
+    );
+  }
+
+  /**
+   * Calls `fn(...args)` in the node (a function its module returned);
+   * resolves with its result, rejects with a {@link NodeCallError} if it
+   * threw, or with what the node printed if it does not answer in time.
+   */
+  call<T = unknown>(fn: string, ...args: unknown[]): Promise<T> {
+    return this.invoke<T>(fn, args);
+  }
+
+  /** {@link call} with its own timeout. */
+  invoke<T = unknown>(
+    fn: string,
+    args: readonly unknown[],
+    options: { readonly timeoutMs?: number } = {},
+  ): Promise<T> {
+    if (!this.alive || this.status === 'stopping') {
+      return Promise.reject(
+        this.failure(`cannot call ${fn}(): the node ${this.gone() ?? 'is not running'}`),
+      );
+    }
+    const re = this.nextRe++;
+    const timeoutMs = options.timeoutMs ?? this.launch.timeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.calls.delete(re);
+        void this.failLater(
+          `${fn}() did not answer within ${timeoutMs} ms (node ${this.status})`,
+        ).then(reject);
+      }, timeoutMs);
+      this.calls.set(re, {
+        fn,
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.send({ t: 'call', re, fn, args: [...args] });
+    });
+  }
+
+  /** Waits for a report of `kind` (matching `match`) made after the `from`-th report. */
+  waitForReport<T = unknown>(
+    kind: string,
+    options: {
+      readonly match?: (data: T) => boolean;
+      readonly from?: number;
+      readonly timeoutMs?: number;
+    } = {},
+  ): Promise<T> {
+    const from = options.from ?? 0;
+    return waitFor(
+      this.changes,
+      () => {
+        const r = this.reports
+          .slice(from)
+          .find((x) => x.kind === kind && (options.match?.(x.data as T) ?? true));
+        if (r !== undefined) return { data: r.data as T };
+        if (!this.alive && this.status !== 'starting')
+          throw new Error(`node ${this.id} ${this.gone()}`);
+        return undefined;
+      },
+      {
+        what: `node ${this.id} to report ${kind}`,
+        timeoutMs: options.timeoutMs ?? this.launch.timeoutMs,
+        describe: () => this.describe(),
+        settle: () => this.settle(),
+      },
+    ).then((r) => r.data);
+  }
+
+  /** Waits for a line of output matching `pattern` (stdout and stderr, or the one named). */
+  waitForOutput(
+    pattern: RegExp | string,
+    options: { readonly stream?: 'stdout' | 'stderr'; readonly timeoutMs?: number } = {},
+  ): Promise<string> {
+    const matches = (l: string): boolean =>
+      typeof pattern === 'string' ? l.includes(pattern) : pattern.test(l);
+    const streams =
+      options.stream === undefined ? [this.stdout, this.stderr] : [this[options.stream]];
+    return waitFor(this.changes, () => streams.flatMap((s) => s.all()).find(matches), {
+      what: `node ${this.id} to print ${String(pattern)}`,
+      timeoutMs: options.timeoutMs ?? this.launch.timeoutMs,
+      describe: () => this.describe(),
+      settle: () => this.settle(),
+    });
+  }
+
+  /** Sends `signal` to the process (nothing once it exited). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.alive) this.proc!.kill(signal);
+  }
+
+  /** SIGKILL, and resolves once the process is gone. */
+  async kill(): Promise<void> {
+    if (!this.alive) return;
+    this.status = 'killed';
+    this.stdout.mark('killed (SIGKILL) by the test');
+    this.proc!.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** Asks the node to close its switchboard and exit; SIGKILL if it has not within `timeoutMs`. */
+  async stop(timeoutMs: number): Promise<void> {
+    if (!this.alive) return;
+    if (this.status === 'paused') this.resume();
+    this.status = 'stopping';
+    this.send({ t: 'stop' });
+    const timer = setTimeout(() => this.proc?.kill('SIGKILL'), timeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+    const exit = this.exit;
+    if (exit !== undefined && exit.code !== 0) {
+      throw this.failure(`did not stop cleanly within ${timeoutMs} ms (${this.exitText()})`);
+    }
+  }
+
+  pause(): void {
+    if (!this.alive) throw this.failure('cannot pause: not running');
+    this.proc!.kill('SIGSTOP');
+    this.status = 'paused';
+    this.stdout.mark('paused (SIGSTOP) by the test');
+  }
+
+  resume(): void {
+    if (!this.alive) throw this.failure('cannot resume: not running');
+    this.proc!.kill('SIGCONT');
+    if (this.status === 'paused') this.status = 'running';
+    this.stdout.mark('resumed (SIGCONT) by the test');
+  }
+
+  /** Why this node is not running, or undefined while it is (or is starting). */
+  gone(): string | undefined {
+    if (this.alive) return undefined;
+    switch (this.status) {
+      case 'killed':
+        return 'was killed by the test';
+      case 'stopped':
+        return 'was stopped by the test';
+      default:
+        return this.proc === undefined ? 'was never started' : this.exitText();
+    }
+  }
+
+  /** What a failure message says of this node: its state, reports, events and output. */
+  describe(): string {
+    const head = `node ${this.id} (pid ${this.pid ?? '-'}, ${this.status}${
+      this.exit === undefined ? '' : `, ${this.exitText()}`
+    }${this.incarnation === undefined ? '' : `, incarnation ${this.incarnation.slice(0, 8)}`}):`;
+    const lines = [head];
+    if (this.fatal !== undefined) lines.push(`  fatal: ${this.fatal.stack ?? this.fatal.message}`);
+    const peers = this.peerViews.map((p) => `${p.node} ${p.state}`).join(', ');
+    lines.push(`  sees: ${peers === '' ? '(no report yet)' : peers}`);
+    const events = this.events.slice(-TAIL_REPORTS).map((e) => brief(e));
+    lines.push(
+      `  events (last ${TAIL_REPORTS} of ${this.events.length}):`,
+      tail(events, TAIL_REPORTS),
+    );
+    const reports = this.reports.slice(-TAIL_REPORTS).map((r) => `${r.kind} ${brief(r.data)}`);
+    lines.push(
+      `  reports (last ${TAIL_REPORTS} of ${this.reports.length}):`,
+      tail(reports, TAIL_REPORTS),
+    );
+    lines.push(`  stdout (last ${TAIL_LINES} lines):`, tail(this.stdout.all(), TAIL_LINES));
+    lines.push(`  stderr (last ${TAIL_LINES} lines):`, tail(this.stderr.all(), TAIL_LINES));
+    return lines.join('\n');
+  }
+
+  /** An error about this node, with {@link describe} under it. */
+  failure(what: string): ClusterWaitError {
+    return new ClusterWaitError(`node ${this.id}: ${what}\n${this.describe()}`);
+  }
+
+  /** {@link failure}, once the node's last output is in (at most half a second). */
+  private async failLater(what: string): Promise<ClusterWaitError> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.settle(),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, 500))),
+    ]);
+    clearTimeout(timer);
+    return this.failure(what);
+  }
+
+  private exitText(): string {
+    const e = this.exit;
+    if (e === undefined) return 'running';
+    return e.signal !== null ? `exited on ${e.signal}` : `exited with code ${e.code}`;
+  }
+
+  private send(c: Command): void {
+    if (this.proc?.connected === true) this.proc.send(c);
+  }
+
+  /**
+   * Resolves once the node's output is all in: at once while it runs (after
+   * a turn for chunks already read), when its streams close once it ended.
+   */
+  settle(): Promise<void> {
+    if (this.alive && this.fatal === undefined)
+      return new Promise((resolve) => setTimeout(resolve, 20));
+    return this.closed;
+  }
+
+  private waitMessage(pick: (m: NodeMessage) => boolean, what: string): Promise<void> {
+    const proc = this.proc!;
+    let seen = false;
+    const onMessage = (m: NodeMessage): void => {
+      if (pick(m)) {
+        seen = true;
+        this.changes.notify();
+      }
+    };
+    proc.on('message', onMessage);
+    return waitFor(
+      this.changes,
+      () => {
+        if (seen) return true;
+        if (this.exit !== undefined) throw new Error(`${this.exitText()} before ${what}`);
+        return undefined;
+      },
+      {
+        what: `node ${this.id}: ${what}`,
+        timeoutMs: this.launch.timeoutMs,
+        describe: () => this.describe(),
+        settle: () => this.settle(),
+      },
+    )
+      .then(() => undefined)
+      .finally(() => proc.off('message', onMessage));
+  }
+
+  private received(m: NodeMessage): void {
+    switch (m.t) {
+      case 'listening':
+        this.host = m.host;
+        this.incarnation = m.incarnation;
+        this.onListening(this);
+        break;
+      case 'ready':
+        this.functions = m.fns;
+        if (this.status === 'starting') this.status = 'running';
+        break;
+      case 'peers':
+        this.peerViews = m.peers;
+        break;
+      case 'event':
+        this.events.push(m.event);
+        break;
+      case 'report':
+        this.reports.push({ kind: m.kind, data: m.data, at: performance.now() });
+        break;
+      case 'reply': {
+        const c = this.calls.get(m.re);
+        if (c === undefined) break;
+        this.calls.delete(m.re);
+        if (m.ok) c.resolve(m.value);
+        else c.reject(new NodeCallError(this.id, c.fn, m.error));
+        break;
+      }
+      case 'fatal':
+        this.fatal = m.error;
+        break;
+      case 'booted':
+      case 'stopped':
+        break;
+    }
+    this.changes.notify();
+  }
+}
