@@ -16,6 +16,7 @@ import type {
   StartCommand,
 } from './messages.js';
 import { OutputLines } from './output.js';
+import { unwatchPaused, watchPaused } from './reaper.js';
 import type { Changes } from './waits.js';
 import { ClusterWaitError, tail, waitFor } from './waits.js';
 
@@ -96,6 +97,8 @@ export class ClusterNode {
   readonly pids: number[] = [];
   private peerViews: readonly PeerView[] = [];
   private fatal: ErrorInfo | undefined;
+  /** Whether the reaper holds this process's pid (it was paused). */
+  private watched = false;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private proc: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
@@ -162,6 +165,7 @@ export class ClusterNode {
       const ended = (code: number | null, signal: NodeJS.Signals | null): void => {
         if (this.proc !== proc || this.exit !== undefined) return resolve();
         this.exit = { code, signal };
+        this.unwatch();
         if (this.status !== 'killed' && this.status !== 'stopped') {
           this.status = this.status === 'stopping' ? 'stopped' : 'exited';
         }
@@ -327,6 +331,8 @@ export class ClusterNode {
 
   pause(): void {
     if (!this.alive) throw this.failure('cannot pause: not running');
+    if (!this.watched) watchPaused(this.proc!.pid!);
+    this.watched = true;
     this.proc!.kill('SIGSTOP');
     this.status = 'paused';
     this.stdout.mark('paused (SIGSTOP) by the test');
@@ -335,6 +341,7 @@ export class ClusterNode {
   resume(): void {
     if (!this.alive) throw this.failure('cannot resume: not running');
     this.proc!.kill('SIGCONT');
+    this.unwatch();
     if (this.status === 'paused') this.status = 'running';
     this.stdout.mark('resumed (SIGCONT) by the test');
   }
@@ -390,6 +397,12 @@ export class ClusterNode {
     ]);
     clearTimeout(timer);
     return this.failure(what);
+  }
+
+  /** The reaper (lib/testing/reaper.ts) need not kill this process any more. */
+  private unwatch(): void {
+    if (this.watched && this.proc?.pid !== undefined) unwatchPaused(this.proc.pid);
+    this.watched = false;
   }
 
   private exitText(): string {
