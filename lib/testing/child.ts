@@ -9,9 +9,9 @@
  * drops (the runner crashed, was interrupted or killed) it exits at once.
  */
 import { Switchboard, ListenError } from '../index.js';
-import type { StartOptions, SwitchboardEvent } from '../index.js';
-import { errorInfo } from './messages.js';
-import type { Command, EventNote, NodeMessage, PeerView, StartCommand } from './messages.js';
+import type { StartOptions } from '../index.js';
+import { errorInfo, note } from './messages.js';
+import type { Command, NodeMessage, PeerView, StartCommand } from './messages.js';
 import { functionsOf, mainOf } from './node-module.js';
 
 /** How often the peers are looked at for a change no event announced. */
@@ -23,32 +23,6 @@ let stopping = false;
 
 function send(m: NodeMessage): void {
   if (process.connected) process.send!(m);
-}
-
-function note(e: SwitchboardEvent): EventNote | undefined {
-  switch (e.type) {
-    case 'peer-up':
-    case 'peer-restarted':
-      return { type: e.type, node: e.node, incarnation: e.incarnation };
-    case 'peer-suspect':
-      return { type: e.type, node: e.node, detail: e.reason };
-    case 'peer-reconnected':
-      return { type: e.type, node: e.node };
-    case 'peer-down':
-      return { type: e.type, node: e.node, detail: e.error.message, code: e.error.code };
-    case 'link-error':
-    case 'auth-failure':
-      return {
-        type: e.type,
-        ...(e.node === undefined ? {} : { node: e.node }),
-        detail: e.error.message,
-        code: e.error.code,
-      };
-    case 'drop':
-      return { type: e.type, detail: `${e.count} on ${e.channel}: ${e.reason}` };
-    case 'error':
-      return { type: e.type, detail: e.error.stack ?? e.error.message };
-  }
 }
 
 let lastPeers = '';

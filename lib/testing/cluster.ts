@@ -15,10 +15,8 @@ import type { PeerView } from './messages.js';
 import { ClusterNode } from './node-process.js';
 import type { Launch } from './node-process.js';
 import { LinkFabric } from './proxy.js';
-import type { Direction } from './proxy.js';
-import { allUp, describeViews, downFor, nodeList } from './views.js';
-import type { Observed } from './views.js';
-import { Changes, waitFor } from './waits.js';
+import { LinkedCluster } from './base.js';
+import type { WaitOptions } from './base.js';
 
 /** Switchboard options a test may set; the kit owns the node list, id, secret and bind address. */
 export type NodeOptions = Omit<
@@ -57,11 +55,6 @@ export interface ClusterOptions {
   readonly keepLines?: number;
   /** Copy the nodes' output to the test's stderr as it comes. Default false. */
   readonly echo?: boolean;
-}
-
-/** Options of the waits: which nodes, and how long. */
-export interface WaitOptions {
-  readonly timeoutMs?: number;
 }
 
 const HERE = fileURLToPath(import.meta.url);
@@ -178,19 +171,19 @@ export async function startCluster(options: ClusterOptions): Promise<ProcessClus
 type StartSpec = Parameters<ClusterNode['start']>[0];
 
 /** A running test cluster of processes. See docs/testing.md for each verb. */
-export class ProcessCluster implements Observed {
+export class ProcessCluster extends LinkedCluster {
   /** One handle per node, by id (they survive restarts). */
   readonly nodes: readonly ClusterNode[];
-  private readonly changes = new Changes();
   private closing: Promise<void> | undefined;
 
   /** @internal Use {@link startCluster}. */
   constructor(
-    private readonly fabric: LinkFabric,
+    fabric: LinkFabric,
     private readonly launch: Launch,
     private readonly spec: (id: number) => Promise<StartSpec>,
-    private readonly tls: boolean,
+    tls: boolean,
   ) {
+    super(fabric, launch.timeoutMs, tls);
     this.nodes = fabric.addresses.map(
       (_, id) =>
         new ClusterNode(
@@ -211,56 +204,11 @@ export class ProcessCluster implements Observed {
     }
   }
 
-  get size(): number {
-    return this.nodes.length;
-  }
-
-  /** The node list every switchboard was given (the proxies' addresses). */
-  get addresses(): readonly string[] {
-    return this.fabric.addresses;
-  }
-
   /** The handle of node `i`. */
   node(i: number): ClusterNode {
     const node = this.nodes[i];
     if (node === undefined) throw new RangeError(`no node ${i} in a cluster of ${this.size}`);
     return node;
-  }
-
-  /** Waits for the rendezvous: every node sees every other up. */
-  ready(options: WaitOptions = {}): Promise<void> {
-    return this.waitUntilAllUp(options);
-  }
-
-  /** Waits until every node of `nodes` (default all) sees every other of them up, as the incarnation it runs. */
-  async waitUntilAllUp(
-    options: WaitOptions & { readonly nodes?: readonly number[] } = {},
-  ): Promise<void> {
-    const nodes = nodeList(this, options.nodes);
-    await this.wait(
-      () => allUp(this, nodes),
-      `every node of ${nodes.join(', ')} to see every other up`,
-      nodes,
-      options,
-    );
-  }
-
-  /** Waits until node `i` is declared down by every node of `by` (default: every other node still running). */
-  async waitUntilDown(
-    i: number,
-    options: WaitOptions & { readonly by?: readonly number[] } = {},
-  ): Promise<void> {
-    this.node(i);
-    const by = nodeList(
-      this,
-      options.by ?? this.nodes.filter((n) => n.id !== i && n.alive).map((n) => n.id),
-    );
-    await this.wait(
-      () => downFor(this, i, by),
-      `node ${i} to be declared down by ${by.join(', ') || 'nobody'}`,
-      [i, ...by],
-      options,
-    );
   }
 
   /** SIGKILL: the node dies at once, without a word to its peers. Resolves once it is gone. */
@@ -270,7 +218,7 @@ export class ProcessCluster implements Observed {
 
   /** Graceful stop: the node closes its switchboard (peers see it down at once) and exits. */
   stop(i: number, options: WaitOptions = {}): Promise<void> {
-    return this.node(i).stop(options.timeoutMs ?? this.launch.timeoutMs);
+    return this.node(i).stop(options.timeoutMs ?? this.timeoutMs);
   }
 
   /**
@@ -295,31 +243,6 @@ export class ProcessCluster implements Observed {
     this.node(i).resume();
   }
 
-  /** Resets every connection between `a` and `b`, and every new one until {@link heal}. */
-  cut(a: number, b: number): void {
-    this.linkFault(a, b).cut(a, b);
-  }
-
-  /**
-   * Nothing sent from `a` to `b` (`a->b`), back (`b->a`) or either way
-   * (`both`, the default) gets through until {@link heal}: no bytes, no
-   * FIN, no reset. Connections stay open, half-open as after a partition.
-   */
-  blackhole(a: number, b: number, options: { readonly direction?: Direction } = {}): void {
-    this.linkFault(a, b).blackhole(a, b, options.direction ?? 'both');
-  }
-
-  /** Everything between `a` and `b` (or one way) arrives `ms` late, in order. */
-  delay(a: number, b: number, ms: number, options: { readonly direction?: Direction } = {}): void {
-    this.linkFault(a, b).delay(a, b, ms, options.direction ?? 'both');
-  }
-
-  /** Takes every fault off the link between `a` and `b` (all links without arguments). */
-  heal(a?: number, b?: number): void {
-    if (a === undefined || b === undefined) this.fabric.healAll();
-    else this.linkFault(a, b).heal(a, b);
-  }
-
   /** Kills every node and closes the proxies. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -330,17 +253,7 @@ export class ProcessCluster implements Observed {
     return this.closing;
   }
 
-  /** Every node's state, view of its peers, output and reports, as failures show them. */
-  describe(nodes: readonly number[] = this.nodes.map((n) => n.id)): string {
-    return [
-      'what each node sees:',
-      describeViews(this, nodes),
-      `link faults: ${this.fabric.summary()}`,
-      ...nodes.map((i) => this.node(i).describe()),
-    ].join('\n');
-  }
-
-  // ---- Observed ---------------------------------------------------------
+  // ---- what the waits look at ---------------------------------------------
 
   incarnation(i: number): string | undefined {
     const n = this.node(i);
@@ -355,30 +268,20 @@ export class ProcessCluster implements Observed {
     return this.node(by).seen(of);
   }
 
+  protected running(i: number): boolean {
+    return this.node(i).alive;
+  }
+
+  protected describeNode(i: number): string {
+    return this.node(i).describe();
+  }
+
+  protected override settleNode(i: number): Promise<void> {
+    return this.node(i).settle();
+  }
+
   /** @internal Forks `node` and waits until it is ready. */
   async launchNode(node: ClusterNode): Promise<void> {
     await node.start(await this.spec(node.id));
-  }
-
-  private linkFault(a: number, b: number): LinkFabric {
-    this.node(a);
-    this.node(b);
-    if (this.tls)
-      throw new Error('link faults need plain TCP: over TLS the proxy cannot tell the links apart');
-    return this.fabric;
-  }
-
-  private wait(
-    check: () => true | undefined,
-    what: string,
-    nodes: readonly number[],
-    options: WaitOptions,
-  ): Promise<true> {
-    return waitFor(this.changes, check, {
-      what,
-      timeoutMs: options.timeoutMs ?? this.launch.timeoutMs,
-      describe: () => this.describe(nodes),
-      settle: () => Promise.all(nodes.map((i) => this.node(i).settle())).then(() => undefined),
-    });
   }
 }

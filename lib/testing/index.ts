@@ -4,11 +4,17 @@
  * (docs/testing.md).
  */
 export { closeAll, startCluster, ProcessCluster } from './cluster.js';
-export type { ClusterOptions, NodeOptions, WaitOptions } from './cluster.js';
-export { ClusterNode, NodeCallError } from './node-process.js';
-export type { NodeReport, NodeStatus } from './node-process.js';
+export type { ClusterOptions, NodeOptions } from './cluster.js';
+export type { WaitOptions } from './base.js';
+export { LinkedCluster } from './base.js';
+export { ClusterNode } from './node-process.js';
+export { NodeCallError } from './calls.js';
+export type { NodeStatus } from './node-process.js';
+export type { NodeReport } from './describe.js';
 export { defineNode } from './node-module.js';
 export type { NodeContext, NodeFunctions, NodeMain } from './node-module.js';
 export { ClusterWaitError } from './waits.js';
 export type { Direction } from './proxy.js';
 export type { EventNote, PeerView } from './messages.js';
+export { LocalCluster, LocalNode, startLocalCluster } from './local.js';
+export type { LocalClusterOptions } from './local.js';

@@ -4,7 +4,7 @@
  * Buffers, Maps, Dates and bigints cross as they are). The secret travels
  * here, never in argv or the environment.
  */
-import type { PeerState } from '../index.js';
+import type { PeerState, SwitchboardEvent } from '../index.js';
 
 /** An error as it crosses IPC: what a test needs to see of it. */
 export interface ErrorInfo {
@@ -76,4 +76,31 @@ export function errorInfo(err: unknown): ErrorInfo {
     };
   }
   return { name: 'Error', message: String(err), stack: undefined, code: undefined };
+}
+
+/** A switchboard event as the kit keeps it (drops and errors summed up in `detail`). */
+export function note(e: SwitchboardEvent): EventNote | undefined {
+  switch (e.type) {
+    case 'peer-up':
+    case 'peer-restarted':
+      return { type: e.type, node: e.node, incarnation: e.incarnation };
+    case 'peer-suspect':
+      return { type: e.type, node: e.node, detail: e.reason };
+    case 'peer-reconnected':
+      return { type: e.type, node: e.node };
+    case 'peer-down':
+      return { type: e.type, node: e.node, detail: e.error.message, code: e.error.code };
+    case 'link-error':
+    case 'auth-failure':
+      return {
+        type: e.type,
+        ...(e.node === undefined ? {} : { node: e.node }),
+        detail: e.error.message,
+        code: e.error.code,
+      };
+    case 'drop':
+      return { type: e.type, detail: `${e.count} on ${e.channel}: ${e.reason}` };
+    case 'error':
+      return { type: e.type, detail: e.error.stack ?? e.error.message };
+  }
 }

@@ -6,7 +6,6 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { inspect } from 'node:util';
 import type {
   Command,
   ErrorInfo,
@@ -15,22 +14,17 @@ import type {
   PeerView,
   StartCommand,
 } from './messages.js';
+import { Calls } from './calls.js';
+import { describeNode } from './describe.js';
+import type { NodeReport } from './describe.js';
 import { OutputLines } from './output.js';
 import { unwatchPaused, watchPaused } from './reaper.js';
 import type { Changes } from './waits.js';
-import { ClusterWaitError, tail, waitFor } from './waits.js';
+import { ClusterWaitError, waitFor } from './waits.js';
 
 /** Where a node is in its life. */
 export type NodeStatus =
   'starting' | 'running' | 'paused' | 'stopping' | 'stopped' | 'killed' | 'exited';
-
-/** Something the node's module told the test with `report(kind, data)`. */
-export interface NodeReport {
-  readonly kind: string;
-  readonly data: unknown;
-  /** `performance.now()` in the test process when it arrived. */
-  readonly at: number;
-}
 
 /** How to run a node process. */
 export interface Launch {
@@ -44,36 +38,6 @@ export interface Launch {
   readonly echo: boolean;
   readonly timeoutMs: number;
 }
-
-/** An error thrown by a function called in a node, rebuilt in the test process. */
-export class NodeCallError extends Error {
-  /** The error's `code` in the node, if it had a string one. */
-  readonly code: string | undefined;
-  /** The stack in the node. */
-  readonly remoteStack: string | undefined;
-
-  constructor(
-    readonly node: number,
-    readonly fn: string,
-    info: ErrorInfo,
-  ) {
-    super(`node ${node}: ${fn}() threw ${info.name}: ${info.message}`);
-    this.code = info.code;
-    this.remoteStack = info.stack;
-  }
-
-  override get name(): string {
-    return 'NodeCallError';
-  }
-}
-
-/** Lines of each stream a failure message shows. */
-const TAIL_LINES = 20;
-/** Reports and events a failure message shows. */
-const TAIL_REPORTS = 10;
-
-const brief = (v: unknown): string =>
-  inspect(v, { depth: 2, breakLength: Infinity, maxStringLength: 200, maxArrayLength: 10 });
 
 /** One node of a process cluster. */
 export class ClusterNode {
@@ -103,11 +67,7 @@ export class ClusterNode {
   private proc: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private closed: Promise<void> = Promise.resolve();
-  private nextRe = 1;
-  private readonly calls = new Map<
-    number,
-    { resolve: (v: unknown) => void; reject: (e: Error) => void; fn: string }
-  >();
+  private readonly calls: Calls;
 
   constructor(
     readonly id: number,
@@ -122,6 +82,11 @@ export class ClusterNode {
     };
     this.stdout = new OutputLines(launch.keepLines, echo('stdout'));
     this.stderr = new OutputLines(launch.keepLines, echo('stderr'));
+    this.calls = new Calls(
+      id,
+      (c) => this.send(c),
+      (what) => this.failLater(what),
+    );
   }
 
   /** What this node last saw of its peers. */
@@ -171,12 +136,7 @@ export class ClusterNode {
         }
         this.incarnation = undefined;
         this.onGone(this);
-        for (const [re, c] of this.calls) {
-          this.calls.delete(re);
-          void this.failLater(`${c.fn}() got no answer: the node ${this.gone() ?? 'exited'}`).then(
-            c.reject,
-          );
-        }
+        this.calls.abandon(this.gone() ?? 'exited');
         this.changes.notify();
         resolve();
       };
@@ -229,28 +189,12 @@ export class ClusterNode {
         this.failure(`cannot call ${fn}(): the node ${this.gone() ?? 'is not running'}`),
       );
     }
-    const re = this.nextRe++;
-    const timeoutMs = options.timeoutMs ?? this.launch.timeoutMs;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.calls.delete(re);
-        void this.failLater(
-          `${fn}() did not answer within ${timeoutMs} ms (node ${this.status})`,
-        ).then(reject);
-      }, timeoutMs);
-      this.calls.set(re, {
-        fn,
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.send({ t: 'call', re, fn, args: [...args] });
-    });
+    return this.calls.call<T>(
+      fn,
+      args,
+      options.timeoutMs ?? this.launch.timeoutMs,
+      () => this.status,
+    );
   }
 
   /** Waits for a report of `kind` (matching `match`) made after the `from`-th report. */
@@ -361,26 +305,18 @@ export class ClusterNode {
 
   /** What a failure message says of this node: its state, reports, events and output. */
   describe(): string {
-    const head = `node ${this.id} (pid ${this.pid ?? '-'}, ${this.status}${
-      this.exit === undefined ? '' : `, ${this.exitText()}`
-    }${this.incarnation === undefined ? '' : `, incarnation ${this.incarnation.slice(0, 8)}`}):`;
-    const lines = [head];
-    if (this.fatal !== undefined) lines.push(`  fatal: ${this.fatal.stack ?? this.fatal.message}`);
-    const peers = this.peerViews.map((p) => `${p.node} ${p.state}`).join(', ');
-    lines.push(`  sees: ${peers === '' ? '(no report yet)' : peers}`);
-    const events = this.events.slice(-TAIL_REPORTS).map((e) => brief(e));
-    lines.push(
-      `  events (last ${TAIL_REPORTS} of ${this.events.length}):`,
-      tail(events, TAIL_REPORTS),
-    );
-    const reports = this.reports.slice(-TAIL_REPORTS).map((r) => `${r.kind} ${brief(r.data)}`);
-    lines.push(
-      `  reports (last ${TAIL_REPORTS} of ${this.reports.length}):`,
-      tail(reports, TAIL_REPORTS),
-    );
-    lines.push(`  stdout (last ${TAIL_LINES} lines):`, tail(this.stdout.all(), TAIL_LINES));
-    lines.push(`  stderr (last ${TAIL_LINES} lines):`, tail(this.stderr.all(), TAIL_LINES));
-    return lines.join('\n');
+    const inc =
+      this.incarnation === undefined ? '' : `, incarnation ${this.incarnation.slice(0, 8)}`;
+    const exit = this.exit === undefined ? '' : `, ${this.exitText()}`;
+    return describeNode({
+      head: `node ${this.id} (pid ${this.pid ?? '-'}, ${this.status}${exit}${inc})`,
+      fatal: this.fatal === undefined ? undefined : (this.fatal.stack ?? this.fatal.message),
+      peers: this.peerViews,
+      events: this.events,
+      reports: this.reports,
+      stdout: this.stdout.all(),
+      stderr: this.stderr.all(),
+    });
   }
 
   /** An error about this node, with {@link describe} under it. */
@@ -473,14 +409,9 @@ export class ClusterNode {
       case 'report':
         this.reports.push({ kind: m.kind, data: m.data, at: performance.now() });
         break;
-      case 'reply': {
-        const c = this.calls.get(m.re);
-        if (c === undefined) break;
-        this.calls.delete(m.re);
-        if (m.ok) c.resolve(m.value);
-        else c.reject(new NodeCallError(this.id, c.fn, m.error));
+      case 'reply':
+        this.calls.answered(m);
         break;
-      }
       case 'fatal':
         this.fatal = m.error;
         break;

@@ -181,9 +181,21 @@ describe('a process cluster', () => {
     expect(down.message).toContain('node 0 up, data {"role":"first"}');
   });
 
+  it('stop: the node closes gracefully, its peers see it down at once; it restarts', async () => {
+    const t = performance.now();
+    await cluster.stop(1);
+    expect(cluster.node(1).status).toBe('stopped');
+    await cluster.waitUntilDown(1);
+    expect(performance.now() - t).toBeLessThan(DEAD);
+    const down = cluster.node(0).events.filter((e) => e.type === 'peer-down' && e.node === 1);
+    expect(down.at(-1)?.detail).toMatch(/closed/);
+    await cluster.restart(1);
+    await cluster.waitUntilAllUp();
+  });
+
   it('close kills every process the cluster ever ran', async () => {
     const pids = cluster.nodes.flatMap((n) => n.pids);
-    expect(pids).toHaveLength(4); // three, and node 2 once more
+    expect(pids).toHaveLength(5); // three, then nodes 2 and 1 once more each
     await cluster.close();
     expect(pids.filter(exists)).toEqual([]);
     await expect(cluster.node(0).call('echo')).rejects.toThrow(/was killed by the test/);
