@@ -255,7 +255,13 @@ export class ClusterNode {
     this.status = 'killed';
     this.stdout.mark('killed (SIGKILL) by the test');
     this.proc!.kill('SIGKILL');
-    await this.exited;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>(
+      (resolve) => (timer = setTimeout(() => resolve(true), this.launch.timeoutMs)),
+    );
+    const stuck = await Promise.race([this.exited.then(() => false), late]);
+    clearTimeout(timer);
+    if (stuck) throw this.failure(`still there ${this.launch.timeoutMs} ms after SIGKILL`);
   }
 
   /** Asks the node to close its switchboard and exit; SIGKILL if it has not within `timeoutMs`. */
