@@ -67,6 +67,11 @@ export interface HubTransport {
    * `onConfirmed` follows. Reads the clock.
    */
   fresh(peer: number): boolean;
+  /**
+   * Per peer, until when (`performance.now()` scale) {@link fresh} is
+   * certainly true; 0 when unknown. Read, never written, by this layer.
+   */
+  readonly leases: Float64Array;
   /** As {@link fresh}, at the time the bytes being handled now arrived (no clock read). */
   freshOnArrival(peer: number): boolean;
   /** `urgent`: written at once, not at the end of the turn (see Link.sendFrame). */
@@ -133,6 +138,7 @@ export class ChannelHub
   readonly picker: Picker;
   readonly directory: Directory;
   readonly encoder = new MessageEncoder();
+  readonly leases: Float64Array;
   /** Drops counted per channel name. */
   readonly drops = new Map<string, number>();
   readonly forceEncoding: boolean;
@@ -171,6 +177,7 @@ export class ChannelHub
     options: HubOptions = {},
   ) {
     const n = transport.nodes.length;
+    this.leases = transport.leases;
     this.outStreams = Array.from({ length: n }, () => new Map<number, RemoteOutlet>());
     this.inStreams = Array.from({ length: n }, () => new Map<number, RemoteInlet>());
     this.nextStream = new Array<number>(n).fill(1);

@@ -13,6 +13,7 @@
  * reported if its receiver's node is lost before taking it.
  */
 import { ErrorCode, MessageTooLargeError, SwitchboardError } from '../errors.js';
+import { clockMs } from '../protocol/clock.js';
 import { encodeValue } from '../protocol/codec.js';
 import type { PortableHandle } from '../protocol/codec.js';
 import { FrameType } from '../protocol/frame.js';
@@ -32,6 +33,8 @@ export interface StreamHost {
   peerLimit(peer: number): number;
   /** False while the session with `peer` awaits confirmation (a stale session). */
   fresh(peer: number): boolean;
+  /** Per peer, until when `fresh` is certainly true (HubTransport.leases). */
+  readonly leases: Float64Array;
   sendFrame(
     peer: number,
     type: number,
@@ -193,7 +196,10 @@ export class RemoteInlet implements Inlet {
   ) {}
 
   ready(): boolean {
-    return !this.sessionEnded && this.host.fresh(this.node);
+    // The clock against the lease first: a call into the link only once it lapsed.
+    return (
+      !this.sessionEnded && (clockMs() < this.host.leases[this.node]! || this.host.fresh(this.node))
+    );
   }
 
   deliveredChanged(): void {

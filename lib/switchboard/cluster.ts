@@ -23,6 +23,7 @@ import {
   SwitchboardError,
 } from '../errors.js';
 import type { MissingPeerReason } from '../errors.js';
+import { clockMs } from '../protocol/clock.js';
 import type { FrameSink } from '../protocol/decoder.js';
 import type { HeadField } from '../protocol/head.js';
 import { GoAwayCode } from '../protocol/handshake.js';
@@ -114,7 +115,14 @@ export class Cluster implements ConnectionEvents {
   private state: 'running' | 'closing' | 'closed' = 'running';
   private closePromise: Promise<void> | undefined;
   private readonly waiters = new Set<() => void>();
-  protected readonly now: () => number = () => performance.now();
+  protected readonly now: () => number = clockMs;
+  /**
+   * Per peer, until when (`performance.now()` scale) the session cannot
+   * have been ended by the peer: each link's `confirmedUntil`, 0 without a
+   * confirmed session. The receive paths test `clockMs() < leases[peer]`
+   * before anything else; only a lapsed lease costs a call into the link.
+   */
+  readonly leases: Float64Array;
 
   /**
    * @param extraOptionNames option names the caller reads from `options`
@@ -150,8 +158,9 @@ export class Cluster implements ConnectionEvents {
         this.handler?.onControl(link.peer, type, flags, stream, payload),
       onWritable: (link) => this.handler?.onWritable(link.peer),
     };
+    this.leases = new Float64Array(this.nodes.length);
     this.links = this.nodes.map((n) =>
-      n.id === this.id ? undefined : new Link(n.id, settings, linkHandler),
+      n.id === this.id ? undefined : new Link(n.id, settings, linkHandler, this.leases),
     );
     this.totals = this.nodes.map(() => ({ bytesIn: 0, bytesOut: 0, framesIn: 0 }));
     this.lastPing = this.nodes.map(() => 0);

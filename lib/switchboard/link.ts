@@ -112,6 +112,11 @@ export class Link implements FrameSink {
    * silence. Half of that timeout is kept as margin.
    */
   confirmedUntil = 0;
+  /**
+   * Where {@link confirmedUntil} is also kept, at `leases[peer]`, for the
+   * receive paths to test without calling into the link (Cluster.leases).
+   */
+  private readonly leases: Float64Array;
   /** A confirmation was asked for and not yet received. */
   private confirming = false;
   private confirmAskedAt = Number.NEGATIVE_INFINITY;
@@ -162,7 +167,9 @@ export class Link implements FrameSink {
     readonly peer: number,
     private readonly settings: LinkSettings,
     private readonly handler: LinkHandler,
+    leases?: Float64Array,
   ) {
+    this.leases = leases ?? new Float64Array(peer + 1);
     this.peerSettings = {
       maxMessageSize: settings.maxMessageSize,
       heartbeatMs: settings.heartbeatMs,
@@ -392,7 +399,7 @@ export class Link implements FrameSink {
 
   private confirmed(stamp: number): void {
     const until = stamp + this.peerSettings.deadPeerMs / 2;
-    if (until > this.confirmedUntil) this.confirmedUntil = until;
+    if (until > this.confirmedUntil) this.leases[this.peer] = this.confirmedUntil = until;
     if (this.confirming && until > performance.now()) {
       this.confirming = false;
       this.handler.onConfirmed(this);
@@ -411,7 +418,7 @@ export class Link implements FrameSink {
   endSession(): void {
     this.session = undefined;
     this.confirming = false;
-    this.confirmedUntil = 0;
+    this.leases[this.peer] = this.confirmedUntil = 0;
     this.discardQueued();
     this.refused = false;
     this.unackedIn = 0;

@@ -1,12 +1,17 @@
 import { PeerLostError } from '../../lib/index.js';
 import type { Receiver, Sender } from '../../lib/index.js';
-import { closeAll, clusterOf, startCluster, until } from '../support/cluster.js';
+import { closeAll, clusterOf, hubOf, startCluster, until } from '../support/cluster.js';
 import type { Switchboard } from '../../lib/facade.js';
 
-/** The link of `sb` to `peer` (the cluster layer's), for forcing what a stall would do. */
-function linkOf(sb: Switchboard, peer: number): { confirmedUntil: number } {
+/**
+ * What an event-loop stall longer than half the peer's dead-peer timeout
+ * leaves behind: the link of `sb` to `peer` no longer holds a confirmed
+ * session (its `confirmedUntil`, and the copy the receive paths read).
+ */
+function lapse(sb: Switchboard, peer: number): void {
   const links = (clusterOf(sb) as unknown as { links: Array<{ confirmedUntil: number }> }).links;
-  return links[peer]!;
+  links[peer]!.confirmedUntil = 0;
+  clusterOf(sb).leases[peer] = 0;
 }
 
 describe('stale sessions are fenced where messages are handed out', () => {
@@ -20,8 +25,7 @@ describe('stale sessions are fenced where messages are handed out', () => {
       const tx = a.sender<number>('jobs', { node: 1 });
       await tx.send(1);
       await until(() => rx.queued === 1, 5_000, 'the message to be buffered');
-      // What an event-loop stall longer than half the peer's dead-peer timeout leaves behind.
-      linkOf(b, 0).confirmedUntil = 0;
+      lapse(b, 0);
       let got: number | undefined;
       const taking = rx.next().then((r) => (got = r.value));
       await new Promise((r) => setImmediate(r));
@@ -29,7 +33,7 @@ describe('stale sessions are fenced where messages are handed out', () => {
       expect(got).toBeUndefined();
       await taking;
       expect(got).toBe(1);
-      expect(linkOf(b, 0).confirmedUntil).toBeGreaterThan(performance.now());
+      expect(clusterOf(b).leases[0]).toBeGreaterThan(performance.now());
     } finally {
       await closeAll([a, b]);
     }
@@ -108,6 +112,7 @@ describe('a session that ended hands out nothing more, even to a receive already
       );
       // What a stall leaves behind: the session is not confirmed, so nothing is handed out...
       (clusterOf(b) as unknown as { fresh: () => boolean }).fresh = () => false;
+      (hubOf(b) as unknown as { leases: Float64Array }).leases = new Float64Array(2);
       gate();
       // The handler asks for the next item (microtasks), and is held.
       await new Promise((r) => setImmediate(r));

@@ -130,6 +130,7 @@ class Pair {
       writable: () => true,
       peerLimit: () => DEFAULT_FRAME_LIMITS.maxMessageSize,
       fresh: () => true,
+      leases: new Float64Array(NODES.length),
       freshOnArrival: () => true,
       sendFrame: (_peer, type, flags, stream, payload) =>
         out(encodeFrame(type, flags, stream, payload)),
