@@ -35,6 +35,7 @@ import type { LinkHandler } from './link.js';
 import { clusterFingerprint, dials, formatAddress } from './nodes.js';
 import type { NodeInfo } from './nodes.js';
 import { resolveOptions } from './options.js';
+import { PhiAccrual } from './phi.js';
 import type { ResolvedOptions, SwitchboardOptions } from './options.js';
 import { dial, listen } from './transport.js';
 import type { ClusterHandler, PeerInfo, PeerState, SwitchboardEvent } from './events.js';
@@ -92,6 +93,8 @@ export class Cluster implements ConnectionEvents {
   private readonly totals: PeerCounters[];
   private readonly pending = new Set<Connection>();
   private readonly lastPing: number[];
+  /** Per peer, the phi-accrual detector under `failureDetector: 'phi'`. */
+  private readonly detectors: Array<PhiAccrual | undefined>;
   /** Each peer's health as last told to the handler. */
   private readonly wasHealthy: boolean[];
   private readonly ever: boolean[];
@@ -162,6 +165,12 @@ export class Cluster implements ConnectionEvents {
     this.links = this.nodes.map((n) =>
       n.id === this.id ? undefined : new Link(n.id, settings, linkHandler, this.leases),
     );
+    this.detectors = this.links.map((link) => {
+      if (link === undefined || this.options.failureDetector !== 'phi') return undefined;
+      const detector = new PhiAccrual(this.options.phi, this.options.heartbeatMs);
+      link.onHeartbeat = (at) => detector.heartbeat(at);
+      return detector;
+    });
     this.totals = this.nodes.map(() => ({ bytesIn: 0, bytesOut: 0, framesIn: 0 }));
     this.lastPing = this.nodes.map(() => 0);
     this.wasHealthy = this.nodes.map(() => false);
@@ -604,6 +613,7 @@ export class Cluster implements ConnectionEvents {
       result.ownReceived,
     );
     this.lastPing[link.peer] = this.now();
+    this.detectors[link.peer]?.restart();
     this.linkFailures[link.peer] = undefined;
     debug(
       'node %d linked with %d (%s, %s)',
@@ -865,9 +875,14 @@ export class Cluster implements ConnectionEvents {
     for (const link of this.links) {
       if (link === undefined || link.session === undefined) continue;
       const conn = link.conn;
+      const detector = this.detectors[link.peer];
       if (conn !== undefined && !conn.closed) {
         const silent = now - conn.lastReceived;
-        if (silent > o.deadPeerMs) {
+        const phi = detector?.phi(silent);
+        // Under either detector a session ends only after deadPeerMs of
+        // silence, the bound the peer's fence assumes (Link.confirmedUntil);
+        // phi may only put it off, on a link whose heartbeats are irregular.
+        if (silent > o.deadPeerMs && (phi === undefined || phi >= o.phi.threshold)) {
           // Bytes trickling in without ever completing a frame are no sign
           // of life: a slow-drip peer is a stalled reader's problem, not a
           // lost peer's, and is named as such.
@@ -879,7 +894,7 @@ export class Cluster implements ConnectionEvents {
                 )
               : new SwitchboardError(
                   ErrorCode.PEER_LOST,
-                  `node ${link.peer} sent nothing for ${Math.round(silent)} ms`,
+                  `node ${link.peer} sent nothing for ${Math.round(silent)} ms${phiText(phi)}`,
                 ),
           );
           continue;
@@ -893,24 +908,41 @@ export class Cluster implements ConnectionEvents {
           );
           continue;
         }
-        if (silent > 2 * o.heartbeatMs && !link.suspect) {
+        const suspect =
+          phi === undefined ? silent > 2 * o.heartbeatMs : phi >= o.phi.suspectThreshold;
+        if (suspect && !link.suspect) {
           link.suspect = true;
-          this.emit({
-            type: 'peer-suspect',
-            node: link.peer,
-            reason: `silent for ${Math.round(silent)} ms`,
-          });
+          const reason = `silent for ${Math.round(silent)} ms${phiText(phi)}`;
+          if (dials(this.id, link.peer) && !conn.midFrame) {
+            // Proactive re-dial: drop the silent connection (onClosed reports
+            // peer-suspect with this reason) and dial again now, rather than
+            // wait on TCP's retransmission timers. The session stays: a live
+            // peer resumes it and the replay fills the gap.
+            conn.fail(new SwitchboardError(ErrorCode.LINK, `${reason}; redialing`));
+            continue;
+          }
+          this.emit({ type: 'peer-suspect', node: link.peer, reason });
         }
         if (now - this.lastPing[link.peer]! >= o.heartbeatMs) {
           this.lastPing[link.peer] = now;
           link.ping(now);
         }
-      } else if (now - link.lastHeard > o.deadPeerMs) {
-        this.endSession(
-          link,
-          new PeerLostError(link.peer, `node ${link.peer} lost: no contact for ${o.deadPeerMs} ms`),
-          'down',
-        );
+      } else {
+        const silent = now - link.lastHeard;
+        if (
+          silent > o.deadPeerMs &&
+          (detector === undefined || detector.phi(silent) >= o.phi.threshold)
+        ) {
+          const how =
+            detector === undefined
+              ? `no contact for ${o.deadPeerMs} ms`
+              : `no contact for ${Math.round(silent)} ms${phiText(detector.phi(silent))}`;
+          this.endSession(
+            link,
+            new PeerLostError(link.peer, `node ${link.peer} lost: ${how}`),
+            'down',
+          );
+        }
       }
     }
     // Pickers prefer healthy peers: tell the channel layer when that changes
@@ -1009,6 +1041,11 @@ export class Cluster implements ConnectionEvents {
     if (link.session !== undefined) return 'suspect';
     return this.ever[link.peer] === true ? 'down' : 'connecting';
   }
+}
+
+/** ` (phi 8.3)` under the phi detector, nothing under the timeout. */
+function phiText(phi: number | undefined): string {
+  return phi === undefined ? '' : ` (phi ${phi === Infinity ? 'over 300' : phi.toFixed(1)})`;
 }
 
 function isNetworkError(err: unknown): boolean {

@@ -103,6 +103,8 @@ export class Link implements FrameSink {
   lastHeard = 0;
   suspect = false;
   framesOut = 0;
+  /** Told when the peer's PING arrives (its heartbeat), with the time it was read. */
+  onHeartbeat: ((at: number) => void) | undefined = undefined;
   /** What the peer announced (SETTINGS); our own values until it has. */
   peerSettings: PeerSettings;
   /**
@@ -475,6 +477,7 @@ export class Link implements FrameSink {
       case FrameType.PING:
         if (payload.length !== 8)
           throw new ProtocolError(ErrorCode.PROTOCOL, 'PING payload must be 8 bytes');
+        this.onHeartbeat?.(this.conn!.chunkAt);
         this.ctrl.frame(FrameType.PONG, 0, 0, payload);
         this.schedule();
         return;

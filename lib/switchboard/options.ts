@@ -2,6 +2,11 @@ import { OptionError } from '../errors.js';
 import { checkOptionNames } from '../options.js';
 import { parseNodes } from './nodes.js';
 import type { NodeInfo, NodeSpec } from './nodes.js';
+import { resolvePhiOptions } from './phi.js';
+import type { PhiOptions, PhiSettings } from './phi.js';
+
+/** How a silent peer is judged (docs/failure-detection.md). */
+export type FailureDetector = 'timeout' | 'phi';
 
 /** Mutual TLS material (PEM strings or Buffers). Every node presents a certificate signed by `ca`. */
 export interface TlsOptions {
@@ -34,6 +39,14 @@ export interface SwitchboardOptions {
   readonly heartbeatMs?: number;
   /** A peer silent this long is lost. Default 5000. */
   readonly deadPeerMs?: number;
+  /**
+   * How a silent peer turns suspect and down: `'timeout'` (suspect after two
+   * heartbeats, down after `deadPeerMs`) or `'phi'` (phi-accrual, tuned by
+   * `phi`; down never before `deadPeerMs`). Default `'timeout'`.
+   */
+  readonly failureDetector?: FailureDetector;
+  /** The phi-accrual detector's settings; only with `failureDetector: 'phi'`. */
+  readonly phi?: PhiOptions;
   /** A socket that does not drain this long is closed. Default 10000. */
   readonly writeStallMs?: number;
   /** Largest frame payload. Default 1 MiB. */
@@ -64,6 +77,9 @@ export interface ResolvedOptions {
   readonly maxPendingHandshakes: number;
   readonly heartbeatMs: number;
   readonly deadPeerMs: number;
+  readonly failureDetector: FailureDetector;
+  /** Resolved even under `'timeout'` (the defaults then), used only under `'phi'`. */
+  readonly phi: PhiSettings;
   readonly writeStallMs: number;
   readonly maxFramePayload: number;
   readonly fragmentSize: number;
@@ -81,6 +97,7 @@ export const DEFAULT_SWITCHBOARD_OPTIONS = Object.freeze({
   maxPendingHandshakes: 64,
   heartbeatMs: 1_000,
   deadPeerMs: 5_000,
+  failureDetector: 'timeout',
   writeStallMs: 10_000,
   maxFramePayload: 1024 * 1024,
   fragmentSize: 64 * 1024,
@@ -106,6 +123,8 @@ const SWITCHBOARD_OPTION_KEYS: { readonly [K in keyof SwitchboardOptions]-?: tru
   maxPendingHandshakes: true,
   heartbeatMs: true,
   deadPeerMs: true,
+  failureDetector: true,
+  phi: true,
   writeStallMs: true,
   maxFramePayload: true,
   fragmentSize: true,
@@ -197,6 +216,8 @@ export function resolveOptions(
     maxPendingHandshakes: num('maxPendingHandshakes', 1),
     heartbeatMs: num('heartbeatMs', 1),
     deadPeerMs: num('deadPeerMs', 1),
+    failureDetector: detector(options.failureDetector),
+    phi: resolvePhiOptions(options.phi),
     writeStallMs: num('writeStallMs', 1),
     maxFramePayload: num('maxFramePayload', 1024),
     fragmentSize: num('fragmentSize', 256),
@@ -206,6 +227,9 @@ export function resolveOptions(
     reconnectMaxMs: num('reconnectMaxMs', 0),
     lingerMs: num('lingerMs', 0),
   };
+  if (options.phi !== undefined && resolved.failureDetector !== 'phi') {
+    throw new OptionError('phi', "applies only with failureDetector: 'phi'");
+  }
   if (resolved.deadPeerMs <= resolved.heartbeatMs) {
     throw new OptionError('deadPeerMs', 'must be larger than heartbeatMs');
   }
@@ -221,4 +245,14 @@ export function resolveOptions(
     }
   }
   return resolved;
+}
+
+function detector(value: unknown): FailureDetector {
+  const d = value ?? DEFAULT_SWITCHBOARD_OPTIONS.failureDetector;
+  if (d !== 'timeout' && d !== 'phi')
+    throw new OptionError(
+      'failureDetector',
+      `must be 'timeout' or 'phi', got ${typeof d === 'string' ? `'${d}'` : typeof d}`,
+    );
+  return d;
 }
