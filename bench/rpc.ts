@@ -238,14 +238,14 @@ function zeromqClient(port: number): Client {
 function switchboardClient(sb: Switchboard): Client {
   return {
     async roundTrip(id) {
-      const r = await sb.call<Request>('echo', { id, name: 'bench' });
+      const r = await sb.call<Request, Request>('echo', { id, name: 'bench' });
       if (r.id !== id) throw new Error(`switchboard: reply ${r.id} for ${id}`);
     },
     async rate(count) {
       const t0 = performance.now();
       let next = 0;
       const worker = async (): Promise<void> => {
-        while (next < count) await sb.call<Request>('echo', { id: next++, name: 'bench' });
+        while (next < count) await sb.call<Request, Request>('echo', { id: next++, name: 'bench' });
       };
       await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, count) }, worker));
       return count / ((performance.now() - t0) / 1000);

@@ -65,6 +65,8 @@ export const ErrorCode = {
   REMOTE: 'ERR_SB_REMOTE',
   /** No node serves the requested RPC method (or none matches the tags). */
   NO_SERVER: 'ERR_SB_NO_SERVER',
+  /** The RPC server's service contract is not the one the caller was built from (another version hash). */
+  CONTRACT_MISMATCH: 'ERR_SB_CONTRACT_MISMATCH',
   /** An internal invariant broke: a bug, reported instead of swallowed. */
   INTERNAL: 'ERR_SB_INTERNAL',
 } as const;
@@ -366,5 +368,52 @@ export class RefusedError<T = unknown> extends SwitchboardError {
     super(code, message, options);
     this.node = node;
     this.messages = options?.messages ?? [];
+  }
+}
+
+/** What a caller found serving a method of its contract: the node, and that node's contract hash. */
+export interface ContractServer {
+  readonly node: number;
+  /** The version hash the node serves the method under; `undefined`: served without a contract. */
+  readonly hash: string | undefined;
+}
+
+/**
+ * A typed client's call found the method served only under another
+ * version of its service contract (or without one): `expected` is the
+ * caller's version hash, `found` what each node serving the method
+ * announced. The handler did not run.
+ */
+export class ContractMismatchError extends SwitchboardError {
+  /** The contract's name. */
+  readonly service: string;
+  /** The full method name, `service.method`. */
+  readonly method: string;
+  /** The caller's version hash. */
+  readonly expected: string;
+  /** The nodes that serve the method, and under which hash. */
+  readonly found: readonly ContractServer[];
+
+  constructor(
+    service: string,
+    method: string,
+    expected: string,
+    found: readonly ContractServer[],
+    options?: SwitchboardErrorOptions,
+  ) {
+    const what = found.map((f) =>
+      f.hash === undefined
+        ? `node ${f.node} serves it without a contract`
+        : `node ${f.node} serves ${service}#${f.hash}`,
+    );
+    super(
+      ErrorCode.CONTRACT_MISMATCH,
+      `call "${method}" expects contract ${service}#${expected}, but ${what.length === 0 ? 'no node serves it' : what.join(', ')}`,
+      options,
+    );
+    this.service = service;
+    this.method = method;
+    this.expected = expected;
+    this.found = found;
   }
 }

@@ -33,6 +33,14 @@ import type {
 } from './channel/patterns/pushpull/task.js';
 import type { Worker } from './channel/patterns/pushpull/worker.js';
 import { Rpc } from './channel/patterns/rpc/rpc.js';
+import { serveService, serviceClient } from './channel/patterns/rpc/contract.js';
+import type {
+  ClientOptions,
+  ServiceClient,
+  ServiceContract,
+  ServiceHandle,
+  ServiceHandlers,
+} from './channel/patterns/rpc/contract.js';
 import type {
   BidiHandler,
   CallOptions,
@@ -272,7 +280,7 @@ export class Switchboard {
    * lost first: outcome unknown), ERR_SB_NO_SERVER, ERR_SB_ENCODE,
    * ERR_SB_MESSAGE_TOO_LARGE, ERR_SB_OVERFLOW, ERR_SB_CLOSED.
    */
-  call<Res = unknown, Req = unknown>(
+  call<Req = unknown, Res = unknown>(
     method: string,
     request: Req,
     options?: CallOptions,
@@ -297,7 +305,7 @@ export class Switchboard {
   }
 
   /** Calls server-streaming `method`; iterate the replies. Stopping early cancels the call. */
-  callStream<Res = unknown, Req = unknown>(
+  callStream<Req = unknown, Res = unknown>(
     method: string,
     request: Req,
     options?: StreamCallOptions,
@@ -317,7 +325,7 @@ export class Switchboard {
   }
 
   /** Calls client-streaming `method` with a stream of requests (sent as the server's credit allows). */
-  callClientStream<Res = unknown, Req = unknown>(
+  callClientStream<Req = unknown, Res = unknown>(
     method: string,
     requests: StreamSource<Req>,
     options?: CallOptions,
@@ -346,7 +354,7 @@ export class Switchboard {
   }
 
   /** Calls bidirectional `method`: `requests` go up as credit allows; replies come down on the stream. */
-  callBidi<Res = unknown, Req = unknown>(
+  callBidi<Req = unknown, Res = unknown>(
     method: string,
     requests: StreamSource<Req>,
     options?: StreamCallOptions,
@@ -357,6 +365,39 @@ export class Switchboard {
       requests as StreamSource<unknown>,
       options,
     ) as RpcStream<Res>;
+  }
+
+  /**
+   * Serves every method of a service contract (made with `defineService`):
+   * method `m` as the RPC method `<name>.m`, with `handlers.m`, each
+   * type-checked against its method's kind, request and response. With
+   * schemas, a request is validated before its handler runs and a reply
+   * before it leaves (a refusal is the caller's ValidationError). The
+   * contract's name, methods and version hash are announced; serving a
+   * contract of the same name again replaces it.
+   * @throws OptionError for a missing or unknown handler or a bad option; ERR_SB_CLOSED once closed.
+   */
+  serveService<C extends ServiceContract>(
+    contract: C,
+    handlers: NoInfer<ServiceHandlers<C>>,
+    options?: ServeOptions,
+  ): ServiceHandle {
+    check(options, SERVE_OPTION_NAMES);
+    return serveService(this.rpc(), contract, handlers, options);
+  }
+
+  /**
+   * A typed client of a service contract: one method per contract method,
+   * taking the call options of its kind, which override `options` (the
+   * options of `call`: `node`, `tags`, `timeoutMs`, `strategy`...). Its
+   * calls go only to nodes serving the same version of the contract; with
+   * none, they fail with a ContractMismatchError (ERR_SB_CONTRACT_MISMATCH)
+   * when some node serves the methods under another version, and as `call`
+   * does otherwise. With schemas, the request is validated before it
+   * leaves and the reply when it arrives (ValidationError).
+   */
+  client<C extends ServiceContract>(contract: C, options?: ClientOptions): ServiceClient<C> {
+    return serviceClient(this.rpc(), contract, options) as ServiceClient<C>;
   }
 
   // ---- pub-sub, push-pull, fire-and-forget ------------------------------------

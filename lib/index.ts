@@ -16,6 +16,7 @@ export {
   DEFAULT_SERVE_OPTIONS,
   RpcKind,
 } from './channel/patterns/rpc/types.js';
+export { defineService, type } from './channel/patterns/rpc/contract.js';
 
 // ---- pub-sub, push-pull, fire-and-forget ----
 export { isValidPattern, isValidTopic, topicMatches } from './channel/patterns/pubsub/topics.js';
@@ -31,6 +32,7 @@ export { Worker } from './channel/patterns/pushpull/worker.js';
 
 // ---- errors ----
 export {
+  ContractMismatchError,
   DecodeError,
   EncodeError,
   ErrorCode,
@@ -49,7 +51,7 @@ export {
 } from './errors.js';
 
 export type { StartOptions, SwitchboardStats } from './facade.js';
-export type { MissingPeerReason } from './errors.js';
+export type { ContractServer, MissingPeerReason } from './errors.js';
 export type { OverflowPolicy, ReceiverOptions, ReceiverStats } from './channel/receiver.js';
 export type { ReceiveOptions } from './channel/queue.js';
 export type { DeliveryMode, SendOptions, SenderOptions } from './channel/sender.js';
@@ -83,6 +85,23 @@ export type {
   StreamSource,
   UnaryHandler,
 } from './channel/patterns/rpc/types.js';
+export type {
+  ClientMethod,
+  ClientOptions,
+  HandlerFor,
+  MethodSpec,
+  MethodSpecs,
+  RequestIn,
+  RequestOut,
+  ResponseIn,
+  ResponseOut,
+  ServiceClient,
+  ServiceContract,
+  ServiceHandle,
+  ServiceHandlers,
+  TypeOnly,
+  TypeSpec,
+} from './channel/patterns/rpc/contract.js';
 export type {
   Publication,
   PublicationGap,

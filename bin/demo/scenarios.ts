@@ -439,7 +439,7 @@ const rpcUnary: Scenario = {
       const problems: string[] = [];
       let done = 0;
       await inFlight(unaryCalls(params), 32, async (n) => {
-        const r = await sb.call<Square, number>('demo.square', n);
+        const r = await sb.call<number, Square>('demo.square', n);
         if (r.square !== n * n && problems.length < 5)
           problems.push(`square(${n}) = ${r.square} from node ${r.node}`);
         by[r.node] = (by[r.node] ?? 0) + 1;

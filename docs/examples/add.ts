@@ -43,12 +43,12 @@ try {
     });
   });
 
-  const sum = await client!.call<number, AddRequest>('add', { a: 2, b: 3 });
+  const sum = await client!.call<AddRequest, number>('add', { a: 2, b: 3 });
   console.log(`add(2, 3) = ${sum}`);
   if (sum !== 5) throw new Error(`add(2, 3) returned ${sum}`);
 
   try {
-    await client!.call<number, unknown>('add', { a: 'two', b: 3 });
+    await client!.call<unknown, number>('add', { a: 'two', b: 3 });
     throw new Error('add("two", 3) should have failed');
   } catch (err) {
     if (!(err instanceof RemoteError)) throw err;

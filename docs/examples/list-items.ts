@@ -36,13 +36,16 @@ try {
   });
 
   const items: Item[] = [];
-  for await (const item of client!.callStream<Item>('list_items', { count: 25 })) items.push(item);
+  for await (const item of client!.callStream<{ count: number }, Item>('list_items', { count: 25 }))
+    items.push(item);
   console.log(`list_items: ${items.length} items, ${items[0]?.id}..${items.at(-1)?.id}`);
   if (items.length !== 25 || items.some((it, i) => it.id !== i)) throw new Error('wrong items');
 
   // Read 3 of a million, then stop: the server stops producing.
   const first: number[] = [];
-  for await (const item of client!.callStream<Item>('list_items', { count: 1_000_000 })) {
+  for await (const item of client!.callStream<{ count: number }, Item>('list_items', {
+    count: 1_000_000,
+  })) {
     first.push(item.id);
     if (first.length === 3) break;
   }

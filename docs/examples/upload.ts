@@ -52,7 +52,7 @@ try {
       yield chunk;
     }
   }
-  const receipt = await client!.callClientStream<Receipt, Uint8Array>('upload', file());
+  const receipt = await client!.callClientStream<Uint8Array, Receipt>('upload', file());
   console.log(`upload: ${receipt.chunks} chunks, ${receipt.bytes} bytes, sha256 ${receipt.sha256}`);
   if (receipt.sha256 !== local.digest('hex') || receipt.bytes !== CHUNKS * CHUNK_SIZE)
     throw new Error('the digest does not match what was sent');

@@ -65,6 +65,8 @@ export interface StandardPathSegment {
 export class ValidationError extends SwitchboardError {
   /** The validator's issues, as it reported them (`path` included when it gave one). */
   readonly issues: ReadonlyArray<StandardIssue>;
+  /** Which endpoint, or which part of which call, refused it (the message's prefix). */
+  readonly where: string;
 
   constructor(
     where: string,
@@ -77,6 +79,7 @@ export class ValidationError extends SwitchboardError {
       options,
     );
     this.issues = issues;
+    this.where = where;
   }
 }
 

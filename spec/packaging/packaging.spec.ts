@@ -98,7 +98,7 @@ export async function use(options: SwitchboardOptions): Promise<string> {
   // @ts-expect-error the schema's output type reaches the receiver: qty is a number.
   const qty: string = m.value.qty;
   sb.serve('add', ({ x, y }: { x: number; y: number }) => x + y);
-  const sum: number = await sb.call<number>('add', { x: 2, y: 3 });
+  const sum: number = await sb.call<{ x: number; y: number }, number>('add', { x: 2, y: 3 });
   const issues: ReadonlyArray<StandardIssue> = new ValidationError('here', []).issues;
   await sb.close();
   return \`\${id} \${qty} \${sum} \${issues.length}\`;

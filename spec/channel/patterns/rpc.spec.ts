@@ -74,16 +74,18 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
         await turns(1);
         return a + b;
       });
-      expect(await tx.call<string>('hello', 'Ada')).toBe('Hello, Ada!');
-      expect(await tx.call<number>('add', { a: 21, b: 21 })).toBe(42);
+      expect(await tx.call<string, string>('hello', 'Ada')).toBe('Hello, Ada!');
+      expect(await tx.call<{ a: number; b: number }, number>('add', { a: 21, b: 21 })).toBe(42);
       // Many at once, and one long call among them: every reply finds its own call.
       const slow = gate<number>();
       rx.serve('slow', () => slow.promise);
-      const long = tx.call<number>('slow', null);
+      const long = tx.call<null, number>('slow', null);
       // One after another, then all at once: ids wrap past the long call's slot.
       for (let i = 0; i < 300; i++) expect(await tx.call('add', { a: i, b: i })).toBe(2 * i);
       const sums = await Promise.all(
-        Array.from({ length: 2000 }, (_, i) => tx.call<number>('add', { a: i, b: 1 })),
+        Array.from({ length: 2000 }, (_, i) =>
+          tx.call<{ a: number; b: number }, number>('add', { a: i, b: 1 }),
+        ),
       );
       expect(sums).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
       slow.open(7);
@@ -245,7 +247,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
         { maxConcurrent: 3 },
       );
       const results = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => tx.call<number>('limited', i)),
+        Array.from({ length: 50 }, (_, i) => tx.call<number, number>('limited', i)),
       );
       expect(results).toEqual(Array.from({ length: 50 }, (_, i) => i * 2));
       expect(peak).toBe(3);
@@ -297,7 +299,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
   it('waits briefly for a server to appear, then fails with ERR_SB_NO_SERVER', async () => {
     const { sbs, rx, tx } = await pathCluster(path);
     try {
-      const early = tx.call<string>('late-server', 'x', { waitForServerMs: 5_000 });
+      const early = tx.call<string, string>('late-server', 'x', { waitForServerMs: 5_000 });
       expect(tx.stats().rpc.waitingForServer).toBe(1);
       rx.serve<string, string>('late-server', (s) => `${s}!`);
       expect(await early).toBe('x!');
@@ -341,16 +343,18 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       );
       rx.serveStream<number, number>('range', (n) => range(0, n));
       const items: Array<{ id: number; name: string }> = [];
-      const stream = tx.callStream<{ id: number; name: string }>('list_items', { count: 100 });
+      const stream = tx.callStream<{ count: number }, { id: number; name: string }>('list_items', {
+        count: 100,
+      });
       for await (const item of stream) items.push(item);
       expect(items).toEqual(Array.from({ length: 100 }, (_, id) => ({ id, name: `item-${id}` })));
       expect(stream.closed).toBe(true);
       const viaObservable = await firstValueFrom(
-        tx.callStream<number>('range', 50).observable().pipe(toArray()),
+        tx.callStream<number, number>('range', 50).observable().pipe(toArray()),
       );
       expect(viaObservable).toEqual(Array.from({ length: 50 }, (_, i) => i));
       const empty: number[] = [];
-      for await (const v of tx.callStream<number>('range', 0)) empty.push(v);
+      for await (const v of tx.callStream<number, number>('range', 0)) empty.push(v);
       expect(empty).toEqual([]);
       await expectIdleSoon(rx, tx);
     } finally {
@@ -406,7 +410,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       rx.serveBidi<Uint8Array, Uint8Array>('echo_stream', (payloads) => payloads);
       const words = ['hello', 'switchboard', 'rpc'];
       const upper: string[] = [];
-      for await (const w of tx.callBidi<string>('uppercase', words)) upper.push(w);
+      for await (const w of tx.callBidi<string, string>('uppercase', words)) upper.push(w);
       expect(upper).toEqual(['HELLO', 'SWITCHBOARD', 'RPC']);
       // Replies flow while requests are still being sent: each request waits for the previous echo.
       const echoed: string[] = [];
@@ -418,7 +422,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
           await waiting.promise;
         }
       };
-      for await (const p of tx.callBidi<Uint8Array>('echo_stream', payloads())) {
+      for await (const p of tx.callBidi<Uint8Array, Uint8Array>('echo_stream', payloads())) {
         echoed.push(Buffer.from(p).toString());
         const w = waiting;
         waiting = gate();
@@ -442,7 +446,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
       });
       const got: number[] = [];
       const err = await (async () => {
-        for await (const v of tx.callStream<number>('fails-midway', null)) got.push(v);
+        for await (const v of tx.callStream<null, number>('fails-midway', null)) got.push(v);
       })().catch((e: unknown) => e);
       expect(got).toEqual([1, 2]);
       expect(err).toBeInstanceOf(RemoteError);
@@ -495,7 +499,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
         }
       });
       const got: number[] = [];
-      for await (const v of tx.callStream<number>('ticks', null, { window: 4 })) {
+      for await (const v of tx.callStream<null, number>('ticks', null, { window: 4 })) {
         got.push(v);
         if (v === 3) break;
       }
@@ -524,7 +528,7 @@ describe.each(PATHS)('RPC over the %s path', (path) => {
           yield i;
         }
       });
-      for await (const i of tx.callStream<number>('list_items', 200, { window })) {
+      for await (const i of tx.callStream<number, number>('list_items', 200, { window })) {
         expect(i).toBe(consumed);
         consumed++;
         await turns(3);
@@ -623,7 +627,7 @@ describe('RPC load balancing over 3 servers (tcp)', () => {
   ): Promise<Record<number, number>> => {
     const counts: Record<number, number> = {};
     for (let i = 0; i < calls; i++) {
-      const node = await caller.call<number>('who', null, options);
+      const node = await caller.call<null, number>('who', null, options);
       counts[node] = (counts[node] ?? 0) + 1;
     }
     return counts;
@@ -655,11 +659,11 @@ describe('RPC load balancing over 3 servers (tcp)', () => {
       5_000,
       'three servers',
     );
-    const held = caller.call<number>('work', null, { node: 1 });
+    const held = caller.call<null, number>('work', null, { node: 1 });
     await started.promise;
     const counts: Record<number, number> = {};
     for (let i = 0; i < 20; i++) {
-      const node = await caller.call<number>('work', null);
+      const node = await caller.call<null, number>('work', null);
       counts[node] = (counts[node] ?? 0) + 1;
     }
     expect(counts).toEqual({ 2: 10, 3: 10 });
@@ -668,7 +672,7 @@ describe('RPC load balancing over 3 servers (tcp)', () => {
     // Many at once: the busy count decides, so the load evens out.
     const spread: Record<number, number> = {};
     for (const node of await Promise.all(
-      Array.from({ length: 60 }, () => caller.call<number>('work', null)),
+      Array.from({ length: 60 }, () => caller.call<null, number>('work', null)),
     ))
       spread[node] = (spread[node] ?? 0) + 1;
     expect(spread).toEqual({ 1: 20, 2: 20, 3: 20 });
@@ -697,10 +701,10 @@ describe('RPC load balancing over 3 servers (tcp)', () => {
     );
     // Node 1 runs one call and queues the others behind maxConcurrent.
     const named = Array.from({ length: 3 }, (_, i) =>
-      caller.call<{ node: number; n: number }>('drain', 100 + i, { node: 1 }),
+      caller.call<number, { node: number; n: number }>('drain', 100 + i, { node: 1 }),
     );
     const free = Array.from({ length: 8 }, (_, i) =>
-      caller.call<{ node: number; n: number }>('drain', i, { strategy: 'round-robin' }),
+      caller.call<number, { node: number; n: number }>('drain', i, { strategy: 'round-robin' }),
     );
     await started.promise;
     await until(() => sbs[1]!.stats().rpc.runningHandlers === 1, 5_000, 'the running call');

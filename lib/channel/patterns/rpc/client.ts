@@ -16,7 +16,14 @@
  */
 import type { PeerLostError } from '../../../errors.js';
 import type { Observable } from 'rxjs';
-import { ErrorCode, NotDeliveredError, OptionError, SwitchboardError } from '../../../errors.js';
+import {
+  ContractMismatchError,
+  ErrorCode,
+  NotDeliveredError,
+  OptionError,
+  SwitchboardError,
+} from '../../../errors.js';
+import type { ContractServer } from '../../../errors.js';
 import { hasTags } from '../../../switchboard/nodes.js';
 import type { DirectoryEntry } from '../../directory.js';
 import { Headed } from '../../envelope.js';
@@ -26,7 +33,13 @@ import { DEFAULT_RECEIVER_OPTIONS } from '../../receiver.js';
 import type { Receiver } from '../../receiver.js';
 import type { Sender } from '../../sender.js';
 import { abortError, checkTimeout, Wait } from '../../waits.js';
-import { CHANNEL_SENDER_OPTIONS, positiveInt, RPC_KIND, STREAM_SENDER_OPTIONS } from './server.js';
+import {
+  CHANNEL_SENDER_OPTIONS,
+  positiveInt,
+  RPC_KIND,
+  SERVICE_KIND,
+  STREAM_SENDER_OPTIONS,
+} from './server.js';
 import { ItemStream, sendStream } from './streams.js';
 import type { ItemReader } from './streams.js';
 import { DEFAULT_CALL_OPTIONS } from './types.js';
@@ -42,6 +55,19 @@ const STRATEGY: Record<string, PickStrategy> = {
   'round-robin': 'round-robin',
   random: 'random',
 };
+
+/** The service contract a typed client's call was made with (lib/channel/patterns/rpc/contract.ts). */
+export interface ContractRef {
+  readonly service: string;
+  readonly hash: string;
+}
+
+/** What the directory says of one service: the version hash each node serves it under. */
+class ServiceView {
+  /** Hash by node, cached until the directory changes. */
+  hashes: Map<number, string> | undefined;
+  unwatch: () => void = NOOP;
+}
 
 /** The per-method routing state of a caller. */
 class Route {
@@ -86,6 +112,8 @@ class PendingCall extends Wait {
   refusedBy: number[] | undefined;
   /** Why the last of them refused it (or that it is gone since): the cause if the call then fails. */
   refusal: SwitchboardError | undefined;
+  /** Servers that refused it for another contract version, and the hash each said it serves. */
+  mismatches: Map<number, string | undefined> | undefined;
   /** The caller's stream (client-streaming, bidi) until the server accepts it. */
   source: StreamSource<unknown> | undefined;
   /** Our sender into the server's input stream. */
@@ -102,6 +130,7 @@ class PendingCall extends Wait {
     readonly route: Route,
     readonly options: StreamCallOptions,
     readonly timeoutMs: number,
+    readonly contract: ContractRef | undefined,
   ) {
     super();
   }
@@ -234,6 +263,7 @@ export class Caller {
   private readonly pending = new CallTable();
   private readonly outstanding: number[];
   private readonly routes = new Map<string, Route>();
+  private readonly services = new Map<string, ServiceView>();
   /** The options of the last request sent, reused while they fit (no object per call). */
   private sendOptions: { readonly timeoutMs?: number; readonly signal?: AbortSignal } = {};
   private readonly loadOf = (e: DirectoryEntry): number => this.outstanding[e.node]!;
@@ -244,6 +274,8 @@ export class Caller {
     const o = p.options;
     return (
       x.meta === p.kind &&
+      (p.contract === undefined ||
+        this.serviceHash(p.contract.service, x.node) === p.contract.hash) &&
       (p.refusedBy === undefined || !p.refusedBy.includes(x.node)) &&
       (o.node === undefined || x.node === o.node) &&
       (o.tags === undefined || hasTags(this.hub.nodes[x.node]!, o.tags))
@@ -270,9 +302,10 @@ export class Caller {
     request: unknown,
     source: StreamSource<unknown> | undefined,
     options: CallOptions = NO_OPTIONS,
+    contract?: ContractRef,
   ): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const p = this.begin(method, kind, options);
+      const p = this.begin(method, kind, options, contract);
       p.resolve = resolve;
       p.reject = reject;
       p.payload = request;
@@ -287,13 +320,14 @@ export class Caller {
     request: unknown,
     source: StreamSource<unknown> | undefined,
     options: StreamCallOptions = NO_OPTIONS,
+    contract?: ContractRef,
   ): RpcStream<unknown> {
     const window = positiveInt(options.window ?? DEFAULT_CALL_OPTIONS.window, 'window');
     if (this.failure !== undefined) throw this.failure;
     const down = this.hub.receiver<unknown>(undefined, { window, capacity: window }, 1);
     let p: PendingCall;
     try {
-      p = this.begin(method, kind, options);
+      p = this.begin(method, kind, options, contract);
     } catch (err) {
       down.close();
       throw err;
@@ -333,6 +367,7 @@ export class Caller {
     this.failure = reason;
     for (const p of this.pending.all()) this.fail(p, reason);
     for (const r of this.routes.values()) r.unwatch();
+    for (const v of this.services.values()) v.unwatch();
     this.replies?.close();
   }
 
@@ -379,7 +414,12 @@ export class Caller {
   // ---- internals -----------------------------------------------------------
 
   /** Validates and registers a call; it is pending from here on. */
-  private begin(method: string, kind: RpcKind, options: StreamCallOptions): PendingCall {
+  private begin(
+    method: string,
+    kind: RpcKind,
+    options: StreamCallOptions,
+    contract: ContractRef | undefined,
+  ): PendingCall {
     if (this.failure !== undefined) throw this.failure;
     checkMethod(method);
     const timeoutMs = checkTimeout(options.timeoutMs) ?? DEFAULT_CALL_OPTIONS.timeoutMs;
@@ -407,6 +447,7 @@ export class Caller {
       this.route(method),
       options,
       timeoutMs,
+      contract,
     );
     // Ids wrap well before CBOR needs 9 bytes; a call 2^31 calls old is long gone.
     this.nextId = this.nextId >= 0x7fff_ffff ? 1 : this.nextId + 1;
@@ -464,9 +505,11 @@ export class Caller {
     }
     const op = KIND_OP[p.kind];
     const msg = new Headed(
-      p.down === undefined
-        ? [op, p.id, this.hub.self, replyId, remaining]
-        : [op, p.id, this.hub.self, replyId, remaining, p.down.id],
+      p.contract !== undefined
+        ? [op, p.id, this.hub.self, replyId, remaining, p.down?.id ?? 0, p.contract.hash]
+        : p.down === undefined
+          ? [op, p.id, this.hub.self, replyId, remaining]
+          : [op, p.id, this.hub.self, replyId, remaining, p.down.id],
       payload,
     );
     // A request still waiting for credit when the deadline passes is withdrawn, never sent late.
@@ -510,6 +553,32 @@ export class Caller {
   private noServerError(p: PendingCall): SwitchboardError {
     const entries = this.hub.directory.lookup(RPC_KIND, p.method);
     const o = p.options;
+    if (p.contract !== undefined) {
+      // Served, but under another version of the contract (or none): say so, not "no server".
+      const c = p.contract;
+      const found: ContractServer[] = entries
+        .filter(
+          (x) =>
+            (o.node === undefined || x.node === o.node) &&
+            (o.tags === undefined || hasTags(this.hub.nodes[x.node]!, o.tags)),
+        )
+        .map((x) => ({
+          node: x.node,
+          hash:
+            p.mismatches?.has(x.node) === true
+              ? p.mismatches.get(x.node)
+              : this.serviceHash(c.service, x.node),
+        }))
+        .filter((f) => f.hash !== c.hash);
+      if (found.length > 0)
+        return new ContractMismatchError(
+          c.service,
+          p.method,
+          c.hash,
+          found,
+          p.refusal === undefined ? undefined : { cause: p.refusal },
+        );
+    }
     const wanted = [
       `a ${p.kind} method`,
       ...(o.node === undefined ? [] : [`on node ${o.node}`]),
@@ -524,6 +593,32 @@ export class Caller {
       `no server for "${p.method}" (${wanted}): ${served}`,
       p.refusal === undefined ? undefined : { cause: p.refusal },
     );
+  }
+
+  /** The version hash `node` serves `service` under, from its announcement; undefined if none. */
+  private serviceHash(service: string, node: number): string | undefined {
+    let v = this.services.get(service);
+    if (v === undefined) {
+      const view = new ServiceView();
+      view.unwatch = this.hub.directory.watch(SERVICE_KIND, service, () => {
+        view.hashes = undefined;
+        // A call waiting for a server of the right version may have one now.
+        queueMicrotask(() => {
+          for (const r of this.routes.values())
+            for (const p of [...r.waiting]) if (p.contract?.service === service) this.dispatch(p);
+        });
+      });
+      this.services.set(service, view);
+      v = view;
+    }
+    if (v.hashes === undefined) {
+      v.hashes = new Map();
+      for (const e of this.hub.directory.lookup(SERVICE_KIND, service)) {
+        const h = (e.meta as { h?: unknown } | null)?.h;
+        if (typeof h === 'string') v.hashes.set(e.node, h);
+      }
+    }
+    return v.hashes.get(node);
   }
 
   private route(method: string): Route {
@@ -614,6 +709,23 @@ export class Caller {
         const error = errorFromInfo(p.node, m.body);
         if (error.code === ErrorCode.NO_SERVER) {
           this.refused(p, error);
+          return;
+        }
+        if (error.code === ErrorCode.CONTRACT_MISMATCH && p.contract !== undefined) {
+          // The directory was behind the server: what it serves now is in the error's details.
+          const d = (m.body as unknown[])[4] as { hash?: unknown } | undefined;
+          const hash = typeof d?.hash === 'string' && d.hash !== '' ? d.hash : undefined;
+          (p.mismatches ??= new Map()).set(p.node, hash);
+          this.refused(
+            p,
+            new ContractMismatchError(
+              p.contract.service,
+              p.method,
+              p.contract.hash,
+              [{ node: p.node, hash }],
+              { cause: error },
+            ),
+          );
           return;
         }
         this.fail(p, error);

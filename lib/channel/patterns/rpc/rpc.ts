@@ -23,6 +23,7 @@ import { OptionError } from '../../../errors.js';
 import type { PeerLostError, SwitchboardError } from '../../../errors.js';
 import type { ChannelHub } from '../../hub.js';
 import { Caller } from './client.js';
+import type { ContractRef } from './client.js';
 import { Server } from './server.js';
 import type { Handler } from './server.js';
 import { RpcKind } from './types.js';
@@ -45,7 +46,7 @@ export class Rpc {
   private readonly caller: Caller;
   private readonly server: Server;
 
-  constructor(hub: ChannelHub) {
+  constructor(readonly hub: ChannelHub) {
     this.caller = new Caller(hub);
     this.server = new Server(hub);
     hub.watchPeers({
@@ -56,9 +57,15 @@ export class Rpc {
     });
   }
 
-  serve(method: string, kind: RpcKind, handler: Handler, options?: ServeOptions): ServeHandle {
+  serve(
+    method: string,
+    kind: RpcKind,
+    handler: Handler,
+    options?: ServeOptions,
+    hash?: string,
+  ): ServeHandle {
     checkMethod(method);
-    return this.server.serve(method, kind, handler, options);
+    return this.server.serve(method, kind, handler, options, hash);
   }
 
   serveUnary<Req, Res>(method: string, h: UnaryHandler<Req, Res>, o?: ServeOptions): ServeHandle {
@@ -107,6 +114,40 @@ export class Rpc {
     options?: StreamCallOptions,
   ): RpcStream<unknown> {
     return this.caller.callStream(method, RpcKind.BIDI, undefined, requests, options);
+  }
+
+  /** A call of any kind made by a typed client of a service contract. */
+  callContract(
+    method: string,
+    kind: RpcKind,
+    input: unknown,
+    options: StreamCallOptions | undefined,
+    contract: ContractRef,
+  ): Promise<unknown> | RpcStream<unknown> {
+    switch (kind) {
+      case RpcKind.UNARY:
+        return this.caller.callUnary(method, kind, input, undefined, options, contract);
+      case RpcKind.SERVER_STREAM:
+        return this.caller.callStream(method, kind, input, undefined, options, contract);
+      case RpcKind.CLIENT_STREAM:
+        return this.caller.callUnary(
+          method,
+          kind,
+          undefined,
+          input as StreamSource<unknown>,
+          options,
+          contract,
+        );
+      default:
+        return this.caller.callStream(
+          method,
+          kind,
+          undefined,
+          input as StreamSource<unknown>,
+          options,
+          contract,
+        );
+    }
   }
 
   stats(): RpcStats {

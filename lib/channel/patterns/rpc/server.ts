@@ -44,6 +44,8 @@ import type { ErrorInfo } from './wire.js';
 
 /** The directory kind of served methods. */
 export const RPC_KIND = 'rpc';
+/** The directory kind of served service contracts: name, version hash and methods (contract.ts). */
+export const SERVICE_KIND = 'service';
 
 /** Requests and replies never wait on the sender's own timer: the call's deadline bounds them. */
 export const CHANNEL_SENDER_OPTIONS: SenderOptions<unknown> = Object.freeze({
@@ -67,6 +69,8 @@ const DEADLINE_GRACE_MS = 3;
 class Served {
   handler: Handler = NOOP;
   kind: RpcKind = RpcKind.UNARY;
+  /** The version hash of the service contract it is served under; undefined for a plain `serve`. */
+  hash: string | undefined;
   handle: ServeHandleImpl | undefined;
   maxConcurrent: number = DEFAULT_SERVE_OPTIONS.maxConcurrent;
   streamWindow: number = DEFAULT_SERVE_OPTIONS.streamWindow;
@@ -289,7 +293,13 @@ export class Server {
     };
   }
 
-  serve(method: string, kind: RpcKind, handler: Handler, options: ServeOptions = {}): ServeHandle {
+  serve(
+    method: string,
+    kind: RpcKind,
+    handler: Handler,
+    options: ServeOptions = {},
+    hash?: string,
+  ): ServeHandle {
     if (this.failure !== undefined) throw this.failure;
     if (typeof handler !== 'function') throw new OptionError('handler', 'must be a function');
     const maxConcurrent = positiveInt(
@@ -318,6 +328,7 @@ export class Server {
     if (s.handle !== undefined) s.handle.closed = true;
     s.handler = handler;
     s.kind = kind;
+    s.hash = hash;
     s.maxConcurrent = maxConcurrent;
     s.streamWindow = streamWindow;
     s.closing = false;
@@ -484,6 +495,19 @@ export class Server {
         frameworkInfo(
           ErrorCode.NO_SERVER,
           `node ${this.hub.self} serves "${s.method}" as a ${s.kind} method, not ${kind}`,
+        ),
+      );
+      return;
+    }
+    const want = m[6];
+    if (typeof want === 'string' && want !== s.hash) {
+      // A typed client built from another version of the contract: the handler does not run.
+      this.replyError(
+        call,
+        frameworkInfo(
+          ErrorCode.CONTRACT_MISMATCH,
+          `node ${this.hub.self} serves "${s.method}" ${s.hash === undefined ? 'without a contract' : `under contract version ${s.hash}`}, not ${want}`,
+          { hash: s.hash ?? '' },
         ),
       );
       return;

@@ -19,6 +19,8 @@
  */
 import { ErrorCode, MessageTooLargeError, RemoteError, SwitchboardError } from '../../../errors.js';
 import { Headed } from '../../envelope.js';
+import { ValidationError } from '../../schema.js';
+import type { StandardIssue } from '../../schema.js';
 import type { RpcKind } from './types.js';
 
 /** Messages on a request channel: a request (its op says its kind), or a cancel. */
@@ -49,11 +51,25 @@ export const OP_KIND: ReadonlyArray<RpcKind | undefined> = [
  * `[name, message, code | null, framework, details?]`: framework errors
  * arrive as the library's own error, others as a RemoteError. `details`
  * carries what a framework error's class needs (a size refusal's `size`,
- * `limit` and `node`).
+ * `limit` and `node`; a contract's validation refusal its `where` and
+ * `issues`; a contract mismatch the server's `hash`).
  */
 export type ErrorInfo =
   | [string, string, string | null, 0 | 1]
-  | [string, string, string | null, 1, Record<string, number>];
+  | [string, string, string | null, 1, Record<string, unknown>];
+
+/**
+ * Errors the library raises inside a handler it wraps (a service
+ * contract's validation): they travel as framework errors, where any other
+ * error a handler throws is the handler's own (a RemoteError).
+ */
+const raisedHere = new WeakSet<object>();
+
+/** Marks `err` as raised by the library on the server (see {@link raisedHere}). */
+export function frameworkRaised<E extends SwitchboardError>(err: E): E {
+  raisedHere.add(err);
+  return err;
+}
 
 const ERROR_CODES = new Set<string>(Object.values(ErrorCode));
 
@@ -64,6 +80,14 @@ const ERROR_CODES = new Set<string>(Object.values(ErrorCode));
  * call is not the caller's failure).
  */
 export function errorInfo(err: unknown): ErrorInfo {
+  if (err instanceof ValidationError && raisedHere.has(err))
+    return [
+      'ValidationError',
+      err.message,
+      err.code,
+      1,
+      { where: err.where, issues: err.issues.map(issueInfo) },
+    ];
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
     return [err.name, err.message, typeof code === 'string' ? code : null, 0];
@@ -72,8 +96,32 @@ export function errorInfo(err: unknown): ErrorInfo {
 }
 
 /** An error the library raised on the server (no such method, an unencodable reply...). */
-export function frameworkInfo(code: ErrorCode, message: string): ErrorInfo {
-  return ['SwitchboardError', message, code, 1];
+export function frameworkInfo(
+  code: ErrorCode,
+  message: string,
+  details?: Record<string, unknown>,
+): ErrorInfo {
+  return details === undefined
+    ? ['SwitchboardError', message, code, 1]
+    : ['SwitchboardError', message, code, 1, details];
+}
+
+/** An issue as it travels: `[message, path]`, the path's keys as text or numbers. */
+function issueInfo(issue: StandardIssue): [string, Array<string | number>] {
+  const path = (issue.path ?? []).map((p) => {
+    const key = typeof p === 'object' ? p.key : p;
+    return typeof key === 'number' ? key : String(key);
+  });
+  return [issue.message, path];
+}
+
+function issueFromInfo(raw: unknown): StandardIssue {
+  const a = Array.isArray(raw) ? (raw as unknown[]) : [];
+  const message = typeof a[0] === 'string' ? a[0] : 'invalid';
+  const path = Array.isArray(a[1])
+    ? (a[1] as unknown[]).filter((k) => typeof k === 'string' || typeof k === 'number')
+    : [];
+  return path.length === 0 ? { message } : { message, path };
 }
 
 /** The info of a library error raised on the server, with the fields its class carries. */
@@ -97,6 +145,8 @@ export function errorFromInfo(node: number, raw: unknown): SwitchboardError {
   const code = typeof info[2] === 'string' ? info[2] : undefined;
   if (info[3] === 1 && code !== undefined && ERROR_CODES.has(code)) {
     const d = info[4] as Record<string, unknown> | undefined;
+    if (code === ErrorCode.VALIDATION && typeof d?.where === 'string' && Array.isArray(d.issues))
+      return new ValidationError(`node ${node}: ${d.where}`, d.issues.map(issueFromInfo));
     if (
       code === ErrorCode.MESSAGE_TOO_LARGE &&
       typeof d?.size === 'number' &&
