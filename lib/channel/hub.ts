@@ -68,12 +68,17 @@ export interface HubTransport {
    */
   fresh(peer: number): boolean;
   /**
-   * Per peer, until when (`performance.now()` scale) {@link fresh} is
+   * Per peer, until when (`clockMs()` scale, lib/protocol/clock.ts) {@link fresh} is
    * certainly true; 0 when unknown. Read, never written, by this layer.
    */
   readonly leases: Float64Array;
   /** As {@link fresh}, at the time the bytes being handled now arrived (no clock read). */
   freshOnArrival(peer: number): boolean;
+  /**
+   * Application code ran synchronously while the bytes from `peer` were
+   * being handled: {@link freshOnArrival} now reads the clock again.
+   */
+  ranSince(peer: number): void;
   /** `urgent`: written at once, not at the end of the turn (see Link.sendFrame). */
   sendFrame(
     peer: number,
@@ -355,7 +360,11 @@ export class ChannelHub
       );
       return;
     }
-    r.push(value, inlet, message.length, this.transport.freshOnArrival(peer));
+    // A subscriber that took it synchronously may have run for any time (a
+    // stall inside its callback): the next message of this chunk is judged
+    // by the clock, not by when the chunk was read.
+    if (r.push(value, inlet, message.length, this.transport.freshOnArrival(peer)))
+      this.transport.ranSince(peer);
   }
 
   /** A message the link refused to reassemble: larger than this node's maxMessageSize. */

@@ -112,29 +112,32 @@ export class Queue<T, S> implements AsyncIterable<T> {
   /**
    * Adds an item. `ready` says whether it may be handed out now: a waiting
    * consumer then gets it at once (and `taken` runs); otherwise it waits in
-   * the buffer. Ignored once the queue ended or failed.
+   * the buffer. Ignored once the queue ended or failed. True when an
+   * observer took it synchronously: code outside the queue ran (for as long
+   * as it liked) before this returned.
    */
-  push(value: unknown, source: S, size: number, ready: boolean): void {
-    if (this.state !== 'open') return;
+  push(value: unknown, source: S, size: number, ready: boolean): boolean {
+    if (this.state !== 'open') return false;
     if (ready && this.values.length === 0) {
       const w = this.waiters.shift();
       if (w !== undefined) {
         this.timeouts?.disarm(w);
         this.owner.taken(source, size);
         w.resolve({ value: value as T, done: false });
-        return;
+        return false;
       }
       const o = this.observer;
       if (o !== undefined) {
         this.owner.taken(source, size);
         o.next(value as T);
-        return;
+        return true;
       }
     }
     this.values.push(value);
     this.sources.push(source);
     this.sizes.push(size);
     this.bytes += size;
+    return false;
   }
 
   /** No more items: consumers get `done` once the buffer is empty. Idempotent. */

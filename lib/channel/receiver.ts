@@ -380,16 +380,19 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
   /**
    * A message arrived on `inlet` (already decoded; `bytes` is its encoded
    * size, 0 when local). `ready` says whether it may be handed out at once.
+   * True when a subscriber took it synchronously (Queue.push): the time the
+   * bytes were read no longer stands for now.
    */
-  push(value: unknown, inlet: Inlet, bytes: number, ready: boolean): void {
-    if (this.state === 'closed' || inlet.attachedTo !== (this as Receiver<unknown>)) return;
+  push(value: unknown, inlet: Inlet, bytes: number, ready: boolean): boolean {
+    if (this.state === 'closed' || inlet.attachedTo !== (this as Receiver<unknown>)) return false;
     this.spend(inlet, bytes);
     if (this.schema !== undefined || this.arrive !== undefined) {
       value = this.admit(value, inlet, bytes);
-      if (value === SKIP) return;
+      if (value === SKIP) return false;
     }
-    if (!this.blocking && this.queue.length >= this.capacity && !this.overflowed(inlet)) return;
-    this.queue.push(value, inlet, bytes, ready);
+    if (!this.blocking && this.queue.length >= this.capacity && !this.overflowed(inlet))
+      return false;
+    return this.queue.push(value, inlet, bytes, ready);
   }
 
   /**

@@ -120,7 +120,7 @@ export class Cluster implements ConnectionEvents {
   private readonly waiters = new Set<() => void>();
   protected readonly now: () => number = clockMs;
   /**
-   * Per peer, until when (`performance.now()` scale) the session cannot
+   * Per peer, until when (`clockMs()` scale, lib/protocol/clock.ts) the session cannot
    * have been ended by the peer: each link's `confirmedUntil`, 0 without a
    * confirmed session. The receive paths test `clockMs() < leases[peer]`
    * before anything else; only a lapsed lease costs a call into the link.
@@ -406,7 +406,13 @@ export class Cluster implements ConnectionEvents {
   freshOnArrival(peer: number): boolean {
     const link = this.links[peer];
     if (link?.session === undefined) return true;
-    return link.fresh(link.conn?.chunkAt ?? this.now());
+    return link.fresh(link.conn?.handledAt ?? this.now());
+  }
+
+  /** Code ran that may have taken any time: the bytes being handled count as read now. */
+  ranSince(peer: number): void {
+    const conn = this.links[peer]?.conn;
+    if (conn !== undefined) conn.handledAt = this.now();
   }
 
   /** True when a message may be queued for `peer` now; otherwise `onWritable` follows. */

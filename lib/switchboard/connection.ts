@@ -43,6 +43,11 @@ export class Connection implements FrameSink {
   lastReceived: number;
   /** When the chunk being handled now was read (the clock is read once per chunk). */
   chunkAt: number;
+  /**
+   * The time that stands for now while the chunk is handled: `chunkAt`, or
+   * later once application code ran in between (Cluster.ranSince).
+   */
+  handledAt: number;
   /** Set while the socket asked us to wait for 'drain'; the time we started waiting. */
   drainWaitSince: number | undefined;
   bytesIn = 0;
@@ -64,6 +69,7 @@ export class Connection implements FrameSink {
     this.remoteAddress = socket.remoteAddress;
     this.lastReceived = this.startedAt;
     this.chunkAt = this.startedAt;
+    this.handledAt = this.startedAt;
     this.handshake = new Handshake(handshakeOptions);
     this.decoder = new FrameDecoder(this, { maxFramePayload: MAX_HANDSHAKE_PAYLOAD });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -196,7 +202,7 @@ export class Connection implements FrameSink {
     if (this.ended) return;
     this.bytesIn += chunk.length;
     const framesBefore = this.framesIn;
-    this.chunkAt = this.now();
+    this.chunkAt = this.handledAt = this.now();
     try {
       this.decoder.push(chunk);
     } catch (err) {

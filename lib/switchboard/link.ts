@@ -9,6 +9,7 @@
 import { ErrorCode, ProtocolError } from '../errors.js';
 import type { FrameSink } from '../protocol/decoder.js';
 import { BufferPool } from '../protocol/buffer-pool.js';
+import { clockMs } from '../protocol/clock.js';
 import { FrameEncoder } from '../protocol/encoder.js';
 import { writeFragment, Reassembler } from '../protocol/fragment.js';
 import { FrameType, HEADER_SIZE, isSequenced } from '../protocol/frame.js';
@@ -63,6 +64,8 @@ export interface LinkSettings {
   readonly bufferBytes: number;
   readonly heartbeatMs: number;
   readonly deadPeerMs: number;
+  /** How long a lone acknowledgement waits for something to ride on; default {@link ACK_DELAY_MS}. */
+  readonly ackDelayMs?: number;
 }
 
 /** Bytes of large-message fragments written per flush, so control frames and other streams interleave. */
@@ -108,7 +111,7 @@ export class Link implements FrameSink {
   /** What the peer announced (SETTINGS); our own values until it has. */
   peerSettings: PeerSettings;
   /**
-   * Until when (`performance.now()` scale) the peer cannot have ended the
+   * Until when (`clockMs()` scale) the peer cannot have ended the
    * session: it answered a PING sent at some time t, so it heard from us at
    * t or later, and ends a session only after its dead-peer timeout of
    * silence. Half of that timeout is kept as margin.
@@ -368,7 +371,7 @@ export class Link implements FrameSink {
       }),
     );
     // The handshake itself proves the peer holds the session now.
-    this.confirmed(performance.now());
+    this.confirmed(clockMs());
     if (replay.length > 0) conn.write([...this.ctrl.take(), ...replay]);
     this.schedule();
   }
@@ -377,7 +380,7 @@ export class Link implements FrameSink {
    * False when the peer may have ended the session (nothing confirmed it
    * within half its dead-peer timeout, as after an event-loop stall): a
    * PING then asks, and `onConfirmed` follows its PONG. `now` is
-   * `performance.now()`.
+   * `clockMs()`.
    */
   fresh(now: number): boolean {
     if (now < this.confirmedUntil) return true;
@@ -393,7 +396,7 @@ export class Link implements FrameSink {
   }
 
   private pong(stamp: number): void {
-    const now = performance.now();
+    const now = clockMs();
     this.rttMs = Math.max(0, now - stamp);
     // Our own clock reading, echoed: proof the peer heard us at that time.
     if (stamp <= now) this.confirmed(stamp);
@@ -402,7 +405,7 @@ export class Link implements FrameSink {
   private confirmed(stamp: number): void {
     const until = stamp + this.peerSettings.deadPeerMs / 2;
     if (until > this.confirmedUntil) this.leases[this.peer] = this.confirmedUntil = until;
-    if (this.confirming && until > performance.now()) {
+    if (this.confirming && until > clockMs()) {
       this.confirming = false;
       this.handler.onConfirmed(this);
     }
@@ -444,7 +447,7 @@ export class Link implements FrameSink {
       this.unackedIn += HEADER_SIZE + payload.length;
       if (this.unackedIn >= ACK_BYTES) this.scheduleLate();
       else if (this.ackTimer === undefined) {
-        this.ackTimer = setTimeout(this.ackDue, ACK_DELAY_MS);
+        this.ackTimer = setTimeout(this.ackDue, this.settings.ackDelayMs ?? ACK_DELAY_MS);
         this.ackTimer.unref();
       }
       if (type === FrameType.DATA || type === FrameType.CONT) {
@@ -547,7 +550,7 @@ export class Link implements FrameSink {
         // The peer acknowledges lazily and cannot know our buffer size: a
         // PING makes it answer at once, and the ACK rides on the PONG.
         this.ackAsked = true;
-        this.queuePing(performance.now());
+        this.queuePing(clockMs());
         // After the data, so the ACK it brings back covers that too.
         for (const c of this.ctrl.take()) out.push(c);
       }

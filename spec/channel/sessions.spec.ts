@@ -39,6 +39,46 @@ describe('stale sessions are fenced where messages are handed out', () => {
     }
   });
 
+  it('a subscriber that stalls inside its callback gets nothing more of the same read until the session is confirmed', async () => {
+    const [a, b] = (await startCluster(2, { heartbeatMs: 100, deadPeerMs: 1_000 })) as [
+      Switchboard,
+      Switchboard,
+    ];
+    try {
+      const rx = b.receiver<number>('jobs');
+      const tx = a.sender<number>('jobs', { node: 1 });
+      await tx.send(-1);
+      await rx.next();
+      // After the stall, is the next message handed out in the same run of
+      // the event loop (before any microtask), or only once a PONG came?
+      let stalledAt = -1;
+      let turnEnded = false;
+      const sameRun: number[] = [];
+      const seen: number[] = [];
+      const all = new Promise<void>((resolve) => {
+        rx.observable().subscribe((v) => {
+          seen.push(v);
+          if (stalledAt >= 0 && !turnEnded) sameRun.push(v);
+          if (v === 0) {
+            // Longer than half the peer's dead-peer timeout, shorter than all of it.
+            const until = performance.now() + 700;
+            while (performance.now() < until);
+            stalledAt = performance.now();
+            queueMicrotask(() => (turnEnded = true));
+          }
+          if (seen.length === 20) resolve();
+        });
+      });
+      // Twenty messages in one turn: one write, read in one chunk or a few.
+      for (let i = 0; i < 20; i++) void tx.send(i);
+      await all;
+      expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      expect(sameRun).toEqual([]);
+    } finally {
+      await closeAll([a, b]);
+    }
+  });
+
   it("drops what a sender's session left in a receiver once that session ended: it is reported there", async () => {
     const [a, b] = (await startCluster(2, { heartbeatMs: 50, deadPeerMs: 300 })) as [
       Switchboard,

@@ -132,6 +132,7 @@ class Pair {
       fresh: () => true,
       leases: new Float64Array(NODES.length),
       freshOnArrival: () => true,
+      ranSince: () => undefined,
       sendFrame: (_peer, type, flags, stream, payload) =>
         out(encodeFrame(type, flags, stream, payload)),
       sendMessage: (_peer, stream, flags, body, _owned, head) => {
