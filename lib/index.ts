@@ -3,6 +3,7 @@
 // ---- the switchboard ----
 export { Switchboard } from './facade.js';
 export { DEFAULT_SWITCHBOARD_OPTIONS } from './switchboard/options.js';
+export { DEFAULT_PHI_OPTIONS } from './switchboard/phi.js';
 export { clusterFingerprint, parseNodes } from './switchboard/nodes.js';
 
 // ---- channels ----
@@ -69,6 +70,8 @@ export type {
 } from './channel/schema.js';
 export type { NodeInfo, NodeSpec } from './switchboard/nodes.js';
 export type { SwitchboardOptions, TlsOptions } from './switchboard/options.js';
+export type { FailureDetector } from './switchboard/options.js';
+export type { PhiOptions } from './switchboard/phi.js';
 export type { PeerInfo, PeerState, SwitchboardEvent } from './switchboard/events.js';
 export type {
   BidiHandler,

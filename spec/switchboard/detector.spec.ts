@@ -1,5 +1,6 @@
 /**
- * Failure detection under real faults (docs/failure-detection.md):
+ * Failure detection under real faults (docs/failure-detection.md; docs/reliability.md
+ * items 27 and 28):
  *
  * - the proactive re-dial: a connection silently dead (a proxy that stops
  *   forwarding on it, as a NAT or a load balancer that lost the flow does,
