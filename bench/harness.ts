@@ -9,7 +9,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
@@ -26,13 +26,20 @@ export interface BenchOptions {
   rounds: number;
   /** Module names to run (`--only a,b`); undefined runs them all. */
   only: readonly string[] | undefined;
+  /**
+   * `--vs PATH`: an older build of the library (its dist/lib/index.js) that
+   * the modules supporting it run side by side with this one, as the
+   * variant `switchboard (before)`.
+   */
+  vs: string | undefined;
 }
 
-/** Parses `--quick`, `--rounds N` and `--only a,b`; throws on anything else. */
+/** Parses `--quick`, `--rounds N`, `--only a,b` and `--vs PATH`; throws on anything else. */
 export function parseBenchArgs(argv: readonly string[] = process.argv.slice(2)): BenchOptions {
   let quick = false;
   let rounds: number | undefined;
   let only: string[] | undefined;
+  let vs: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') {
@@ -46,11 +53,18 @@ export function parseBenchArgs(argv: readonly string[] = process.argv.slice(2)):
     } else if (arg === '--only' || arg.startsWith('--only=')) {
       const value = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
       only = (value ?? '').split(',').filter((s) => s.length > 0);
+    } else if (arg === '--vs' || arg.startsWith('--vs=')) {
+      const value = arg === '--vs' ? argv[++i] : arg.slice('--vs='.length);
+      if (value === undefined || value.length === 0)
+        throw new Error('--vs expects the path of an older build (its dist/lib/index.js)');
+      vs = resolve(value);
     } else {
-      throw new Error(`unknown argument ${arg} (expected --quick, --rounds N, --only a,b)`);
+      throw new Error(
+        `unknown argument ${arg} (expected --quick, --rounds N, --only a,b, --vs PATH)`,
+      );
     }
   }
-  return { quick, rounds: rounds ?? (quick ? 2 : 5), only };
+  return { quick, rounds: rounds ?? (quick ? 2 : 5), only, vs };
 }
 
 /** What the numbers were measured on. */
