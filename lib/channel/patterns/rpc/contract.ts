@@ -30,7 +30,7 @@
  *   behind.
  */
 import { createHash } from 'node:crypto';
-import { Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { OptionError } from '../../../errors.js';
 import { checkOptionNames } from '../../../options.js';
 import { validateSync, ValidationError } from '../../schema.js';
@@ -38,7 +38,7 @@ import type { StandardSchemaV1 } from '../../schema.js';
 import type { Rpc } from './rpc.js';
 import type { Handler } from './server.js';
 import { SERVICE_KIND } from './server.js';
-import { iterableOf } from './streams.js';
+import { iterableOf, pulled } from './streams.js';
 import { CALL_OPTION_NAMES, RpcKind } from './types.js';
 import type {
   BidiHandler,
@@ -618,28 +618,9 @@ class CheckedStream<T> implements RpcStream<T> {
   }
 
   observable(): Observable<T> {
-    return new Observable<T>((subscriber) => {
-      let stopped = false;
-      const pull = (): void => {
-        this.next().then(
-          (r) => {
-            if (stopped) return;
-            if (r.done === true) subscriber.complete();
-            else {
-              subscriber.next(r.value);
-              pull();
-            }
-          },
-          (err: unknown) => {
-            if (!stopped) subscriber.error(err);
-          },
-        );
-      };
-      pull();
-      return () => {
-        stopped = true;
-        this.cancel();
-      };
-    });
+    return pulled(
+      () => this.next(),
+      () => this.cancel(),
+    );
   }
 }

@@ -184,29 +184,7 @@ export class ItemStream<T> implements AsyncIterableIterator<T> {
 
   /** The items as an Observable, pulled as fast as the subscriber takes them; `stop` runs on unsubscribe. */
   observable(stop: () => void): Observable<T> {
-    return new Observable<T>((subscriber) => {
-      let stopped = false;
-      const pull = (): void => {
-        this.next().then(
-          (r) => {
-            if (stopped) return;
-            if (r.done === true) subscriber.complete();
-            else {
-              subscriber.next(r.value);
-              pull();
-            }
-          },
-          (err: unknown) => {
-            if (!stopped) subscriber.error(err);
-          },
-        );
-      };
-      pull();
-      return () => {
-        stopped = true;
-        stop();
-      };
-    });
+    return pulled(() => this.next(), stop);
   }
 
   private readonly onItem = (r: IteratorResult<unknown>): IteratorResult<T> => {
@@ -245,4 +223,38 @@ function asSwitchboardError(e: Error): SwitchboardError {
   return e instanceof SwitchboardError
     ? e
     : new SwitchboardError(ErrorCode.INTERNAL, String(e), { cause: e });
+}
+
+/**
+ * An Observable of what `next` yields, pulled as fast as the subscriber
+ * takes it: completes at `done`, errors with a rejection; `stop` runs on
+ * unsubscribe.
+ */
+export function pulled<T>(
+  next: () => Promise<IteratorResult<T, unknown>>,
+  stop: () => void,
+): Observable<T> {
+  return new Observable<T>((subscriber) => {
+    let stopped = false;
+    const pull = (): void => {
+      next().then(
+        (r) => {
+          if (stopped) return;
+          if (r.done === true) subscriber.complete();
+          else {
+            subscriber.next(r.value);
+            pull();
+          }
+        },
+        (err: unknown) => {
+          if (!stopped) subscriber.error(err);
+        },
+      );
+    };
+    pull();
+    return () => {
+      stopped = true;
+      stop();
+    };
+  });
 }
