@@ -152,6 +152,20 @@ type Producer = (data: Buffer, w: Workload, stopped: () => boolean) => Promise<v
 const YIELD_EVERY = 1023;
 const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/** A large message as it is, behind its length prefix, in one corked write; false once the socket is full. */
+function writeLarge(socket: net.Socket, body: Uint8Array): boolean {
+  const len = Buffer.allocUnsafe(4);
+  len.writeUInt32BE(body.length, 0);
+  socket.cork();
+  socket.write(len);
+  const ok = socket.write(body);
+  socket.uncork();
+  return ok;
+}
+
+const drained = (socket: net.Socket): Promise<void> =>
+  new Promise((r) => socket.once('drain', () => r()));
+
 function frameOf(body: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(4 + body.length);
   out.writeUInt32BE(body.length, 0);
@@ -164,16 +178,8 @@ function rawPerMessage(socket: net.Socket): Producer {
   return async (data, w, stopped) => {
     for (let seq = 0; !stopped(); seq++) {
       const body = w.binary ? data : cborEncode({ seq, data });
-      let ok: boolean;
-      if (body.length >= LARGE) {
-        const len = Buffer.allocUnsafe(4);
-        len.writeUInt32BE(body.length, 0);
-        socket.cork();
-        socket.write(len);
-        ok = socket.write(body);
-        socket.uncork();
-      } else ok = socket.write(frameOf(body));
-      if (!ok) await new Promise((r) => socket.once('drain', r));
+      const ok = body.length >= LARGE ? writeLarge(socket, body) : socket.write(frameOf(body));
+      if (!ok) await drained(socket);
       else if ((seq & YIELD_EVERY) === YIELD_EVERY) await yieldToLoop();
     }
   };
@@ -190,19 +196,13 @@ function rawBatched(socket: net.Socket): Producer {
       const ok = socket.write(block.subarray(0, at));
       block = Buffer.allocUnsafe(BATCH);
       at = 0;
-      if (!ok) await new Promise((r) => socket.once('drain', r));
+      if (!ok) await drained(socket);
     };
     for (let seq = 0; !stopped(); seq++) {
       const body = w.binary ? data : cborEncode({ seq, data });
       if (body.length >= LARGE) {
         await flush();
-        const len = Buffer.allocUnsafe(4);
-        len.writeUInt32BE(body.length, 0);
-        socket.cork();
-        socket.write(len);
-        const ok = socket.write(body);
-        socket.uncork();
-        if (!ok) await new Promise((r) => socket.once('drain', r));
+        if (!writeLarge(socket, body)) await drained(socket);
         continue;
       }
       if (at + 4 + body.length > BATCH) await flush();
