@@ -45,31 +45,37 @@ export function headPrefix(head: readonly HeadField[]): Buffer {
   return encodeHead(head, NO_BODY);
 }
 
-/** Wire form of any value: flags and bytes, and the handles it carried. */
-function wireOf(
-  value: unknown,
-  onHandle?: (h: PortableHandle) => void,
-): { flags: number; bytes: Uint8Array; owned: boolean } {
+/** Frame flags of the bytes {@link wireOf} returned last (module state: one synchronous call, no result object per message). */
+let wireFlags = 0;
+/** Handles the last {@link Envelope.encode} collected (module state, as {@link wireFlags}). */
+let collected: PortableHandle[] | undefined;
+const collect = (h: PortableHandle): void => {
+  (collected ??= []).push(h);
+};
+
+/** Wire bytes of any value; its frame flags are then in {@link wireFlags} (fresh bytes unless `value` is raw bytes). */
+function wireOf(value: unknown, onHandle?: (h: PortableHandle) => void): Uint8Array {
   if (value instanceof Headed) {
     const body: unknown = value.body;
-    if (body instanceof Uint8Array)
-      return {
-        flags: FrameFlag.HEAD | FrameFlag.RAW,
-        bytes:
-          value.prefix === undefined ? encodeHead(value.head, body) : joinHead(value.prefix, body),
-        owned: true,
-      };
-    return {
-      flags: FrameFlag.HEAD,
-      bytes:
-        value.prefix === undefined
-          ? encodeHead(value.head, encodeValue(body, onHandle))
-          : joinHead(value.prefix, encodeValue(body, onHandle)),
-      owned: true,
-    };
+    if (body instanceof Uint8Array) {
+      wireFlags = FrameFlag.HEAD | FrameFlag.RAW;
+      return value.prefix === undefined
+        ? encodeHead(value.head, body)
+        : joinHead(value.prefix, body);
+    }
+    wireFlags = FrameFlag.HEAD;
+    const bytes = encodeValue(body, onHandle);
+    return value.prefix === undefined
+      ? encodeHead(value.head, bytes)
+      : joinHead(value.prefix, bytes);
   }
-  if (value instanceof Uint8Array) return { flags: FrameFlag.RAW, bytes: value, owned: false };
-  return { flags: 0, bytes: encodeValue(value, onHandle), owned: true };
+  if (value instanceof Uint8Array) {
+    wireFlags = FrameFlag.RAW;
+    return value;
+  }
+  const bytes = encodeValue(value, onHandle);
+  wireFlags = 0;
+  return bytes;
 }
 
 /** A value encoded at most once, whatever number of outlets it goes to. */
@@ -92,11 +98,12 @@ export class Envelope {
    */
   encode(): Uint8Array {
     if (this.bytes !== undefined) return this.bytes;
-    let handles: PortableHandle[] | undefined;
-    const w = wireOf(this.value, (h) => (handles ??= []).push(h));
-    this.flags = w.flags;
-    this.handles = handles;
-    return (this.bytes = w.bytes);
+    collected = undefined;
+    const bytes = wireOf(this.value, collect);
+    this.flags = wireFlags;
+    this.handles = collected;
+    collected = undefined;
+    return (this.bytes = bytes);
   }
 }
 
@@ -157,11 +164,11 @@ export class MessageEncoder {
     }
     this.head = undefined;
     if (value instanceof Headed) {
-      const w = wireOf(value, this.onHandle);
-      this.flags = w.flags;
+      const bytes = wireOf(value, this.onHandle);
+      this.flags = wireFlags;
       this.owned = true;
-      this.size = w.bytes.length;
-      return w.bytes;
+      this.size = bytes.length;
+      return bytes;
     }
     if (value instanceof Uint8Array) {
       this.flags = FrameFlag.RAW;
@@ -194,8 +201,8 @@ export interface LocalRule {
 export function localValue(value: unknown, rule: LocalRule, ctx: CodecContext): unknown {
   const v = value instanceof Envelope ? value.value : value;
   if (rule.forceEncoding) {
-    const w = wireOf(v);
-    return decodeMessage(w.flags, Buffer.from(w.bytes), ctx);
+    const bytes = wireOf(v);
+    return decodeMessage(wireFlags, Buffer.from(bytes), ctx);
   }
   if (v instanceof Headed) {
     localValue(v.body, rule, ctx);

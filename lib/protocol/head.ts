@@ -130,23 +130,23 @@ export let headEnd = 0;
 export function headFields(bytes: Buffer): HeadField[] {
   if (bytes.length < 1) throw new DecodeError('empty message where a head was expected');
   const count = bytes[0]!;
-  const fields: HeadField[] = [];
+  // Exactly `count` slots: a pushed-to empty array would reserve 17.
+  const fields = new Array<HeadField>(count);
   let at = 1;
   for (let i = 0; i < count; i++) {
     const type = bytes[at];
     if (type === U32 && at + 5 <= bytes.length) {
-      fields.push(
+      fields[i] =
         bytes[at + 1]! * 0x100_0000 +
-          ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!),
-      );
+        ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!);
       at += 5;
     } else if (type === F64 && at + 9 <= bytes.length) {
-      fields.push(bytes.readDoubleBE(at + 1));
+      fields[i] = bytes.readDoubleBE(at + 1);
       at += 9;
     } else if (type === STR && at + 3 <= bytes.length) {
       const n = bytes.readUInt16BE(at + 1);
       if (at + 3 + n > bytes.length) throw new DecodeError('a head string runs past the message');
-      fields.push(stringAt(bytes, at + 3, n));
+      fields[i] = stringAt(bytes, at + 3, n);
       at += 3 + n;
     } else {
       throw new DecodeError(`malformed head field ${i} at byte ${at}`);
