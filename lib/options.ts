@@ -32,6 +32,16 @@ import { OptionError } from './errors.js';
  */
 export function checkOptionNames(options: object, known: readonly string[], where: string): void {
   if (typeof options !== 'object' || options === null) return;
+  // The common case, every name known, allocates nothing (options of a
+  // call are checked once per call).
+  let clean = true;
+  for (const key in options) {
+    if (Object.hasOwn(options, key) && !known.includes(key)) {
+      clean = false;
+      break;
+    }
+  }
+  if (clean) return;
   const unknown = Object.keys(options).filter((key) => !known.includes(key));
   if (unknown.length === 0) return;
   const path = (name: string): string => (where === '' ? name : `${where}.${name}`);
