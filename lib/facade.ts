@@ -432,7 +432,8 @@ export class Switchboard {
       'receive',
       pattern,
       () => sub.stats().delivered,
-      () => sub.closed,
+      // Ended, but still handing out what it buffered: not over yet.
+      () => sub.closed && sub.stats().queued === 0,
     );
     return sub;
   }
@@ -633,7 +634,8 @@ function trackReceiver<T>(metrics: Metrics, r: Receiver<T>, name: string | undef
     'receive',
     name ?? ANONYMOUS,
     () => r.stats().delivered,
-    () => r.closed,
+    // An ended receiver still hands out what it buffered: over once that is gone.
+    () => r.closed && r.queued === 0,
   );
   return r;
 }

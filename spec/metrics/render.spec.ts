@@ -178,6 +178,19 @@ describe('sb.metrics()', () => {
       expect(count('receive', 'inbox')).toBe(6);
       expect(count('send', '(anonymous)')).toBe(1);
       expect(count('receive', '(anonymous)')).toBe(1);
+      // A receiver whose senders all closed ends, yet still hands out what it buffered.
+      const [s2, r2] = sb.channel<number>();
+      await s2.send(1);
+      await s2.send(2);
+      s2.close();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(r2.closed).toBe(true);
+      expect(count('receive', '(anonymous)')).toBe(1);
+      expect((await r2.next()).value).toBe(1);
+      expect((await r2.next()).value).toBe(2);
+      expect((await r2.next()).done).toBe(true);
+      expect(count('receive', '(anonymous)')).toBe(3);
+      expect(count('send', '(anonymous)')).toBe(3);
     } finally {
       await sb.close();
     }
