@@ -156,10 +156,6 @@ describe('metrics scraped from two processes after known traffic', () => {
     const proc = 'messaging_process_duration_seconds';
     expect(countOf(server, proc, msg('jobs', 'process'))).toBe(T - B);
     expect(countOf(server, proc, msg('jobs', 'process', 'Error'))).toBe(B);
-    // Each handler waits at least 1 ms, so their sum does too.
-    expect(valueOf(server, `${proc}_sum`, msg('jobs', 'process'))).toBeGreaterThanOrEqual(
-      (T - B) * 0.0009,
-    );
   });
 
   it('renders the same counts as OpenMetrics text', async () => {
