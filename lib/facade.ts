@@ -60,6 +60,10 @@ import { Cluster } from './switchboard/cluster.js';
 import type { PeerInfo, SwitchboardEvent } from './switchboard/events.js';
 import type { NodeInfo } from './switchboard/nodes.js';
 import type { SwitchboardOptions } from './switchboard/options.js';
+import { ANONYMOUS } from './switchboard/metrics.js';
+import type { Metrics, MetricsStats } from './switchboard/metrics.js';
+import { renderPrometheus } from './prometheus.js';
+import type { RenderOptions } from './prometheus.js';
 import type { Observable } from 'rxjs';
 
 /** Options of {@link Switchboard.start}: the cluster's, plus the channel layer's. */
@@ -93,6 +97,8 @@ export interface SwitchboardStats {
   readonly drops: Record<string, number>;
   /** RPC counters (all zero before the first `serve` or `call`). */
   readonly rpc: RpcStats;
+  /** Latency histograms and message counts (docs/metrics.md). */
+  readonly metrics: MetricsStats;
 }
 
 const NO_RPC_STATS: RpcStats = Object.freeze({
@@ -206,7 +212,7 @@ export class Switchboard {
   receiver<T>(name?: string, options?: ReceiverOptions<T>): Receiver<T> {
     this.assertOpen();
     check(options, RECEIVER_OPTION_NAMES);
-    return this.hub.receiver<T>(name, options);
+    return trackReceiver(this.hub.metrics, this.hub.receiver<T>(name, options), name);
   }
 
   /**
@@ -217,7 +223,11 @@ export class Switchboard {
   sender<T>(name: string, options: SenderOptions<T> & { readonly node: number }): Sender<T> {
     this.assertOpen();
     check(options, SENDER_TARGET_NAMES);
-    return this.hub.sender<T>({ node: options.node, name }, options);
+    return trackSender(
+      this.hub.metrics,
+      this.hub.sender<T>({ node: options.node, name }, options),
+      name,
+    );
   }
 
   /**
@@ -231,14 +241,17 @@ export class Switchboard {
     check(options, CHANNEL_OPTION_NAMES);
     const r = this.hub.receiver<T>(undefined, options, options?.expectSenders ?? 1);
     const s = this.hub.sender<T>({ node: this.id, id: r.id }, options);
-    return [s, r];
+    return [
+      trackSender(this.hub.metrics, s, undefined),
+      trackReceiver(this.hub.metrics, r, undefined),
+    ];
   }
 
   /** A receiver of the cluster-wide MPMC channel `name`. */
   mpmcReceiver<T>(name: string, options?: ReceiverOptions<T>): Receiver<T> {
     this.assertOpen();
     check(options, RECEIVER_OPTION_NAMES);
-    return this.hub.mpmcReceiver<T>(name, options);
+    return trackReceiver(this.hub.metrics, this.hub.mpmcReceiver<T>(name, options), name);
   }
 
   /**
@@ -252,7 +265,7 @@ export class Switchboard {
   ): Sender<T> {
     this.assertOpen();
     check(options, MPMC_SENDER_NAMES);
-    return this.hub.mpmcSender<T>(name, options.mode, options);
+    return trackSender(this.hub.metrics, this.hub.mpmcSender<T>(name, options.mode, options), name);
   }
 
   // ---- RPC -----------------------------------------------------------------
@@ -414,7 +427,15 @@ export class Switchboard {
   subscribe<T = unknown>(pattern: string, options?: SubscribeOptions<T>): Subscription<T> {
     this.assertOpen();
     check(options, SUBSCRIBE_OPTION_NAMES);
-    return this.pubsub().subscribe<T>(pattern, options);
+    const sub = this.pubsub().subscribe<T>(pattern, options);
+    this.hub.metrics.track(
+      'receive',
+      pattern,
+      () => sub.stats().delivered,
+      // Ended, but still handing out what it buffered: not over yet.
+      () => sub.closed && sub.stats().queued === 0,
+    );
+    return sub;
   }
 
   /**
@@ -489,6 +510,7 @@ export class Switchboard {
       this.hub.reportDrop(String(name), 1, 'cannot post: switchboard closed');
       return;
     }
+    this.hub.metrics.posted(String(name));
     (this.poster ??= new Poster(this.hub)).post(name, value, target);
   }
 
@@ -503,7 +525,18 @@ export class Switchboard {
       receivers: this.hub.receiverStats(),
       drops: Object.fromEntries(this.hub.drops),
       rpc: this.rpcEngine?.stats() ?? NO_RPC_STATS,
+      metrics: this.hub.metrics.snapshot(),
     };
+  }
+
+  /**
+   * Every counter and histogram of {@link stats}, in the Prometheus text
+   * format (default) or OpenMetrics text (`{ format: 'openmetrics' }`):
+   * what a `/metrics` endpoint returns (docs/metrics.md).
+   */
+  metrics(options?: RenderOptions): string {
+    check(options, ['format']);
+    return renderPrometheus(this.stats(), options);
   }
 
   /**
@@ -593,4 +626,27 @@ function check(options: object | undefined, known: readonly string[]): void {
 
 function closedError(): SwitchboardError {
   return new SwitchboardError(ErrorCode.CLOSED, 'switchboard is closed');
+}
+
+/** Counts what the application's receiver hands out, in `stats().metrics.consumed`. */
+function trackReceiver<T>(metrics: Metrics, r: Receiver<T>, name: string | undefined): Receiver<T> {
+  metrics.track(
+    'receive',
+    name ?? ANONYMOUS,
+    () => r.stats().delivered,
+    // An ended receiver still hands out what it buffered: over once that is gone.
+    () => r.closed && r.queued === 0,
+  );
+  return r;
+}
+
+/** Counts what the application's sender sends, in `stats().metrics.sent`. */
+function trackSender<T>(metrics: Metrics, s: Sender<T>, name: string | undefined): Sender<T> {
+  metrics.track(
+    'send',
+    name ?? ANONYMOUS,
+    () => s.sent,
+    () => s.finished,
+  );
+  return s;
 }

@@ -31,6 +31,10 @@ export {
 export { Pusher } from './channel/patterns/pushpull/pusher.js';
 export { Worker } from './channel/patterns/pushpull/worker.js';
 
+// ---- metrics ----
+export { METRICS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
+export { LATENCY_BUCKETS } from './switchboard/metrics.js';
+
 // ---- errors ----
 export {
   ContractMismatchError,
@@ -52,6 +56,16 @@ export {
 } from './errors.js';
 
 export type { StartOptions, SwitchboardStats } from './facade.js';
+export type { RenderableStats, RenderOptions } from './prometheus.js';
+export type {
+  EndpointStats,
+  HistogramSnapshot,
+  MessageCount,
+  MessagingLatency,
+  MessagingOperation,
+  MetricsStats,
+  RpcLatency,
+} from './switchboard/metrics.js';
 export type { ContractServer, MissingPeerReason } from './errors.js';
 export type { OverflowPolicy, ReceiverOptions, ReceiverStats } from './channel/receiver.js';
 export type { ReceiveOptions } from './channel/queue.js';

@@ -34,6 +34,7 @@ import { decodeValue, encodeValue } from '../protocol/codec.js';
 import type { CodecContext, HandleRef, PortableHandle } from '../protocol/codec.js';
 import { FrameType } from '../protocol/frame.js';
 import type { ClusterHandler, SwitchboardEvent } from '../switchboard/events.js';
+import { Metrics } from '../switchboard/metrics.js';
 import type { NodeInfo } from '../switchboard/nodes.js';
 import { Directory } from './directory.js';
 import { decodeMessage, localValue, MessageEncoder } from './envelope.js';
@@ -140,6 +141,8 @@ export class ChannelHub
   implements ClusterHandler, CodecContext, ReceiverHost, SenderHost, StreamHost
 {
   readonly timeouts = new Timeouts();
+  /** Latency histograms and message counts the patterns record (lib/switchboard/metrics.ts). */
+  readonly metrics = new Metrics();
   readonly picker: Picker;
   readonly directory: Directory;
   readonly encoder = new MessageEncoder();

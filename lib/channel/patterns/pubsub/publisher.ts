@@ -207,6 +207,7 @@ export class Publisher {
     if (this.closed) throw new SwitchboardError(ErrorCode.CLOSED, 'publisher is closed');
     const t = this.cache.get(topic) ?? this.resolve(topic);
     this.published++;
+    this.hub.metrics.published(topic);
     const links = t.links;
     if (links.length === 0) {
       if (t.dormant.length === 0) return true;

@@ -21,6 +21,7 @@ import { ErrorCode, NotDeliveredError, OptionError, SwitchboardError } from '../
 import type { DirectoryEntry } from '../../directory.js';
 import { Headed } from '../../envelope.js';
 import type { ChannelHub } from '../../hub.js';
+import type { QueueSeries } from '../../../switchboard/metrics.js';
 import type { Receiver } from '../../receiver.js';
 import { Ring } from '../../ring.js';
 import { validateSync } from '../../schema.js';
@@ -39,6 +40,8 @@ const ACK_SENDERS = 1024;
 
 /** A task, from `push()` until it is acknowledged or failed for good; it waits for a worker as a Wait. */
 class Task extends Wait {
+  /** When it was pushed (`performance.now()`), for its duration in stats().metrics. */
+  readonly startedAt = performance.now();
   attempt = 0;
   failures = 0;
   slot: WorkerSlot | undefined;
@@ -156,6 +159,7 @@ export class Pusher<T> {
   private done = false;
   private settleWaiters: Array<() => void> = [];
   private counts = { pushed: 0, completed: 0, failed: 0, redelivered: 0, retried: 0 };
+  private readonly series: QueueSeries;
 
   /** @internal Created by `PushPull.pusher`. */
   constructor(
@@ -172,6 +176,7 @@ export class Pusher<T> {
     this.maxPending = positiveInt(options.maxPending ?? d.maxPending, 'maxPending');
     this.retries = positiveInt(options.retries ?? d.retries, 'retries', 0);
     this.schema = options.schema;
+    this.series = hub.metrics.queue(queue);
     this.errors$ = this.errorSubject.asObservable();
     // Consumed synchronously, so nothing waits in it; small windows, so that
     // many workers' ack streams each get credit.
@@ -234,6 +239,7 @@ export class Pusher<T> {
         }
         this.tasks.set(t.id, t);
         this.counts.pushed++;
+        this.series.pushed++;
         return RESOLVED;
       }
     }
@@ -244,6 +250,7 @@ export class Pusher<T> {
       this.tasks.set(t.id, t);
       this.fresh.push(t);
       this.counts.pushed++;
+      this.series.pushed++;
     });
   }
 
@@ -302,6 +309,7 @@ export class Pusher<T> {
             this.tasks.delete(t.id);
             this.settle(t, err as Error);
             if (!pushing) this.report(t, this.hub.self, err as Error);
+            else this.series.taskSettled(performance.now() - t.startedAt, err);
           }
         }
       } while (this.again);
@@ -344,6 +352,7 @@ export class Pusher<T> {
     if (t.slot !== undefined || !this.tasks.has(t.id)) return;
     this.fresh.remove(t);
     this.tasks.delete(t.id);
+    this.series.taskSettled(performance.now() - t.startedAt, err);
     this.settle(t, err);
     this.checkSettled();
   }
@@ -461,6 +470,7 @@ export class Pusher<T> {
       if (t === undefined || t.slot === undefined) continue;
       this.release(t);
       this.counts.completed++;
+      this.series.taskSettled(performance.now() - t.startedAt, undefined);
     }
     for (const f of failed) {
       if (!Array.isArray(f)) continue;
@@ -477,6 +487,7 @@ export class Pusher<T> {
       }
       this.release(t);
       this.counts.failed++;
+      this.series.taskSettled(performance.now() - t.startedAt, { remoteName: String(f[1]) });
       this.errorSubject.next(
         new TaskError<T>(
           node,
@@ -548,6 +559,7 @@ export class Pusher<T> {
 
   private report(t: Task, node: number, err: Error): void {
     this.counts.failed++;
+    this.series.taskSettled(performance.now() - t.startedAt, err);
     const code = (err as { code?: unknown }).code;
     this.errorSubject.next(
       new TaskError<T>(

@@ -11,6 +11,7 @@ import { Subject } from 'rxjs';
 import type { ErrorCode } from '../../../errors.js';
 import { DecodeError, OptionError, SwitchboardError } from '../../../errors.js';
 import type { ChannelHub } from '../../hub.js';
+import type { QueueSeries } from '../../../switchboard/metrics.js';
 import type { Receiver } from '../../receiver.js';
 import { validateSync } from '../../schema.js';
 import type { StandardSchemaV1 } from '../../schema.js';
@@ -32,6 +33,8 @@ const TASK_WINDOW_BYTES = 128 * 1024;
 
 /** A task as a worker runs it: its context (the signal made on demand), and where to acknowledge it. */
 class Job implements TaskContext {
+  /** When its handler started (`performance.now()`), for stats().metrics. */
+  startedAt = 0;
   private controller: AbortController | undefined;
   private abortedWith: SwitchboardError | undefined;
 
@@ -94,6 +97,7 @@ export class Worker<T> {
   private idleWaiters: Array<() => void> = [];
   private closePromise: Promise<void> | undefined;
   private readonly flushNow = (): void => this.flushAcks();
+  private readonly series: QueueSeries;
 
   /** @internal Created by `PushPull.worker`. */
   constructor(
@@ -112,6 +116,7 @@ export class Worker<T> {
     );
     const prefetch = positiveInt(options.prefetch ?? this.concurrency, 'prefetch');
     this.schema = options.schema;
+    this.series = hub.metrics.queue(queue);
     this.errors$ = this.errorSubject.asObservable();
     this.receiver = hub.receiver<unknown>(undefined, {
       // Credit a pusher holds but does not use is lost to the others: room
@@ -212,6 +217,7 @@ export class Worker<T> {
       }
     }
     this.jobs.add(job);
+    job.startedAt = performance.now();
     let result: unknown;
     try {
       result = this.handler(task, job);
@@ -231,6 +237,10 @@ export class Worker<T> {
 
   private finished(job: Job, task: T, err: unknown, failed: boolean): void {
     this.jobs.delete(job);
+    this.series.taskProcessed(
+      performance.now() - job.startedAt,
+      failed ? (err ?? 'undefined') : undefined,
+    );
     if (failed) this.fail(job, task, err, true);
     else {
       this.completed++;

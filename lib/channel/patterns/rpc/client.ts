@@ -24,6 +24,7 @@ import {
   SwitchboardError,
 } from '../../../errors.js';
 import type { ContractServer } from '../../../errors.js';
+import type { MethodSeries } from '../../../switchboard/metrics.js';
 import { hasTags } from '../../../switchboard/nodes.js';
 import type { DirectoryEntry } from '../../directory.js';
 import { Headed } from '../../envelope.js';
@@ -78,7 +79,11 @@ class Route {
   readonly waiting = new Set<PendingCall>();
   unwatch: () => void = NOOP;
 
-  constructor(readonly method: string) {}
+  constructor(
+    readonly method: string,
+    /** Its latency histograms (stats().metrics.rpcClient). */
+    readonly series: MethodSeries,
+  ) {}
 }
 
 /** The wait for a server to appear in the directory (rare: only while none serves). */
@@ -100,6 +105,8 @@ const SETTLED = 1;
 /** A call made by this node, until it settles; its deadline and signal are its wait. */
 class PendingCall extends Wait {
   state = OPEN;
+  /** When the call began (`performance.now()`), for its duration in stats().metrics. */
+  readonly startedAt = performance.now();
   /** The server's node, once picked; -1 before. */
   node = -1;
   serverWait: ServerWait | undefined;
@@ -404,7 +411,7 @@ export class Caller {
 
   /** Ends a call with `error`, however it is waiting. */
   fail(p: PendingCall, error: Error): void {
-    if (!this.settle(p)) return;
+    if (!this.settle(p, error)) return;
     this.failures++;
     this.stopUp(p);
     if (p.stream !== undefined) p.stream.items.fail(error);
@@ -624,7 +631,7 @@ export class Caller {
   private route(method: string): Route {
     let r = this.routes.get(method);
     if (r === undefined) {
-      const route = new Route(method);
+      const route = new Route(method, this.hub.metrics.client(method));
       route.unwatch = this.hub.directory.watch(RPC_KIND, method, () => {
         route.entries = undefined;
         // Deferred: the directory changes from inside the hub's own handlers.
@@ -840,10 +847,11 @@ export class Caller {
     s.send(new Headed([Op.CANCEL, p.id, this.hub.self, why], null)).catch(NOOP);
   }
 
-  /** Forgets a call; false if it had settled already. */
-  private settle(p: PendingCall): boolean {
+  /** Forgets a call (`error`: why it failed); false if it had settled already. */
+  private settle(p: PendingCall, error?: Error): boolean {
     if (p.state !== OPEN) return false;
     p.state = SETTLED;
+    p.route.series.record(performance.now() - p.startedAt, error);
     this.pending.remove(p);
     this.hub.timeouts.disarm(p);
     if (p.serverWait !== undefined) {

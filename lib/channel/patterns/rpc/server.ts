@@ -20,6 +20,7 @@ import { takeWhile } from 'rxjs';
 import type { Subscription } from 'rxjs';
 import { ErrorCode, OptionError, PeerLostError, SwitchboardError } from '../../../errors.js';
 import type { ChannelHub } from '../../hub.js';
+import type { MethodSeries } from '../../../switchboard/metrics.js';
 import { Headed } from '../../envelope.js';
 import { DEFAULT_RECEIVER_OPTIONS } from '../../receiver.js';
 import type { Receiver } from '../../receiver.js';
@@ -86,6 +87,8 @@ class Served {
   constructor(
     readonly method: string,
     readonly receiver: Receiver<unknown>,
+    /** Its handler durations (stats().metrics.rpcServer). */
+    readonly series: MethodSeries,
   ) {}
 }
 
@@ -116,6 +119,8 @@ class ServerCall extends Wait implements CallContext {
   cancelled: SwitchboardError | undefined;
   up: Receiver<unknown> | undefined;
   down: Sender<unknown> | undefined;
+  /** What the handler (or its stream) threw, for its duration's `error.type`. */
+  failure: unknown;
   private controller: AbortController | undefined;
 
   constructor(
@@ -193,6 +198,7 @@ class ServerCall extends Wait implements CallContext {
   finish(): void {
     if (this.done) return;
     this.done = true;
+    this.served.series.record(performance.now() - this.receivedAt, this.failure ?? this.cancelled);
     this.server.timeouts.disarm(this);
     this.server.finished(this);
     if (this.up !== undefined && !this.up.closed) this.up.close();
@@ -321,7 +327,7 @@ export class Server {
         capacity: window * n,
         capacityBytes: DEFAULT_RECEIVER_OPTIONS.windowBytes * n,
       });
-      s = new Served(method, receiver);
+      s = new Served(method, receiver, this.hub.metrics.server(method));
       this.served.set(method, s);
       this.take(s);
     }
@@ -563,6 +569,7 @@ export class Server {
   }
 
   private handlerFailed(call: ServerCall, err: unknown): void {
+    call.failure = err ?? 'undefined';
     this.replyError(call, errorInfo(err));
     call.finish();
   }
@@ -622,11 +629,13 @@ export class Server {
       try {
         source = (await handler(input, call)) as StreamSource<unknown>;
       } catch (err) {
+        call.failure = err ?? 'undefined';
         if (call.cancelled === undefined)
           await down.send(new Headed([Item.ERROR], errorInfo(err))).catch(NOOP);
         return;
       }
       const outcome = await sendStream(source, down, () => call.cancelled === undefined);
+      if (outcome.kind !== 'done' && outcome.kind !== 'stopped') call.failure = outcome.error;
       if (outcome.kind === 'send-failed' && call.cancelled === undefined) {
         const err = outcome.error;
         if (isCarryError(err)) {
