@@ -5,7 +5,7 @@
  */
 export { closeAll, startCluster, ProcessCluster } from './cluster.js';
 export type { ClusterOptions, NodeOptions } from './cluster.js';
-export type { WaitOptions } from './base.js';
+export type { ThrottleOptions, WaitOptions } from './base.js';
 export { LinkedCluster } from './base.js';
 export { ClusterNode } from './node-process.js';
 export { NodeCallError } from './calls.js';
