@@ -18,3 +18,12 @@ export type { Direction } from './proxy.js';
 export type { EventNote, PeerView } from './messages.js';
 export { LocalCluster, LocalNode, startLocalCluster } from './local.js';
 export type { LocalClusterOptions } from './local.js';
+export { FAULT_KINDS, Prng, ScheduleError, planSchedule } from './schedule.js';
+export type {
+  FaultKind,
+  ScheduleLogEntry,
+  ScheduleOptions,
+  SchedulePlan,
+  ScheduleReport,
+  ScheduleStep,
+} from './schedule.js';
