@@ -7,8 +7,8 @@
  * The plan is a pure function of the seed, the cluster's size and the
  * options; the run is as repeatable as real processes allow: the same
  * faults on the same nodes and links, held as long, in the same order.
- * Faults come one at a time (each is undone before the next), as Jepsen's
- * nemeses take turns, so a failing step is one fault, not a tangle.
+ * Faults come one at a time (each is undone before the next), so a
+ * failing step is one fault, not a tangle.
  */
 import { randomBytes } from 'node:crypto';
 import type { Direction } from './proxy.js';
