@@ -418,7 +418,11 @@ export async function runSchedule(
         await target.kill(s.node!);
         break;
       case 'restart':
+        // Counted as killed until it is back, so a restart that fails
+        // half-way is restarted again by the final healing.
+        killed.add(s.node!);
         await target.restart(s.node!);
+        killed.delete(s.node!);
         break;
       case 'pause':
         paused.add(s.node!);
