@@ -16,6 +16,14 @@ export interface WaitOptions {
   readonly timeoutMs?: number;
 }
 
+/** Options of {@link LinkedCluster.throttle}. */
+export interface ThrottleOptions {
+  /** The most bytes per second that pass (each way, with `both`). */
+  readonly bytesPerSecond: number;
+  /** Default `both`. */
+  readonly direction?: Direction;
+}
+
 /** A test cluster whose links pass through the kit's proxies. */
 export abstract class LinkedCluster implements Observed {
   protected readonly changes = new Changes();
@@ -101,6 +109,16 @@ export abstract class LinkedCluster implements Observed {
   /** Everything between `a` and `b` (or one way) arrives `ms` late, in order. */
   delay(a: number, b: number, ms: number, options: { readonly direction?: Direction } = {}): void {
     this.links(a, b).delay(a, b, ms, options.direction ?? 'both');
+  }
+
+  /**
+   * A bandwidth limit: at most `bytesPerSecond` pass from `a` to `b`, back,
+   * or each way (`both`, the default), paced at the socket by the link's
+   * proxy, until {@link heal}. Nothing is dropped: the sender feels TCP's
+   * backpressure, and everything arrives, in order.
+   */
+  throttle(a: number, b: number, options: ThrottleOptions): void {
+    this.links(a, b).throttle(a, b, options.bytesPerSecond, options.direction ?? 'both');
   }
 
   /** Takes every fault off the link between `a` and `b` (off every link without arguments). */

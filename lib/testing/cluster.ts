@@ -17,6 +17,8 @@ import type { Launch } from './node-process.js';
 import { LinkFabric } from './proxy.js';
 import { LinkedCluster } from './base.js';
 import type { WaitOptions } from './base.js';
+import { planSchedule, runSchedule } from './schedule.js';
+import type { ScheduleOptions, SchedulePlan, ScheduleReport } from './schedule.js';
 
 /** Switchboard options a test may set; the kit owns the node list, id, secret and bind address. */
 export type NodeOptions = Omit<
@@ -175,6 +177,9 @@ export class ProcessCluster extends LinkedCluster {
   /** One handle per node, by id (they survive restarts). */
   readonly nodes: readonly ClusterNode[];
   private closing: Promise<void> | undefined;
+  private scheduling = false;
+  /** What failure messages say of the fault schedule running or last run. */
+  private scheduleNote: string | undefined;
 
   /** @internal Use {@link startCluster}. */
   constructor(
@@ -241,6 +246,38 @@ export class ProcessCluster extends LinkedCluster {
   /** SIGCONT after {@link pause}. */
   resume(i: number): void {
     this.node(i).resume();
+  }
+
+  /** The plan {@link schedule} would run with these options (nothing is run). */
+  planSchedule(options: ScheduleOptions = {}): SchedulePlan {
+    return planSchedule(this.size, options);
+  }
+
+  /**
+   * Runs a seeded fault schedule (docs/testing.md, "Fault schedules"):
+   * faults drawn from `options.seed` (random if absent), one at a time,
+   * each held, undone and recovered from; resolves with what it did. It
+   * always ends healed, every node up, and stops by itself. A failing
+   * step, `check` or final recovery rejects with a `ScheduleError` naming
+   * the seed and the steps; while it runs, and after, every failed wait of
+   * this cluster names them too.
+   */
+  async schedule(options: ScheduleOptions = {}): Promise<ScheduleReport> {
+    if (this.closing !== undefined) throw new Error('the cluster is closed');
+    if (this.scheduling) throw new Error('a fault schedule is already running on this cluster');
+    const plan = planSchedule(this.size, options);
+    this.scheduling = true;
+    try {
+      return await runSchedule(this, plan, options, (note) => (this.scheduleNote = note));
+    } finally {
+      this.scheduling = false;
+    }
+  }
+
+  /** As {@link LinkedCluster.describe}, led by the fault schedule running or last run, if any. */
+  override describe(nodes?: readonly number[]): string {
+    const base = super.describe(nodes);
+    return this.scheduleNote === undefined ? base : `${this.scheduleNote}\n${base}`;
   }
 
   /** Kills every node and closes the proxies. Idempotent. */

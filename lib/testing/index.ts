@@ -5,7 +5,7 @@
  */
 export { closeAll, startCluster, ProcessCluster } from './cluster.js';
 export type { ClusterOptions, NodeOptions } from './cluster.js';
-export type { WaitOptions } from './base.js';
+export type { ThrottleOptions, WaitOptions } from './base.js';
 export { LinkedCluster } from './base.js';
 export { ClusterNode } from './node-process.js';
 export { NodeCallError } from './calls.js';
@@ -18,3 +18,12 @@ export type { Direction } from './proxy.js';
 export type { EventNote, PeerView } from './messages.js';
 export { LocalCluster, LocalNode, startLocalCluster } from './local.js';
 export type { LocalClusterOptions } from './local.js';
+export { FAULT_KINDS, Prng, ScheduleError, planSchedule } from './schedule.js';
+export type {
+  FaultKind,
+  ScheduleLogEntry,
+  ScheduleOptions,
+  SchedulePlan,
+  ScheduleReport,
+  ScheduleStep,
+} from './schedule.js';

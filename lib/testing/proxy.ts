@@ -32,6 +32,8 @@ interface LinkState {
   cut: boolean;
   readonly hold: [boolean, boolean];
   readonly delayMs: [number, number];
+  /** Bandwidth limit, bytes per second; 0 is none. */
+  readonly bytesPerSecond: [number, number];
   /** Connections of this link now open through the proxy. */
   readonly pipes: Set<Pipe>;
 }
@@ -128,11 +130,22 @@ export class LinkFabric {
     this.set(a, b, direction, (link, d) => (link.delayMs[d] = ms));
   }
 
+  /**
+   * Lets at most `bytesPerSecond` through one way or both, paced at the
+   * socket: a slice of 20 ms worth at a time (0 takes the limit away).
+   */
+  throttle(a: number, b: number, bytesPerSecond: number, direction: Direction = 'both'): void {
+    if (!Number.isFinite(bytesPerSecond) || bytesPerSecond < 0)
+      throw new RangeError(`bytesPerSecond must be >= 0, got ${bytesPerSecond}`);
+    this.set(a, b, direction, (link, d) => (link.bytesPerSecond[d] = bytesPerSecond));
+  }
+
   /** Takes every fault off the link; what was held passes on, in order. */
   heal(a: number, b: number): void {
     this.set(a, b, 'both', (link, d) => {
       link.hold[d] = false;
       link.delayMs[d] = 0;
+      link.bytesPerSecond[d] = 0;
     });
     this.link(a, b).cut = false;
   }
@@ -157,6 +170,10 @@ export class LinkFabric {
     );
     link.delayMs.forEach(
       (ms, d) => ms > 0 && parts.push(`delay ${ms} ms ${d === 0 ? lo : hi}->${d === 0 ? hi : lo}`),
+    );
+    link.bytesPerSecond.forEach(
+      (bps, d) =>
+        bps > 0 && parts.push(`throttle ${bps} B/s ${d === 0 ? lo : hi}->${d === 0 ? hi : lo}`),
     );
     return parts.length === 0 ? 'no fault' : parts.join(', ');
   }
@@ -192,7 +209,13 @@ export class LinkFabric {
     const { key } = ends(a, b);
     let link = this.links.get(key);
     if (link === undefined) {
-      link = { cut: false, hold: [false, false], delayMs: [0, 0], pipes: new Set() };
+      link = {
+        cut: false,
+        hold: [false, false],
+        delayMs: [0, 0],
+        bytesPerSecond: [0, 0],
+        pipes: new Set(),
+      };
       this.links.set(key, link);
     }
     return link;
@@ -253,8 +276,12 @@ export class LinkFabric {
     upstream.pause();
     const faults = (d: 0 | 1): (() => GateFaults) =>
       link === undefined
-        ? () => ({ hold: false, delayMs: 0 })
-        : () => ({ hold: link.hold[d], delayMs: link.delayMs[d] });
+        ? () => ({ hold: false, delayMs: 0, bytesPerSecond: 0 })
+        : () => ({
+            hold: link.hold[d],
+            delayMs: link.delayMs[d],
+            bytesPerSecond: link.bytesPerSecond[d],
+          });
     // The client is always the lower id (the dialer): its bytes go index 0.
     const pipe: Pipe = {
       client,

@@ -8,16 +8,14 @@
  * it from CommonJS, and type-checks a file using it with strict settings.
  * Every step runs in a child process bounded in time.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, normalize, relative, sep } from 'node:path';
+import { dirname, join, normalize, sep } from 'node:path';
 import { freePorts } from '../support/ports.js';
-import { ROOT, explain, runProgram } from '../docs/run-program.js';
-import type { ProgramResult } from '../docs/run-program.js';
+import { ROOT, runProgram } from '../docs/run-program.js';
+import { BUILD_MS, PACK_MS, expectOk, packInto, walk } from './pack.js';
+import type { PackResult } from './pack.js';
 
-const BUILD_MS = 120_000;
-const PACK_MS = 60_000;
 const RUN_MS = 20_000;
 const TSC_MS = 60_000;
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
@@ -25,60 +23,6 @@ const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
 /** Where a shipped path may be: the build output, the sources its maps point at, and npm's own files. */
 const SHIPPED_DIRS = ['dist/lib/', 'dist/bin/', 'lib/', 'bin/'];
 const SHIPPED_FILES = ['LICENSE', 'README.md', 'package.json'];
-
-/** Files under `dir`, as paths relative to it with `/` separators. */
-function walk(dir: string, base = dir): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) return walk(p, base);
-    return [relative(base, p).split(sep).join('/')];
-  });
-}
-
-/**
- * True when dist/ is what `npm run build` would make now: every source of
- * lib/ and bin/ has its .js, map and declaration map no older than itself,
- * no .js is left from a source that is gone, and neither tsconfig changed since.
- */
-function distIsFresh(): boolean {
-  const dist = join(ROOT, 'dist');
-  let outputs: string[];
-  try {
-    outputs = walk(dist);
-  } catch {
-    return false;
-  }
-  const sources = ['lib', 'bin'].flatMap((d) =>
-    walk(join(ROOT, d))
-      .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
-      .map((f) => `${d}/${f}`),
-  );
-  const have = new Set(outputs);
-  const oldest = Math.min(...outputs.map((f) => statSync(join(dist, f)).mtimeMs));
-  for (const config of ['tsconfig.json', 'tsconfig.build.json'])
-    if (statSync(join(ROOT, config)).mtimeMs > oldest) return false;
-  for (const s of sources) {
-    const base = s.slice(0, -'.ts'.length);
-    for (const out of [`${base}.js`, `${base}.js.map`, `${base}.d.ts.map`])
-      if (!have.has(out)) return false;
-    if (statSync(join(ROOT, s)).mtimeMs > statSync(join(dist, `${base}.js`)).mtimeMs) return false;
-  }
-  const sourceSet = new Set(sources);
-  return outputs
-    .filter((f) => f.endsWith('.js'))
-    .every((f) => sourceSet.has(`${f.slice(0, -'.js'.length)}.ts`));
-}
-
-function expectOk(what: string, r: ProgramResult): void {
-  if (r.code !== 0 || r.timedOut) throw new Error(`${what} failed: ${explain(r)}`);
-}
-
-interface PackResult {
-  readonly filename: string;
-  readonly size: number;
-  readonly unpackedSize: number;
-  readonly files: ReadonlyArray<{ readonly path: string }>;
-}
 
 /** The consumer's type-level use of the public API, compiled as ESM. */
 const CONSUMER_TS = `import { Switchboard, ValidationError } from 'switchboard';
@@ -167,16 +111,8 @@ describe('the packed package, installed in a fresh project', () => {
 
   beforeAll(
     async () => {
-      if (!distIsFresh())
-        expectOk('npm run build', await runProgram('npm', ['run', 'build'], BUILD_MS));
       tmp = mkdtempSync(join(tmpdir(), 'switchboard-pack-'));
-      const r = await runProgram(
-        'npm',
-        ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp],
-        PACK_MS,
-      );
-      expectOk('npm pack', r);
-      pack = (JSON.parse(r.stdout) as PackResult[])[0]!;
+      pack = await packInto(tmp);
 
       app = join(tmp, 'app');
       installed = join(app, 'node_modules', 'switchboard');
