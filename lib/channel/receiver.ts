@@ -19,7 +19,7 @@ import { Queue } from './queue.js';
 import type { Consumer, QueueOwner, ReceiveOptions } from './queue.js';
 import { validateSync } from './schema.js';
 import type { StandardSchemaV1 } from './schema.js';
-import { receiveTrace } from './tracing.js';
+import { receiveStart, receiveTrace } from './tracing.js';
 import type { Timeouts } from './waits.js';
 
 /** What a receiver does when its buffer is full. */
@@ -405,7 +405,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
   push(value: unknown, inlet: Inlet, bytes: number, ready: boolean): boolean {
     if (this.state === 'closed' || inlet.attachedTo !== (this as Receiver<unknown>)) return false;
     this.spend(inlet, bytes);
-    if (this.user && (value instanceof Headed || this.withHeaders || receiveTrace.hasSubscribers))
+    if (this.user && (value instanceof Headed || this.withHeaders || receiveStart.hasSubscribers))
       return this.pushUser(value, inlet, bytes, ready);
     if (this.schema !== undefined || this.arrive !== undefined) {
       value = this.admit(value, inlet, bytes);
@@ -430,7 +430,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
     if (this.withHeaders) value = { value, headers };
     if (!this.blocking && this.queue.length >= this.capacity && !this.overflowed(inlet))
       return false;
-    if (!receiveTrace.hasSubscribers) return this.queue.push(value, inlet, bytes, ready);
+    if (!receiveStart.hasSubscribers) return this.queue.push(value, inlet, bytes, ready);
     const v = value;
     return receiveTrace.traceSync(() => this.queue.push(v, inlet, bytes, ready), {
       channel: this.name,

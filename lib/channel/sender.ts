@@ -25,7 +25,7 @@ import type { Headers } from './headers.js';
 import type { Picker } from './picker.js';
 import { validateSync } from './schema.js';
 import type { StandardSchemaV1 } from './schema.js';
-import { mutableHeaders, sendTrace, traced, tracedHeaders } from './tracing.js';
+import { mutableHeaders, sendStart, sendTrace, traced, tracedHeaders } from './tracing.js';
 import type { SendTraceContext } from './tracing.js';
 import { Wait, WaitList, abortError, checkTimeout } from './waits.js';
 import type { Timeouts, WaitOptions } from './waits.js';
@@ -254,7 +254,7 @@ export class Sender<T> extends PortableHandle {
       this.connected &&
       this.pending.size === 0 &&
       options?.headers === undefined &&
-      !(this.user && sendTrace.hasSubscribers)
+      !(this.user && sendStart.hasSubscribers)
     ) {
       try {
         if (this.tryTransmit(value)) return RESOLVED;
@@ -263,12 +263,17 @@ export class Sender<T> extends PortableHandle {
       }
       return this.sendLater(value, options);
     }
-    if (this.user && sendTrace.hasSubscribers) {
+    return this.sendSlow(value, options);
+  }
+
+  /** Kept out of {@link send}, which stays small enough to be inlined. */
+  private sendSlow(value: T, options: SendOptions | undefined): Promise<void> {
+    if (this.user && sendStart.hasSubscribers) {
       const ctx = this.traceContext('send', options?.headers);
       const h = tracedHeaders(options?.headers, ctx);
-      return traced(sendTrace, ctx, () => this.sendSlow(value, options, h));
+      return traced(sendTrace, ctx, () => this.sendChecked(value, options, h));
     }
-    return this.sendSlow(value, options, options?.headers);
+    return this.sendChecked(value, options, options?.headers);
   }
 
   private traceContext(operation: SendTraceContext['operation'], h: unknown): SendTraceContext {
@@ -291,7 +296,7 @@ export class Sender<T> extends PortableHandle {
     return v;
   }
 
-  private sendSlow(value: T, options: SendOptions | undefined, headers: unknown): Promise<void> {
+  private sendChecked(value: T, options: SendOptions | undefined, headers: unknown): Promise<void> {
     if (this.state !== 'open') return Promise.reject(this.closedError());
     let v: unknown;
     try {
@@ -339,7 +344,7 @@ export class Sender<T> extends PortableHandle {
    * @throws ERR_SB_CLOSED, ERR_SB_VALIDATION, ERR_SB_ENCODE, ERR_SB_MESSAGE_TOO_LARGE
    */
   trySend(value: T, options?: PostOptions): boolean {
-    if (this.user && sendTrace.hasSubscribers) {
+    if (this.user && sendStart.hasSubscribers) {
       const ctx = this.traceContext('trySend', options?.headers);
       const h = tracedHeaders(options?.headers, ctx);
       return traced(sendTrace, ctx, () => this.trySendNow(value, h));
@@ -365,7 +370,7 @@ export class Sender<T> extends PortableHandle {
   post(value: T, options?: PostOptions): void {
     const headers = options?.headers;
     if (headers !== undefined) checkHeaders(headers);
-    if (this.user && sendTrace.hasSubscribers) {
+    if (this.user && sendStart.hasSubscribers) {
       const ctx = this.traceContext('post', headers);
       traced(sendTrace, ctx, () => this.postNow(value, tracedHeaders(headers, ctx)));
       return;

@@ -124,6 +124,15 @@ export const taskTrace: TracingChannel<unknown, TaskTraceContext> = tracingChann
   TRACING_CHANNELS.task,
 );
 
+/**
+ * The `start` events of the per-message channels: send and receive check
+ * only whether `start` has subscribers (one getter, not five, per
+ * message), so they publish when `start` is subscribed, as
+ * `tracingChannel(name).subscribe({ start, ... })` does (docs/observability.md).
+ */
+export const sendStart = sendTrace.start;
+export const receiveStart = receiveTrace.start;
+
 /** A copy of `headers` the subscribers of `start` may add to (empty for anything but an object). */
 export function mutableHeaders(headers: unknown): Record<string, string> {
   return isObject(headers) ? { ...(headers as Record<string, string>) } : {};
