@@ -405,8 +405,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
   push(value: unknown, inlet: Inlet, bytes: number, ready: boolean): boolean {
     if (this.state === 'closed' || inlet.attachedTo !== (this as Receiver<unknown>)) return false;
     this.spend(inlet, bytes);
-    if (this.user && (value instanceof Headed || this.withHeaders || receiveStart.hasSubscribers))
-      return this.pushUser(value, inlet, bytes, ready);
+    if (this.user) return this.pushUser(value, inlet, bytes, ready);
     if (this.schema !== undefined || this.arrive !== undefined) {
       value = this.admit(value, inlet, bytes);
       if (value === SKIP) return false;
@@ -416,10 +415,14 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
     return this.queue.push(value, inlet, bytes, ready);
   }
 
-  /** {@link push} for an application's receiver when headers or tracing are in play. */
+  /**
+   * {@link push} for an application's receiver: a message sent with
+   * headers arrives as its value (or a delivery), arrivals are traced.
+   * Kept out of `push`, which stays as small as the patterns need it.
+   */
   private pushUser(value: unknown, inlet: Inlet, bytes: number, ready: boolean): boolean {
     let headers: Headers = NO_HEADERS;
-    if (value instanceof Headed && value.head.length === 0) {
+    if (value instanceof Headed) {
       headers = value.headers ?? NO_HEADERS;
       value = value.body;
     }
