@@ -21,7 +21,11 @@ import { ChannelHub } from './channel/hub.js';
 import { Poster } from './channel/patterns/post/post.js';
 import type { PostTarget } from './channel/patterns/post/post.js';
 import { PubSub } from './channel/patterns/pubsub/pubsub.js';
-import type { Publisher, PublisherOptions } from './channel/patterns/pubsub/publisher.js';
+import type {
+  PublishOptions,
+  Publisher,
+  PublisherOptions,
+} from './channel/patterns/pubsub/publisher.js';
 import type { SubscribeOptions, Subscription } from './channel/patterns/pubsub/subscription.js';
 import { PushPull } from './channel/patterns/pushpull/pushpull.js';
 import type { Pusher } from './channel/patterns/pushpull/pusher.js';
@@ -55,7 +59,9 @@ import type {
   UnaryHandler,
 } from './channel/patterns/rpc/types.js';
 import type { Receiver, ReceiverOptions, ReceiverStats } from './channel/receiver.js';
-import type { Sender, SenderOptions } from './channel/sender.js';
+import type { PostOptions, Sender, SenderOptions } from './channel/sender.js';
+import { checkHeaders } from './channel/headers.js';
+import type { Delivery } from './channel/headers.js';
 import { Cluster } from './switchboard/cluster.js';
 import type { PeerInfo, SwitchboardEvent } from './switchboard/events.js';
 import type { NodeInfo } from './switchboard/nodes.js';
@@ -209,10 +215,15 @@ export class Switchboard {
    * A receiver on this node. Named receivers (`"jobs"`) are unique per node
    * and reachable from every node with `sender(name, { node })`.
    */
+  receiver<T>(
+    name: string | undefined,
+    options: ReceiverOptions<T> & { readonly withHeaders: true },
+  ): Receiver<Delivery<T>>;
+  receiver<T>(name?: string, options?: ReceiverOptions<T>): Receiver<T>;
   receiver<T>(name?: string, options?: ReceiverOptions<T>): Receiver<T> {
     this.assertOpen();
     check(options, RECEIVER_OPTION_NAMES);
-    return trackReceiver(this.hub.metrics, this.hub.receiver<T>(name, options), name);
+    return trackReceiver(this.hub.metrics, userReceiver(this.hub.receiver<T>(name, options)), name);
   }
 
   /**
@@ -225,7 +236,7 @@ export class Switchboard {
     check(options, SENDER_TARGET_NAMES);
     return trackSender(
       this.hub.metrics,
-      this.hub.sender<T>({ node: options.node, name }, options),
+      userSender(this.hub.sender<T>({ node: options.node, name }, options)),
       name,
     );
   }
@@ -236,11 +247,15 @@ export class Switchboard {
    * every sender that connected has closed; it fails with a PeerLostError
    * when a node holding one of its senders is lost.
    */
+  channel<T>(
+    options: ReceiverOptions<T> & SenderOptions<T> & { readonly withHeaders: true },
+  ): [Sender<T>, Receiver<Delivery<T>>];
+  channel<T>(options?: ReceiverOptions<T> & SenderOptions<T>): [Sender<T>, Receiver<T>];
   channel<T>(options?: ReceiverOptions<T> & SenderOptions<T>): [Sender<T>, Receiver<T>] {
     this.assertOpen();
     check(options, CHANNEL_OPTION_NAMES);
-    const r = this.hub.receiver<T>(undefined, options, options?.expectSenders ?? 1);
-    const s = this.hub.sender<T>({ node: this.id, id: r.id }, options);
+    const r = userReceiver(this.hub.receiver<T>(undefined, options, options?.expectSenders ?? 1));
+    const s = userSender(this.hub.sender<T>({ node: this.id, id: r.id }, options));
     return [
       trackSender(this.hub.metrics, s, undefined),
       trackReceiver(this.hub.metrics, r, undefined),
@@ -248,10 +263,19 @@ export class Switchboard {
   }
 
   /** A receiver of the cluster-wide MPMC channel `name`. */
+  mpmcReceiver<T>(
+    name: string,
+    options: ReceiverOptions<T> & { readonly withHeaders: true },
+  ): Receiver<Delivery<T>>;
+  mpmcReceiver<T>(name: string, options?: ReceiverOptions<T>): Receiver<T>;
   mpmcReceiver<T>(name: string, options?: ReceiverOptions<T>): Receiver<T> {
     this.assertOpen();
     check(options, RECEIVER_OPTION_NAMES);
-    return trackReceiver(this.hub.metrics, this.hub.mpmcReceiver<T>(name, options), name);
+    return trackReceiver(
+      this.hub.metrics,
+      userReceiver(this.hub.mpmcReceiver<T>(name, options)),
+      name,
+    );
   }
 
   /**
@@ -265,7 +289,11 @@ export class Switchboard {
   ): Sender<T> {
     this.assertOpen();
     check(options, MPMC_SENDER_NAMES);
-    return trackSender(this.hub.metrics, this.hub.mpmcSender<T>(name, options.mode, options), name);
+    return trackSender(
+      this.hub.metrics,
+      userSender(this.hub.mpmcSender<T>(name, options.mode, options)),
+      name,
+    );
   }
 
   // ---- RPC -----------------------------------------------------------------
@@ -445,9 +473,9 @@ export class Switchboard {
    * was dropped for some subscriber (await {@link drained} to never drop).
    * @throws OptionError for an invalid topic; ERR_SB_ENCODE for a value that cannot be carried.
    */
-  publish<T = unknown>(topic: string, value: T): boolean {
+  publish<T = unknown>(topic: string, value: T, options?: PublishOptions): boolean {
     this.assertOpen();
-    return this.pubsub().default.publish(topic, value);
+    return this.pubsub().default.publish(topic, value, options);
   }
 
   /** Resolves once nothing `publish()` sent waits in a queue. */
@@ -504,14 +532,16 @@ export class Switchboard {
    * to the MPMC channel `name` (`{ mode: 'one' | 'all' }`). Never throws,
    * never waits; what cannot be delivered is counted in `stats().drops` and
    * reported as a `drop` event on `events$`.
+   * @throws {OptionError} (`headers`) only for bad `options.headers`
    */
-  post<T = unknown>(name: string, value: T, target: PostTarget): void {
+  post<T = unknown>(name: string, value: T, target: PostTarget, options?: PostOptions): void {
+    if (options?.headers !== undefined) checkHeaders(options.headers);
     if (this.closing !== undefined) {
       this.hub.reportDrop(String(name), 1, 'cannot post: switchboard closed');
       return;
     }
     this.hub.metrics.posted(String(name));
-    (this.poster ??= new Poster(this.hub)).post(name, value, target);
+    (this.poster ??= new Poster(this.hub)).post(name, value, target, options);
   }
 
   // ---- operating -------------------------------------------------------------
@@ -622,6 +652,17 @@ const UNARY_CALL_NAMES = CALL_OPTION_NAMES.filter((n) => n !== 'window');
  */
 function check(options: object | undefined, known: readonly string[]): void {
   if (options !== undefined) checkOptionNames(options, known, '');
+}
+
+/** Endpoints the application made: headers unwrapped, operations traced. */
+function userReceiver<T>(r: Receiver<T>): Receiver<T> {
+  r.user = true;
+  return r;
+}
+
+function userSender<T>(s: Sender<T>): Sender<T> {
+  s.user = true;
+  return s;
 }
 
 function closedError(): SwitchboardError {

@@ -11,6 +11,10 @@ export { DEFAULT_RECEIVER_OPTIONS, Receiver } from './channel/receiver.js';
 export { DEFAULT_SENDER_OPTIONS, Sender } from './channel/sender.js';
 export { ValidationError } from './channel/schema.js';
 
+// ---- headers and tracing (docs/observability.md) ----
+export { NO_HEADERS } from './channel/headers.js';
+export { TRACING_CHANNELS } from './channel/tracing.js';
+
 // ---- RPC ----
 export {
   DEFAULT_CALL_OPTIONS,
@@ -69,7 +73,18 @@ export type {
 export type { ContractServer, MissingPeerReason } from './errors.js';
 export type { OverflowPolicy, ReceiverOptions, ReceiverStats } from './channel/receiver.js';
 export type { ReceiveOptions } from './channel/queue.js';
-export type { DeliveryMode, SendOptions, SenderOptions } from './channel/sender.js';
+export type { DeliveryMode, PostOptions, SendOptions, SenderOptions } from './channel/sender.js';
+export type { Delivery, Headers } from './channel/headers.js';
+export type {
+  CallTraceContext,
+  PublishTraceContext,
+  PushTraceContext,
+  ReceiveTraceContext,
+  SendTraceContext,
+  ServeTraceContext,
+  TaskTraceContext,
+  TraceContext,
+} from './channel/tracing.js';
 export type { WaitOptions } from './channel/waits.js';
 export type {
   StandardFailureResult,
@@ -126,7 +141,11 @@ export type {
   SubscriptionOverflow,
   SubscriptionStats,
 } from './channel/patterns/pubsub/subscription.js';
-export type { PublisherOptions, PublisherStats } from './channel/patterns/pubsub/publisher.js';
+export type {
+  PublishOptions,
+  PublisherOptions,
+  PublisherStats,
+} from './channel/patterns/pubsub/publisher.js';
 export type {
   PushOptions,
   PusherOptions,

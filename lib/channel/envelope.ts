@@ -15,13 +15,21 @@
  * places wraps it in an {@link Envelope}, so it is encoded once for all of
  * them.
  */
+import { MessageTooLargeError } from '../errors.js';
 import { checkEncodable, decodeValue, encodeValue } from '../protocol/codec.js';
 import type { CodecContext, PortableHandle } from '../protocol/codec.js';
 import { FrameFlag } from '../protocol/frame.js';
-import { encodeHead, headEnd, headFields, headSize, joinHead } from '../protocol/head.js';
-import type { HeadField } from '../protocol/head.js';
+import {
+  encodeHead,
+  headEnd,
+  headFields,
+  headHeaders,
+  headSize,
+  joinHead,
+} from '../protocol/head.js';
+import type { HeadField, HeadHeaders } from '../protocol/head.js';
 
-export type { HeadField };
+export type { HeadField, HeadHeaders };
 
 /**
  * A message with a pattern's fields beside the application's value: what
@@ -35,7 +43,16 @@ export class Headed<B = unknown> {
     readonly body: B,
     /** `head` already encoded (by encodeHead, with an empty body), when the pattern keeps it. */
     readonly prefix?: Buffer,
+    /** The application's headers (docs/api.md, "Headers"), after the pattern's fields; never with `prefix`. */
+    readonly headers?: HeadHeaders,
   ) {}
+}
+
+const NO_FIELDS: readonly HeadField[] = Object.freeze([]);
+
+/** A plain channel message with headers: a head of no pattern field, then the headers. */
+export function withHeaders(value: unknown, headers: HeadHeaders): Headed {
+  return new Headed(NO_FIELDS, value, undefined, headers);
 }
 
 const NO_BODY = Buffer.alloc(0);
@@ -60,13 +77,13 @@ function wireOf(value: unknown, onHandle?: (h: PortableHandle) => void): Uint8Ar
     if (body instanceof Uint8Array) {
       wireFlags = FrameFlag.HEAD | FrameFlag.RAW;
       return value.prefix === undefined
-        ? encodeHead(value.head, body)
+        ? encodeHead(value.head, body, value.headers)
         : joinHead(value.prefix, body);
     }
     wireFlags = FrameFlag.HEAD;
     const bytes = encodeValue(body, onHandle);
     return value.prefix === undefined
-      ? encodeHead(value.head, bytes)
+      ? encodeHead(value.head, bytes, value.headers)
       : joinHead(value.prefix, bytes);
   }
   if (value instanceof Uint8Array) {
@@ -143,7 +160,7 @@ export class MessageEncoder {
       if (value.handles !== undefined) this.handles.push(...value.handles);
       return bytes;
     }
-    if (value instanceof Headed && value.prefix === undefined) {
+    if (value instanceof Headed && value.prefix === undefined && value.headers === undefined) {
       // The body alone: the link writes the head in front of it.
       const head = value.head;
       const headLength = headSize(head);
@@ -164,6 +181,7 @@ export class MessageEncoder {
     }
     this.head = undefined;
     if (value instanceof Headed) {
+      // A kept prefix, or headers: the whole message encoded here (the link's own head writer stays for the common case).
       const bytes = wireOf(value, this.onHandle);
       this.flags = wireFlags;
       this.owned = true;
@@ -190,6 +208,10 @@ export interface LocalRule {
   readonly forceEncoding: boolean;
   /** Check the encoding rule without encoding (the value itself is handed over). */
   readonly check: boolean;
+  /** This node's `maxMessageSize`: headers alone over it are refused locally as remotely. */
+  readonly maxMessageSize: number;
+  /** This node's index, for the error. */
+  readonly self: number;
 }
 
 /**
@@ -205,6 +227,7 @@ export function localValue(value: unknown, rule: LocalRule, ctx: CodecContext): 
     return decodeMessage(wireFlags, Buffer.from(bytes), ctx);
   }
   if (v instanceof Headed) {
+    if (v.headers !== undefined) checkLocalHeaders(v, rule);
     localValue(v.body, rule, ctx);
     return v;
   }
@@ -219,13 +242,30 @@ export function localValue(value: unknown, rule: LocalRule, ctx: CodecContext): 
   return v;
 }
 
+/**
+ * Headers on the local path: encodable as the wire carries them, and not
+ * alone over this node's message limit (the body is not measured locally,
+ * docs/guide.md "What a local receiver gets").
+ */
+function checkLocalHeaders(v: Headed, rule: LocalRule): void {
+  const size = headSize(v.head, v.headers);
+  if (size > rule.maxMessageSize)
+    throw new MessageTooLargeError(rule.self, size, rule.maxMessageSize, 'headers');
+}
+
 /** Decodes a message's bytes: raw bytes as a view, CBOR through the codec. */
 export function decodeMessage(flags: number, bytes: Buffer, ctx: CodecContext): unknown {
   if ((flags & FrameFlag.HEAD) !== 0) {
     const fields = headFields(bytes);
     const body = headEnd;
     const rest = bytes.subarray(body);
-    return new Headed(fields, (flags & FrameFlag.RAW) !== 0 ? rest : decodeValue(rest, ctx));
+    const headers = headHeaders;
+    return new Headed(
+      fields,
+      (flags & FrameFlag.RAW) !== 0 ? rest : decodeValue(rest, ctx),
+      undefined,
+      headers,
+    );
   }
   // Zero-copy, like byte strings inside CBOR: a view into the read chunk.
   // An application keeping many small ones copies them.

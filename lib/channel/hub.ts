@@ -191,8 +191,13 @@ export class ChannelHub
     this.nextStream = new Array<number>(n).fill(1);
     this.rebind = Array.from({ length: n }, () => new Set<Sender<unknown>>());
     this.forceEncoding = options.forceEncoding === true;
-    this.local = { forceEncoding: this.forceEncoding, check: options.checkLocalValues !== false };
     this.ownLimit = transport.maxMessageSize;
+    this.local = {
+      forceEncoding: this.forceEncoding,
+      check: options.checkLocalValues !== false,
+      maxMessageSize: this.ownLimit,
+      self: transport.id,
+    };
     this.picker = new Picker({
       healthy: (node) => node === transport.id || transport.healthy(node),
     });
@@ -499,11 +504,13 @@ export class ChannelHub
   reviveHandle(ref: HandleRef): unknown {
     switch (ref.kind) {
       case HandleKind.MPSC:
-        return this.track(new Sender(this, ref, 'single'));
+        return userSender(this.track(new Sender(this, ref, 'single')));
       case HandleKind.MPMC_ONE:
       case HandleKind.MPMC_ALL:
         if (ref.name === undefined) throw new DecodeError('MPMC handle without a name');
-        return this.track(new Sender(this, ref, ref.kind === HandleKind.MPMC_ALL ? 'all' : 'one'));
+        return userSender(
+          this.track(new Sender(this, ref, ref.kind === HandleKind.MPMC_ALL ? 'all' : 'one')),
+        );
       default:
         throw new DecodeError(`unknown handle kind "${ref.kind}"`);
     }
@@ -883,4 +890,10 @@ function openedBy(self: number, peer: number, stream: number): boolean {
 
 function decodeQuiet(b: Buffer): unknown {
   return decodeValue(b);
+}
+
+/** A sender that reached the application inside a message: traced and unwrapped as one it made. */
+function userSender<T>(s: Sender<T>): Sender<T> {
+  s.user = true;
+  return s;
 }

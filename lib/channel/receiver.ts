@@ -12,10 +12,14 @@
 import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';
 import { ErrorCode, OptionError, PeerLostError, SwitchboardError } from '../errors.js';
+import { Headed } from './envelope.js';
+import { NO_HEADERS } from './headers.js';
+import type { Headers } from './headers.js';
 import { Queue } from './queue.js';
 import type { Consumer, QueueOwner, ReceiveOptions } from './queue.js';
 import { validateSync } from './schema.js';
 import type { StandardSchemaV1 } from './schema.js';
+import { receiveStart, receiveTrace } from './tracing.js';
 import type { Timeouts } from './waits.js';
 
 /** What a receiver does when its buffer is full. */
@@ -58,6 +62,12 @@ export interface ReceiverOptions<T> {
    * channels, never for named receivers.
    */
   readonly expectSenders?: number;
+  /**
+   * Deliver each message as `{ value, headers }` (a `Delivery<T>`: the
+   * headers it was sent with, an empty frozen object when none) instead of
+   * the value alone. Default false: the value alone, headers or not.
+   */
+  readonly withHeaders?: boolean;
 }
 
 export const DEFAULT_RECEIVER_OPTIONS = Object.freeze({
@@ -77,6 +87,7 @@ export const RECEIVER_OPTION_NAMES: readonly string[] = [
   'overflow',
   'schema',
   'expectSenders',
+  'withHeaders',
 ];
 
 /** Credit beyond which a lossy (non-blocking) stream never waits. */
@@ -176,6 +187,13 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
   private readonly schema: StandardSchemaV1<unknown, T> | undefined;
   private readonly expectSenders: number;
   private readonly arrive: ((value: unknown, from: Inlet) => unknown) | undefined;
+  private readonly withHeaders: boolean;
+  /**
+   * @internal Made by the application (not by a pattern): a message sent
+   * with headers arrives as its value (or a delivery with `withHeaders`),
+   * and arrivals are traced on `switchboard:channel:receive`.
+   */
+  user = false;
   private outstanding = 0;
   private outstandingBytes = 0;
   private everOpened = 0;
@@ -220,6 +238,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
     if (expect !== Number.POSITIVE_INFINITY) positive(expect, 'expectSenders');
     this.expectSenders = expect;
     this.arrive = hooks.arrive?.bind(hooks);
+    this.withHeaders = options.withHeaders === true;
     this.errors$ = this.errorSubject.asObservable();
     this.queue = new Queue<T, Inlet>(`receiver ${name}`, this, host.timeouts);
   }
@@ -386,6 +405,7 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
   push(value: unknown, inlet: Inlet, bytes: number, ready: boolean): boolean {
     if (this.state === 'closed' || inlet.attachedTo !== (this as Receiver<unknown>)) return false;
     this.spend(inlet, bytes);
+    if (this.user) return this.pushUser(value, inlet, bytes, ready);
     if (this.schema !== undefined || this.arrive !== undefined) {
       value = this.admit(value, inlet, bytes);
       if (value === SKIP) return false;
@@ -393,6 +413,33 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
     if (!this.blocking && this.queue.length >= this.capacity && !this.overflowed(inlet))
       return false;
     return this.queue.push(value, inlet, bytes, ready);
+  }
+
+  /**
+   * {@link push} for an application's receiver: a message sent with
+   * headers arrives as its value (or a delivery), arrivals are traced.
+   * Kept out of `push`, which stays as small as the patterns need it.
+   */
+  private pushUser(value: unknown, inlet: Inlet, bytes: number, ready: boolean): boolean {
+    let headers: Headers = NO_HEADERS;
+    if (value instanceof Headed) {
+      headers = value.headers ?? NO_HEADERS;
+      value = value.body;
+    }
+    if (this.schema !== undefined) {
+      value = this.admit(value, inlet, bytes);
+      if (value === SKIP) return false;
+    }
+    if (this.withHeaders) value = { value, headers };
+    if (!this.blocking && this.queue.length >= this.capacity && !this.overflowed(inlet))
+      return false;
+    if (!receiveStart.hasSubscribers) return this.queue.push(value, inlet, bytes, ready);
+    const v = value;
+    return receiveTrace.traceSync(() => this.queue.push(v, inlet, bytes, ready), {
+      channel: this.name,
+      node: inlet.node,
+      headers,
+    });
   }
 
   /**

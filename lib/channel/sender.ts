@@ -19,10 +19,14 @@ import {
 } from '../errors.js';
 import { PortableHandle } from '../protocol/codec.js';
 import type { HandleRef } from '../protocol/codec.js';
-import { Envelope } from './envelope.js';
+import { Envelope, Headed, withHeaders } from './envelope.js';
+import { checkHeaders } from './headers.js';
+import type { Headers } from './headers.js';
 import type { Picker } from './picker.js';
 import { validateSync } from './schema.js';
 import type { StandardSchemaV1 } from './schema.js';
+import { mutableHeaders, sendStart, sendTrace, traced, tracedHeaders } from './tracing.js';
+import type { SendTraceContext } from './tracing.js';
 import { Wait, WaitList, abortError, checkTimeout } from './waits.js';
 import type { Timeouts, WaitOptions } from './waits.js';
 
@@ -80,8 +84,17 @@ export const DEFAULT_SENDER_OPTIONS = Object.freeze({ timeoutMs: 30_000, maxPend
 /** The option names a sender takes. */
 export const SENDER_OPTION_NAMES: readonly string[] = ['timeoutMs', 'maxPending', 'schema'];
 
-/** Options of one `send`: a deadline (overrides the sender's `timeoutMs`) and a signal. */
-export type SendOptions = WaitOptions;
+/** Options of one `send`: a deadline (overrides the sender's `timeoutMs`), a signal, headers. */
+export interface SendOptions extends WaitOptions {
+  /** Headers the message carries (docs/api.md, "Headers"); a receiver made with `withHeaders` sees them. */
+  readonly headers?: Headers;
+}
+
+/** Options of one `post` or `trySend`. */
+export interface PostOptions {
+  /** Headers the message carries (docs/api.md, "Headers"). */
+  readonly headers?: Headers;
+}
 
 /** What a sender needs from the hub. */
 export interface SenderHost {
@@ -167,6 +180,12 @@ export class Sender<T> extends PortableHandle {
   sent = 0;
   /** True once `post()` was used: in-flight losses then also count as drops. */
   private posting = false;
+  /**
+   * @internal Made by the application (not by a pattern): its sends are
+   * traced on `switchboard:channel:send`, and what it reports is the
+   * values sent, without their headers.
+   */
+  user = false;
 
   constructor(
     private readonly host: SenderHost,
@@ -233,7 +252,9 @@ export class Sender<T> extends PortableHandle {
       this.state === 'open' &&
       this.schema === undefined &&
       this.connected &&
-      this.pending.size === 0
+      this.pending.size === 0 &&
+      options?.headers === undefined &&
+      !(this.user && sendStart.hasSubscribers)
     ) {
       try {
         if (this.tryTransmit(value)) return RESOLVED;
@@ -245,11 +266,41 @@ export class Sender<T> extends PortableHandle {
     return this.sendSlow(value, options);
   }
 
+  /** Kept out of {@link send}, which stays small enough to be inlined. */
   private sendSlow(value: T, options: SendOptions | undefined): Promise<void> {
-    if (this.state !== 'open') return Promise.reject(this.closedError());
+    if (this.user && sendStart.hasSubscribers) {
+      const ctx = this.traceContext('send', options?.headers);
+      const h = tracedHeaders(options?.headers, ctx);
+      return traced(sendTrace, ctx, () => this.sendChecked(value, options, h));
+    }
+    return this.sendChecked(value, options, options?.headers);
+  }
+
+  private traceContext(operation: SendTraceContext['operation'], h: unknown): SendTraceContext {
+    return {
+      channel: this.channel,
+      node: this.mode === 'single' ? this.target.node : undefined,
+      operation,
+      headers: mutableHeaders(h),
+    };
+  }
+
+  /** `value` checked against the schema, with `headers` checked and attached. */
+  private prepare(value: T, headers: unknown): unknown {
     let v: unknown = value;
+    if (this.schema !== undefined) v = validateSync(this.schema, value, `sender ${this.channel}`);
+    if (headers !== undefined) {
+      const h = checkHeaders(headers);
+      if (h !== undefined) v = withHeaders(v, h);
+    }
+    return v;
+  }
+
+  private sendChecked(value: T, options: SendOptions | undefined, headers: unknown): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(this.closedError());
+    let v: unknown;
     try {
-      if (this.schema !== undefined) v = validateSync(this.schema, value, `sender ${this.channel}`);
+      v = this.prepare(value, headers);
       if (!this.connected) this.connect();
       if (this.pending.size === 0 && this.tryTransmit(v)) return RESOLVED;
     } catch (err) {
@@ -292,10 +343,18 @@ export class Sender<T> extends PortableHandle {
    * themselves.
    * @throws ERR_SB_CLOSED, ERR_SB_VALIDATION, ERR_SB_ENCODE, ERR_SB_MESSAGE_TOO_LARGE
    */
-  trySend(value: T): boolean {
+  trySend(value: T, options?: PostOptions): boolean {
+    if (this.user && sendStart.hasSubscribers) {
+      const ctx = this.traceContext('trySend', options?.headers);
+      const h = tracedHeaders(options?.headers, ctx);
+      return traced(sendTrace, ctx, () => this.trySendNow(value, h));
+    }
+    return this.trySendNow(value, options?.headers);
+  }
+
+  private trySendNow(value: T, headers: unknown): boolean {
     if (this.state !== 'open') throw this.closedError();
-    let v: unknown = value;
-    if (this.schema !== undefined) v = validateSync(this.schema, value, `sender ${this.channel}`);
+    const v = this.prepare(value, headers);
     if (!this.connected) this.connect();
     return this.pending.size === 0 && this.tryTransmit(v);
   }
@@ -303,15 +362,29 @@ export class Sender<T> extends PortableHandle {
   /**
    * Fire-and-forget: sends when credit allows, queues within `maxPending`
    * otherwise, and never throws. What cannot be delivered is counted in
-   * `dropped` and reported on the switchboard's `events$`.
+   * `dropped` and reported on the switchboard's `events$`. Bad `headers`
+   * are the one exception: an OptionError is thrown (a programming error,
+   * never a silent drop).
+   * @throws {OptionError} (`headers`) for headers that are not text to text
    */
-  post(value: T): void {
+  post(value: T, options?: PostOptions): void {
+    const headers = options?.headers;
+    if (headers !== undefined) checkHeaders(headers);
+    if (this.user && sendStart.hasSubscribers) {
+      const ctx = this.traceContext('post', headers);
+      traced(sendTrace, ctx, () => this.postNow(value, tracedHeaders(headers, ctx)));
+      return;
+    }
+    this.postNow(value, headers);
+  }
+
+  private postNow(value: T, headers: unknown): void {
     this.posting = true;
     if (this.state !== 'open' || this.failure !== undefined)
       return this.drop('sender closed or failed');
-    let v: unknown = value;
+    let v: unknown;
     try {
-      if (this.schema !== undefined) v = validateSync(this.schema, value, `sender ${this.channel}`);
+      v = this.prepare(value, headers);
       if (!this.connected) this.connect();
       if (this.pending.size === 0 && this.tryTransmit(v)) return;
     } catch (err) {
@@ -388,7 +461,7 @@ export class Sender<T> extends PortableHandle {
     this.errorSubject.next(
       new RefusedError<T>(error.code, this.target.node, `${this.channel}: ${error.message}`, {
         cause: error,
-        messages: value === undefined ? [] : [value as T],
+        messages: value === undefined ? [] : [this.sentValue(value) as T],
       }),
     );
   }
@@ -410,9 +483,17 @@ export class Sender<T> extends PortableHandle {
       new NotDeliveredError<T>(
         error instanceof NotDeliveredError ? error.node : this.target.node,
         `${messages.length} message(s) on ${this.channel} not known to be delivered: ${error.message}`,
-        { cause: error, messages: messages as T[] },
+        {
+          cause: error,
+          messages: (this.user ? messages.map((m) => this.sentValue(m)) : messages) as T[],
+        },
       ),
     );
+  }
+
+  /** What the application sent, for its reports: a value sent with headers without them. */
+  private sentValue(m: unknown): unknown {
+    return this.user && m instanceof Headed && m.head.length === 0 ? m.body : m;
   }
 
   /** A lossy stream ended with `count` messages not known to be delivered (no copies kept). */

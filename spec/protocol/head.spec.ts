@@ -1,4 +1,4 @@
-import { encodeHead, headEnd, headFields } from '../../lib/protocol/head.js';
+import { encodeHead, headEnd, headFields, headHeaders } from '../../lib/protocol/head.js';
 
 describe('message heads (docs/wire-protocol.md 10.6)', () => {
   it('carries small unsigned integers, other numbers and strings beside the body', () => {
@@ -24,5 +24,49 @@ describe('message heads (docs/wire-protocol.md 10.6)', () => {
         expect.objectContaining({ code: 'ERR_SB_DECODE' }) as Error,
       );
     }
+  });
+});
+
+describe('the headers field (docs/wire-protocol.md 10.6, field 04)', () => {
+  it('is the example of the wire document, byte for byte, and reads back beside the fields', () => {
+    const bytes = encodeHead([], Buffer.from('626869', 'hex'), { traceparent: '00-ab-cd-01' });
+    expect(bytes.toString('hex')).toBe(
+      '01' +
+        '040001' +
+        '000b' +
+        Buffer.from('traceparent').toString('hex') +
+        '000b' +
+        Buffer.from('00-ab-cd-01').toString('hex') +
+        '626869',
+    );
+    expect(headFields(bytes)).toEqual([]);
+    expect(headHeaders).toEqual({ traceparent: '00-ab-cd-01' });
+    expect(bytes.subarray(headEnd).toString('hex')).toBe('626869');
+  });
+
+  it('leaves a pattern fields where they were, and a head without headers unchanged', () => {
+    const body = Buffer.from('b');
+    const without = encodeHead([1, 'orders'], body);
+    const withIt = encodeHead([1, 'orders'], body, { a: 'é', b: '' });
+    expect(headFields(withIt)).toEqual([1, 'orders']);
+    expect(headHeaders).toEqual({ a: 'é', b: '' });
+    expect(withIt.subarray(headEnd).toString()).toBe('b');
+    expect(headFields(without)).toEqual([1, 'orders']);
+    expect(headHeaders).toBeUndefined();
+    // The same bytes as before the field existed: count 2, the two fields, the body.
+    expect(without.toString('hex')).toBe('02' + '0100000001' + '03000' + '66f7264657273' + '62');
+  });
+
+  it('refuses a headers field that is not last, or runs past the message', () => {
+    const ok = encodeHead([7], Buffer.alloc(0), { k: 'v' });
+    // Count one more field than there is: the headers field is no longer last.
+    const notLast = Buffer.from(ok);
+    notLast[0] = 3;
+    expect(() => headFields(Buffer.concat([notLast, Buffer.from([0x01, 0, 0, 0, 1])]))).toThrow(
+      expect.objectContaining({ code: 'ERR_SB_DECODE' }) as Error,
+    );
+    expect(() => headFields(ok.subarray(0, ok.length - 1))).toThrow(
+      expect.objectContaining({ code: 'ERR_SB_DECODE' }) as Error,
+    );
   });
 });

@@ -11,7 +11,7 @@
  * event on `events$`.
  */
 import type { ChannelHub } from '../../hub.js';
-import type { Sender } from '../../sender.js';
+import type { PostOptions, Sender } from '../../sender.js';
 
 /** Where a post goes: the named receiver on `node`, or the MPMC channel `name` (`one` receiver or `all`). */
 export type PostTarget = { readonly node: number } | { readonly mode: 'one' | 'all' };
@@ -26,7 +26,7 @@ export class Poster {
   constructor(private readonly hub: ChannelHub) {}
 
   /** Posts `value` to `name` on `target`; see the module comment. Never throws. */
-  post(name: string, value: unknown, target: PostTarget): void {
+  post(name: string, value: unknown, target: PostTarget, options?: PostOptions): void {
     const byNode = typeof target === 'object' && target !== null && 'node' in target;
     const key = byNode ? `n:${target.node}:${name}` : `${String(target?.mode)}:${name}`;
     let s = this.senders.get(key);
@@ -39,6 +39,7 @@ export class Poster {
         this.hub.reportDrop(String(name), 1, `cannot post: ${(err as Error).message}`);
         return;
       }
+      s.user = true;
       this.senders.delete(key);
       this.senders.set(key, s);
       if (this.senders.size > MAX_CACHED) {
@@ -47,6 +48,6 @@ export class Poster {
         old.close();
       }
     }
-    s.post(value);
+    s.post(value, options);
   }
 }

@@ -31,6 +31,10 @@ import {
   SwitchboardError,
 } from '../../../errors.js';
 import { Envelope, Headed, headPrefix } from '../../envelope.js';
+import { checkHeaders } from '../../headers.js';
+import type { Headers } from '../../headers.js';
+import { mutableHeaders, publishTrace, traced, tracedHeaders } from '../../tracing.js';
+import type { PublishTraceContext } from '../../tracing.js';
 import type { ChannelHub } from '../../hub.js';
 import type { Sender } from '../../sender.js';
 import { HELLO } from './subscription.js';
@@ -44,6 +48,12 @@ export interface PublisherOptions {
    * `publish()` drops them (counted, reported as `drop` events). Default 1024.
    */
   readonly queueSize?: number;
+}
+
+/** Options of one `publish()`. */
+export interface PublishOptions {
+  /** Headers the publication carries (docs/api.md, "Headers"): its subscribers see them on `Publication.headers`. */
+  readonly headers?: Headers;
 }
 
 export const DEFAULT_PUBLISHER_OPTIONS = Object.freeze({ queueSize: 1024 });
@@ -203,8 +213,19 @@ export class Publisher {
    * @throws OptionError for an invalid topic; ERR_SB_ENCODE for a value
    *   that cannot be carried (nothing is sent then); ERR_SB_CLOSED once closed.
    */
-  publish(topic: string, value: unknown): boolean {
+  publish(topic: string, value: unknown, options?: PublishOptions): boolean {
+    const headers = options?.headers;
+    if (publishTrace.hasSubscribers) {
+      const ctx: PublishTraceContext = { topic, headers: mutableHeaders(headers) };
+      const h = tracedHeaders(headers, ctx);
+      return traced(publishTrace, ctx, () => this.publishNow(topic, value, h));
+    }
+    return this.publishNow(topic, value, headers);
+  }
+
+  private publishNow(topic: string, value: unknown, headers: unknown): boolean {
     if (this.closed) throw new SwitchboardError(ErrorCode.CLOSED, 'publisher is closed');
+    const h = headers === undefined ? undefined : checkHeaders(headers);
     const t = this.cache.get(topic) ?? this.resolve(topic);
     this.published++;
     this.hub.metrics.published(topic);
@@ -215,7 +236,11 @@ export class Publisher {
       return false;
     }
     // Encoded once for every subscription, and refused before any gets it.
-    const message = new Envelope(new Headed([topic], value, t.prefix));
+    const message = new Envelope(
+      h === undefined
+        ? new Headed([topic], value, t.prefix)
+        : new Headed([topic], value, undefined, h),
+    );
     if (t.remote || this.hub.forceEncoding) message.encode();
     else this.hub.localValue(message);
     let ok = true;

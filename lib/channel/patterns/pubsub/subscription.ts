@@ -17,6 +17,7 @@ import type { Observable } from 'rxjs';
 import { merge, Subject } from 'rxjs';
 import { DecodeError, ErrorCode, OptionError, SwitchboardError } from '../../../errors.js';
 import { Headed } from '../../envelope.js';
+import type { Headers } from '../../headers.js';
 import type { ChannelHub } from '../../hub.js';
 import { SKIP } from '../../receiver.js';
 import type { Inlet, Receiver } from '../../receiver.js';
@@ -55,6 +56,8 @@ export interface Publication<T> {
   /** The topic it was published on (never a pattern). */
   readonly topic: string;
   readonly value: T;
+  /** The headers it was published with; absent when it had none (docs/api.md, "Headers"). */
+  readonly headers?: Headers;
 }
 
 /** Messages of one publisher that never reached this subscription (their session ended first). */
@@ -231,9 +234,12 @@ export class Subscription<T> implements AsyncIterable<Publication<T>> {
         throw new DecodeError(`subscription ${this.pattern}: malformed publication`);
       }
       const body: unknown = v.body;
-      if (schema === undefined) return { topic, value: body };
+      const headers = v.headers;
+      if (schema === undefined)
+        return headers === undefined ? { topic, value: body } : { topic, value: body, headers };
       try {
-        return { topic, value: validateSync(schema, body, `subscription ${this.pattern}`) };
+        const value = validateSync(schema, body, `subscription ${this.pattern}`);
+        return headers === undefined ? { topic, value } : { topic, value, headers };
       } catch (err) {
         this.invalid++;
         throw err instanceof SwitchboardError

@@ -20,6 +20,10 @@ import { Subject } from 'rxjs';
 import { ErrorCode, NotDeliveredError, OptionError, SwitchboardError } from '../../../errors.js';
 import type { DirectoryEntry } from '../../directory.js';
 import { Headed } from '../../envelope.js';
+import type { HeadHeaders } from '../../envelope.js';
+import { checkHeaders } from '../../headers.js';
+import { mutableHeaders, pushTrace, traced, tracedHeaders } from '../../tracing.js';
+import type { PushTraceContext } from '../../tracing.js';
 import type { ChannelHub } from '../../hub.js';
 import type { QueueSeries } from '../../../switchboard/metrics.js';
 import type { Receiver } from '../../receiver.js';
@@ -53,6 +57,8 @@ class Task extends Wait {
     readonly id: number,
     readonly value: unknown,
     readonly timeoutMs: number,
+    /** The headers it travels with, checked. */
+    readonly headers: HeadHeaders | undefined,
   ) {
     super();
   }
@@ -208,12 +214,27 @@ export class Pusher<T> {
    * ERR_SB_CLOSED.
    */
   push(task: T, options?: PushOptions): Promise<void> {
+    if (pushTrace.hasSubscribers) {
+      const h = options?.headers;
+      const ctx: PushTraceContext = {
+        queue: this.queue,
+        headers: mutableHeaders(h),
+      };
+      const hs = tracedHeaders(h, ctx);
+      return traced(pushTrace, ctx, () => this.pushNow(task, options, hs));
+    }
+    return this.pushNow(task, options, options?.headers);
+  }
+
+  private pushNow(task: T, options: PushOptions | undefined, h: unknown): Promise<void> {
     if (this.closing) return Promise.reject(this.closedError());
     let value: unknown = task;
     let timeoutMs: number;
+    let headers: HeadHeaders | undefined;
     try {
       if (this.schema !== undefined)
         value = validateSync(this.schema, task, `pusher ${this.queue}`);
+      if (h !== undefined) headers = checkHeaders(h);
       timeoutMs = checkTimeout(options?.timeoutMs) ?? this.timeoutMs;
     } catch (err) {
       return Promise.reject(toError(err));
@@ -228,7 +249,7 @@ export class Pusher<T> {
     }
     const signal = options?.signal;
     if (signal?.aborted === true) return Promise.reject(abortError('push', signal.reason));
-    const t = new Task(this as Pusher<unknown>, this.nextId++, value, timeoutMs);
+    const t = new Task(this as Pusher<unknown>, this.nextId++, value, timeoutMs, headers);
     if (this.fresh.length === 0 && this.retry.length === 0) {
       const slot = this.pick();
       if (slot !== undefined) {
@@ -453,7 +474,12 @@ export class Pusher<T> {
    * @throws ERR_SB_ENCODE or ERR_SB_MESSAGE_TOO_LARGE: that task can never be sent
    */
   private assign(t: Task, slot: WorkerSlot): void {
-    const m = new Headed([this.hub.self, this.ackReceiver.id, t.id, t.attempt + 1], t.value);
+    const m = new Headed(
+      [this.hub.self, this.ackReceiver.id, t.id, t.attempt + 1],
+      t.value,
+      undefined,
+      t.headers,
+    );
     if (!slot.sender.trySend(m))
       throw new SwitchboardError(ErrorCode.INTERNAL, `worker ${slot.key} had no room after all`);
     t.attempt++;

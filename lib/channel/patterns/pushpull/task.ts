@@ -12,6 +12,7 @@
 import { RemoteError } from '../../../errors.js';
 import { Headed } from '../../envelope.js';
 import type { StandardSchemaV1 } from '../../schema.js';
+import type { Headers } from '../../headers.js';
 
 /** What a handler learns about the task it runs. */
 export interface TaskContext {
@@ -23,6 +24,8 @@ export interface TaskContext {
   readonly from: number;
   /** 1 the first time the task is handed out; more after a retry or a redelivery (it may have run before). */
   readonly attempt: number;
+  /** The headers it was pushed with (docs/api.md, "Headers"); an empty frozen object when none. */
+  readonly headers: Headers;
   /**
    * Aborted when this switchboard is destroyed, or closes with the task
    * still running past its linger time (`reason`: ERR_SB_CLOSED). Created
@@ -65,6 +68,8 @@ export interface PushOptions {
   readonly timeoutMs?: number;
   /** Aborts the wait for a window (ERR_SB_ABORTED); a task already handed out is not recalled. */
   readonly signal?: AbortSignal;
+  /** Headers the task carries (docs/api.md, "Headers"): its handler sees them on `ctx.headers`. */
+  readonly headers?: Headers;
 }
 
 export const DEFAULT_WORKER_OPTIONS = Object.freeze({ concurrency: 1 });

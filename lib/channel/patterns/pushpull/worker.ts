@@ -6,6 +6,10 @@
  * returns or resolves; acknowledgements go back to each pusher in one
  * message per event-loop turn.
  */
+import { NO_HEADERS } from '../../headers.js';
+import type { Headers } from '../../headers.js';
+import { taskTrace, traced } from '../../tracing.js';
+import type { TaskTraceContext } from '../../tracing.js';
 import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';
 import type { ErrorCode } from '../../../errors.js';
@@ -45,6 +49,7 @@ class Job implements TaskContext {
     readonly ack: number,
     readonly id: number,
     readonly attempt: number,
+    readonly headers: Headers,
   ) {}
 
   get signal(): AbortSignal {
@@ -206,7 +211,7 @@ export class Worker<T> {
       return;
     }
     const [from, ack, id, attempt] = m.head;
-    const job = new Job(this.queue, from, ack, id, attempt);
+    const job = new Job(this.queue, from, ack, id, attempt, m.headers ?? NO_HEADERS);
     let task = m.body as T;
     if (this.schema !== undefined) {
       try {
@@ -220,7 +225,7 @@ export class Worker<T> {
     job.startedAt = performance.now();
     let result: unknown;
     try {
-      result = this.handler(task, job);
+      result = taskTrace.hasSubscribers ? this.traced(task, job) : this.handler(task, job);
     } catch (err) {
       this.finished(job, task, err, true);
       return;
@@ -233,6 +238,18 @@ export class Worker<T> {
     } else {
       this.finished(job, task, undefined, false);
     }
+  }
+
+  /** The handler run on `switchboard:pushpull:task`. */
+  private traced(task: T, job: Job): unknown {
+    const ctx: TaskTraceContext = {
+      queue: this.queue,
+      id: job.id,
+      from: job.from,
+      attempt: job.attempt,
+      headers: job.headers,
+    };
+    return traced(taskTrace, ctx, () => this.handler(task, job));
   }
 
   private finished(job: Job, task: T, err: unknown, failed: boolean): void {

@@ -28,6 +28,10 @@ import type { MethodSeries } from '../../../switchboard/metrics.js';
 import { hasTags } from '../../../switchboard/nodes.js';
 import type { DirectoryEntry } from '../../directory.js';
 import { Headed } from '../../envelope.js';
+import type { HeadHeaders } from '../../envelope.js';
+import { checkHeaders } from '../../headers.js';
+import { callTrace, mutableHeaders, settled, traced, tracedHeaders } from '../../tracing.js';
+import type { CallTraceContext } from '../../tracing.js';
 import type { ChannelHub } from '../../hub.js';
 import type { PickStrategy } from '../../picker.js';
 import { DEFAULT_RECEIVER_OPTIONS } from '../../receiver.js';
@@ -128,6 +132,10 @@ class PendingCall extends Wait {
   /** The reply stream (server-streaming, bidi). */
   stream: CallStream<unknown> | undefined;
   down: Receiver<unknown> | undefined;
+  /** The headers the request carries, checked. */
+  headers: HeadHeaders | undefined;
+  /** Its `switchboard:rpc:call` context, when traced: a stream's outcome is published on it. */
+  trace: CallTraceContext | undefined;
 
   constructor(
     readonly caller: Caller,
@@ -311,8 +319,29 @@ export class Caller {
     options: CallOptions = NO_OPTIONS,
     contract?: ContractRef,
   ): Promise<unknown> {
+    if (callTrace.hasSubscribers) {
+      const ctx = traceContext(method, kind, options);
+      const h = tracedHeaders(options.headers, ctx);
+      return traced(callTrace, ctx, () =>
+        this.unary(method, kind, request, source, options, contract, ctx, h),
+      );
+    }
+    return this.unary(method, kind, request, source, options, contract, undefined, options.headers);
+  }
+
+  private unary(
+    method: string,
+    kind: RpcKind,
+    request: unknown,
+    source: StreamSource<unknown> | undefined,
+    options: CallOptions,
+    contract: ContractRef | undefined,
+    trace: CallTraceContext | undefined,
+    headers: unknown,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const p = this.begin(method, kind, options, contract);
+      const p = this.begin(method, kind, options, contract, headers);
+      p.trace = trace;
       p.resolve = resolve;
       p.reject = reject;
       p.payload = request;
@@ -329,16 +358,48 @@ export class Caller {
     options: StreamCallOptions = NO_OPTIONS,
     contract?: ContractRef,
   ): RpcStream<unknown> {
+    if (callTrace.hasSubscribers) {
+      const ctx = traceContext(method, kind, options);
+      const h = tracedHeaders(options.headers, ctx);
+      // start and end around the call's making; its outcome (the stream's end) comes later.
+      return callTrace.traceSync(
+        () => this.stream(method, kind, request, source, options, contract, ctx, h),
+        ctx,
+      );
+    }
+    return this.stream(
+      method,
+      kind,
+      request,
+      source,
+      options,
+      contract,
+      undefined,
+      options.headers,
+    );
+  }
+
+  private stream(
+    method: string,
+    kind: RpcKind,
+    request: unknown,
+    source: StreamSource<unknown> | undefined,
+    options: StreamCallOptions,
+    contract: ContractRef | undefined,
+    trace: CallTraceContext | undefined,
+    headers: unknown,
+  ): RpcStream<unknown> {
     const window = positiveInt(options.window ?? DEFAULT_CALL_OPTIONS.window, 'window');
     if (this.failure !== undefined) throw this.failure;
     const down = this.hub.receiver<unknown>(undefined, { window, capacity: window }, 1);
     let p: PendingCall;
     try {
-      p = this.begin(method, kind, options, contract);
+      p = this.begin(method, kind, options, contract, headers);
     } catch (err) {
       down.close();
       throw err;
     }
+    p.trace = trace;
     p.down = down;
     p.stream = new CallStream<unknown>(this, p, down);
     p.payload = request;
@@ -406,7 +467,9 @@ export class Caller {
 
   /** The server's stream ended normally (end marker). */
   succeeded(p: PendingCall): void {
-    if (this.settle(p)) this.stopUp(p);
+    if (!this.settle(p)) return;
+    this.stopUp(p);
+    if (p.trace !== undefined) settled(callTrace, p.trace, undefined, undefined);
   }
 
   /** Ends a call with `error`, however it is waiting. */
@@ -414,8 +477,10 @@ export class Caller {
     if (!this.settle(p, error)) return;
     this.failures++;
     this.stopUp(p);
-    if (p.stream !== undefined) p.stream.items.fail(error);
-    else p.reject(error);
+    if (p.stream !== undefined) {
+      p.stream.items.fail(error);
+      if (p.trace !== undefined) settled(callTrace, p.trace, error, undefined);
+    } else p.reject(error);
   }
 
   // ---- internals -----------------------------------------------------------
@@ -426,9 +491,11 @@ export class Caller {
     kind: RpcKind,
     options: StreamCallOptions,
     contract: ContractRef | undefined,
+    headers: unknown,
   ): PendingCall {
     if (this.failure !== undefined) throw this.failure;
     checkMethod(method);
+    const checked = headers === undefined ? undefined : checkHeaders(headers);
     const timeoutMs = checkTimeout(options.timeoutMs) ?? DEFAULT_CALL_OPTIONS.timeoutMs;
     if (options.node !== undefined && !this.isNode(options.node))
       throw new OptionError(
@@ -456,6 +523,7 @@ export class Caller {
       timeoutMs,
       contract,
     );
+    p.headers = checked;
     // Ids wrap well before CBOR needs 9 bytes; a call 2^31 calls old is long gone.
     this.nextId = this.nextId >= 0x7fff_ffff ? 1 : this.nextId + 1;
     this.calls++;
@@ -488,6 +556,7 @@ export class Caller {
     }
     route.waiting.delete(p);
     p.node = e.node;
+    if (p.trace !== undefined) p.trace.node = e.node;
     this.outstanding[e.node]!++;
     let sender: Sender<unknown>;
     try {
@@ -518,6 +587,8 @@ export class Caller {
           ? [op, p.id, this.hub.self, replyId, remaining]
           : [op, p.id, this.hub.self, replyId, remaining, p.down.id],
       payload,
+      undefined,
+      p.headers,
     );
     // A request still waiting for credit when the deadline passes is withdrawn, never sent late.
     const signal = o.signal;
@@ -879,6 +950,11 @@ export class Caller {
 function checkMethod(method: unknown): void {
   if (typeof method !== 'string' || method.length === 0)
     throw new OptionError('method', 'must be a non-empty string');
+}
+
+/** The `switchboard:rpc:call` context of a call about to be made. */
+function traceContext(method: string, kind: RpcKind, options: CallOptions): CallTraceContext {
+  return { method, kind, node: options.node, headers: mutableHeaders(options.headers) };
 }
 
 function closedError(): SwitchboardError {

@@ -22,6 +22,10 @@ import { ErrorCode, OptionError, PeerLostError, SwitchboardError } from '../../.
 import type { ChannelHub } from '../../hub.js';
 import type { MethodSeries } from '../../../switchboard/metrics.js';
 import { Headed } from '../../envelope.js';
+import { NO_HEADERS } from '../../headers.js';
+import type { Headers } from '../../headers.js';
+import { serveTrace, settled, traced } from '../../tracing.js';
+import type { ServeTraceContext } from '../../tracing.js';
 import { DEFAULT_RECEIVER_OPTIONS } from '../../receiver.js';
 import type { Receiver } from '../../receiver.js';
 import type { Sender, SenderOptions } from '../../sender.js';
@@ -121,6 +125,10 @@ class ServerCall extends Wait implements CallContext {
   down: Sender<unknown> | undefined;
   /** What the handler (or its stream) threw, for its duration's `error.type`. */
   failure: unknown;
+  /** The headers the request carried. */
+  headers: Headers = NO_HEADERS;
+  /** Its `switchboard:rpc:serve` context, when traced. */
+  trace: ServeTraceContext | undefined;
   private controller: AbortController | undefined;
 
   constructor(
@@ -488,6 +496,7 @@ export class Server {
     const kind = typeof op === 'number' ? OP_KIND[op] : undefined;
     if (kind === undefined || typeof replyId !== 'number' || typeof remaining !== 'number') return;
     const call = new ServerCall(this, s, id, caller, replyId, remaining);
+    if (r.headers !== undefined) call.headers = r.headers;
     if (s.handle === undefined) {
       this.replyError(
         call,
@@ -519,7 +528,8 @@ export class Server {
       return;
     }
     s.running++;
-    const handler = s.handler;
+    let handler = s.handler;
+    if (serveTrace.hasSubscribers) handler = this.tracedHandler(call, kind, handler);
     switch (op) {
       case Op.UNARY:
         return this.runUnary(call, handler, r.body);
@@ -539,6 +549,26 @@ export class Server {
   }
 
   // ---- running handlers --------------------------------------------------------
+
+  /**
+   * `handler` run on `switchboard:rpc:serve`: start and end around its
+   * synchronous part, its outcome (the reply, or the end of the stream it
+   * returned) as asyncStart and asyncEnd, error first when it failed.
+   */
+  private tracedHandler(call: ServerCall, kind: RpcKind, handler: Handler): Handler {
+    const ctx: ServeTraceContext = {
+      method: call.method,
+      kind,
+      caller: call.caller,
+      node: this.hub.self,
+      headers: call.headers,
+    };
+    call.trace = ctx;
+    if (kind === RpcKind.UNARY || kind === RpcKind.CLIENT_STREAM)
+      return (input, c) => traced(serveTrace, ctx, () => handler(input, c));
+    // A stream's outcome is published when it is sent (runStreamOut).
+    return (input, c) => serveTrace.traceSync(() => handler(input, c), ctx);
+  }
 
   private runUnary(call: ServerCall, handler: Handler, input: unknown): void {
     let result: unknown;
@@ -630,12 +660,24 @@ export class Server {
         source = (await handler(input, call)) as StreamSource<unknown>;
       } catch (err) {
         call.failure = err ?? 'undefined';
+        // A synchronous throw was published already (error, then end).
+        if (call.trace !== undefined && call.trace.error !== err)
+          settled(serveTrace, call.trace, err, undefined);
         if (call.cancelled === undefined)
           await down.send(new Headed([Item.ERROR], errorInfo(err))).catch(NOOP);
         return;
       }
       const outcome = await sendStream(source, down, () => call.cancelled === undefined);
       if (outcome.kind !== 'done' && outcome.kind !== 'stopped') call.failure = outcome.error;
+      if (call.trace !== undefined)
+        settled(
+          serveTrace,
+          call.trace,
+          outcome.kind === 'send-failed' || outcome.kind === 'source-failed'
+            ? outcome.error
+            : call.cancelled,
+          undefined,
+        );
       if (outcome.kind === 'send-failed' && call.cancelled === undefined) {
         const err = outcome.error;
         if (isCarryError(err)) {

@@ -3,6 +3,7 @@
  * handler shapes, the options and their defaults, and the counters.
  */
 import type { Observable } from 'rxjs';
+import type { Headers } from '../../headers.js';
 
 /** The four shapes of call, as in RpcNet. */
 export const RpcKind = {
@@ -52,6 +53,13 @@ export interface CallContext {
    * first access.
    */
   readonly signal: AbortSignal;
+  /**
+   * The headers the caller sent with the call (`CallOptions.headers`,
+   * `traceparent` and `tracestate` among them when present); an empty
+   * frozen object when none. A call the handler makes does not inherit
+   * them: pass them on in its own `headers` (docs/observability.md).
+   */
+  readonly headers: Headers;
 }
 
 /** Anything a stream can be read from: an async iterable, an iterable, or an rxjs Observable. */
@@ -149,6 +157,11 @@ export interface CallOptions {
    * deadline still applies (ERR_SB_TIMEOUT if it comes first). Default 1000.
    */
   readonly waitForServerMs?: number;
+  /**
+   * Headers sent with the request (docs/api.md, "Headers"): the handler
+   * sees them on `ctx.headers`. Counted in the request's size.
+   */
+  readonly headers?: Headers;
 }
 
 /** Options of calls that receive a stream (server-streaming, bidi). */
@@ -197,6 +210,7 @@ export const CALL_OPTION_NAMES: readonly string[] = [
   'strategy',
   'waitForServerMs',
   'window',
+  'headers',
 ];
 export const SERVE_OPTION_NAMES: readonly string[] = ['maxConcurrent', 'window', 'streamWindow'];
 

@@ -160,6 +160,6 @@ export function errorFromInfo(node: number, raw: unknown): SwitchboardError {
 }
 
 /** The head of an RPC message, or undefined when it has none (a malformed message). */
-export function headOf(m: unknown): { head: readonly unknown[]; body: unknown } | undefined {
-  return m instanceof Headed ? { head: m.head, body: m.body as unknown } : undefined;
+export function headOf(m: unknown): Headed | undefined {
+  return m instanceof Headed ? m : undefined;
 }
