@@ -197,7 +197,8 @@ export let headHeaders: HeadHeaders | undefined;
 export function headFields(bytes: Buffer): HeadField[] {
   if (bytes.length < 1) throw new DecodeError('empty message where a head was expected');
   const count = bytes[0]!;
-  // Exactly `count` slots: a pushed-to empty array would reserve 17.
+  // Exactly `count` slots (one fewer when the last is the headers): a
+  // pushed-to empty array would reserve 17.
   const fields = new Array<HeadField>(count);
   let at = 1;
   headHeaders = undefined;
@@ -218,6 +219,8 @@ export function headFields(bytes: Buffer): HeadField[] {
       at += 3 + n;
     } else if (type === HDRS && i === count - 1 && at + 3 <= bytes.length) {
       at = readHeaders(bytes, at);
+      // Headers are read apart from the pattern's fields: not a slot.
+      fields.length = count - 1;
     } else {
       throw new DecodeError(`malformed head field ${i} at byte ${at}`);
     }
