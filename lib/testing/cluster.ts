@@ -216,9 +216,13 @@ export class ProcessCluster extends LinkedCluster {
     return this.node(i).kill();
   }
 
-  /** Graceful stop: the node closes its switchboard (peers see it down at once) and exits. */
-  stop(i: number, options: WaitOptions = {}): Promise<void> {
-    return this.node(i).stop(options.timeoutMs ?? this.timeoutMs);
+  /**
+   * Graceful stop: the node closes its switchboard (peers see it down at
+   * once) and exits; with `exitByItself`, it must then end without
+   * `process.exit()`, every handle closed (docs/testing.md, section 3).
+   */
+  stop(i: number, options: WaitOptions & { readonly exitByItself?: boolean } = {}): Promise<void> {
+    return this.node(i).stop(options.timeoutMs ?? this.timeoutMs, options.exitByItself === true);
   }
 
   /**
