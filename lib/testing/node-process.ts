@@ -249,6 +249,33 @@ export class ClusterNode {
     ).then((r) => r.data);
   }
 
+  /**
+   * Waits for a switchboard event of this node matching `match`, among
+   * {@link events} from index `from` on (default 0: those already in count).
+   */
+  waitForEvent(
+    match: (event: EventNote) => boolean,
+    options: { readonly from?: number; readonly timeoutMs?: number; readonly what?: string } = {},
+  ): Promise<EventNote> {
+    const from = options.from ?? 0;
+    return waitFor(
+      this.changes,
+      () => {
+        const e = this.events.slice(from).find(match);
+        if (e !== undefined) return e;
+        if (!this.alive && this.status !== 'starting')
+          throw new Error(`node ${this.id} ${this.gone()}`);
+        return undefined;
+      },
+      {
+        what: `node ${this.id} to see ${options.what ?? 'a matching event'}`,
+        timeoutMs: options.timeoutMs ?? this.launch.timeoutMs,
+        describe: () => this.describe(),
+        settle: () => this.settle(),
+      },
+    );
+  }
+
   /** Waits for a line of output matching `pattern` (stdout and stderr, or the one named). */
   waitForOutput(
     pattern: RegExp | string,

@@ -3,7 +3,7 @@ import type { EventNote, NodeReport, ProcessCluster } from '../../lib/testing/in
 
 /**
  * docs/testing.md, sections 2 and 3: following the nodes live
- * (`node(i).onReport`, `node(i).onEvent`) and a graceful stop that leaves
+ * (`node(i).onReport`, `node(i).onEvent`, `node(i).waitForEvent`) and a graceful stop that leaves
  * the node to exit by itself (`stop(i, { exitByItself: true })`), which
  * fails when something the node's code opened still holds it.
  */
@@ -59,6 +59,29 @@ describe('following the nodes of a process cluster', () => {
       expect.objectContaining({
         event: expect.objectContaining({ type: 'peer-restarted', node: 1 }) as unknown,
       }),
+    );
+  }, 20_000);
+
+  it('waitForEvent resolves with the first matching event from an index, and fails once the node is gone', async () => {
+    const from = cluster.node(0).events.length;
+    // Already there: the peer-up of the rendezvous.
+    expect(
+      await cluster.node(0).waitForEvent((e) => e.type === 'peer-up' && e.node === 1),
+    ).toMatchObject({ type: 'peer-up', node: 1 });
+    await cluster.kill(1);
+    const down = await cluster
+      .node(0)
+      .waitForEvent((e) => e.type === 'peer-down' && e.node === 1, { from, timeoutMs: 5_000 });
+    expect(down).toMatchObject({ type: 'peer-down', node: 1, code: 'ERR_SB_PEER_LOST' });
+    // Counted from `from`, the old peer-up does not match.
+    await expect(
+      cluster
+        .node(0)
+        .waitForEvent((e) => e.type === 'peer-up', { from, timeoutMs: 300, what: 'node 1 up' }),
+    ).rejects.toThrow(/node 0 to see node 1 up: not met within the timeout of 300 ms/);
+    // A node that is gone cannot see anything more: the wait fails at once, saying why.
+    await expect(cluster.node(1).waitForEvent(() => false, { timeoutMs: 5_000 })).rejects.toThrow(
+      /node 1 was killed by the test/,
     );
   }, 20_000);
 
