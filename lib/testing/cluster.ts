@@ -157,7 +157,7 @@ export async function startCluster(options: ClusterOptions): Promise<ProcessClus
     data: options.data?.(id),
   });
   const tls = perNode.some((o) => o.tls !== undefined);
-  const cluster = new ProcessCluster(fabric, launch, spec, tls);
+  const cluster = new ProcessCluster(fabric, launch, spec, tls, secret);
   try {
     await Promise.all(cluster.nodes.map((node) => cluster.launchNode(node)));
   } catch (err) {
@@ -182,6 +182,8 @@ export class ProcessCluster extends LinkedCluster {
     private readonly launch: Launch,
     private readonly spec: (id: number) => Promise<StartSpec>,
     tls: boolean,
+    /** The cluster's secret, for a test that starts a switchboard of its own against it. */
+    readonly secret: string,
   ) {
     super(fabric, launch.timeoutMs, tls);
     this.nodes = fabric.addresses.map(
