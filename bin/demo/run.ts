@@ -1,13 +1,17 @@
 /**
- * `switchboard demo`: the parent. It owns the child nodes, drives every
- * scenario on all of them at once (prepare everywhere, then go), kills and
- * restarts one node midway, shows live progress and prints the summary.
+ * `switchboard demo`: the parent. It starts the child nodes with
+ * `switchboard/testing` (one process per node running bin/demo/node.ts),
+ * drives every scenario on all of them at once (prepare everywhere, then
+ * go), kills and restarts one node midway, shows live progress and prints
+ * the summary.
  */
-import { randomBytes } from 'node:crypto';
-import { DemoNode, freePorts } from './cluster.js';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCluster } from '../../lib/testing/index.js';
+import type { ClusterNode, EventNote, ProcessCluster } from '../../lib/testing/index.js';
 import { Display, count, rate, seconds } from './display.js';
 import type { SummaryRow } from './display.js';
-import type { EventNote, NodeConfig, NodeOutcome, Report, ScenarioParams } from './ipc.js';
+import type { NodeOutcome, Progress, ScenarioParams } from './ipc.js';
 import type { DemoOptions } from './options.js';
 import { FAILOVER, KILL_AFTER, REJOIN, SCENARIOS } from './scenarios.js';
 import type { Scenario } from './scenarios.js';
@@ -19,6 +23,13 @@ import type { Scenario } from './scenarios.js';
  */
 const HEARTBEAT_MS = 300;
 const DEAD_PEER_MS = 2_000;
+
+/**
+ * The node module, next to this file: `node.ts` under tsx, `node.js` once
+ * compiled. The kit runs the nodes with this process's loader flags.
+ */
+const HERE = fileURLToPath(import.meta.url);
+const NODE_MODULE = join(dirname(HERE), `node${extname(HERE)}`);
 
 const BOOT_MS = 20_000;
 const READY_MS = 20_000;
@@ -70,17 +81,18 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    demo.killAll();
+    await demo.close();
     display.stop();
   }
 }
 
 class Demo {
   private readonly n: number;
-  private nodes: DemoNode[] = [];
-  private config: Omit<NodeConfig, 'id'> | undefined;
+  private cluster: ProcessCluster | undefined;
   /** view[observer][peer]: what each node thinks of each peer. */
   private readonly view: string[][];
+  /** downAt[observer] peer -> when the parent heard `observer` declare `peer` down. */
+  private readonly downAt: Array<Map<number, number>>;
   private phase: Phase | undefined;
   /** What the demo waits for between scenarios, for the status block. */
   private step: string | undefined;
@@ -100,24 +112,15 @@ class Demo {
     this.view = Array.from({ length: this.n }, (_, i) =>
       Array.from({ length: this.n }, (_, j) => (i === j ? 'self' : 'connecting')),
     );
+    this.downAt = Array.from({ length: this.n }, () => new Map<number, number>());
+  }
+
+  private get nodes(): readonly ClusterNode[] {
+    return this.cluster?.nodes ?? [];
   }
 
   async run(): Promise<number> {
     const d = this.display;
-    const ports = await freePorts(this.n);
-    this.config = {
-      nodes: ports.map((p) => `127.0.0.1:${p}`),
-      secret: randomBytes(32).toString('hex'),
-      heartbeatMs: HEARTBEAT_MS,
-      deadPeerMs: DEAD_PEER_MS,
-      rendezvousTimeoutMs: READY_MS,
-    };
-    d.write(
-      d.paint('bold', `switchboard demo: ${this.n} nodes`) +
-        ` on 127.0.0.1 (ports ${ports.join(', ')}), Node ${process.version}\n` +
-        `links authenticated with HMAC-SHA256 over a random 32-byte secret; ` +
-        `heartbeat ${HEARTBEAT_MS} ms, dead-peer timeout ${DEAD_PEER_MS} ms (demo settings)`,
-    );
     d.status(() => this.statusLines());
     try {
       await this.startAll();
@@ -147,36 +150,70 @@ class Demo {
 
   // ---- steps -----------------------------------------------------------------
 
-  private spawn(id: number): DemoNode {
-    const node = new DemoNode(id, (from, r) => this.onReport(from, r));
-    this.nodes[id] = node;
-    return node;
-  }
-
-  private async boot(node: DemoNode): Promise<void> {
-    await this.wait(node.waitReport('booted', this.left(BOOT_MS)));
-    node.send({ type: 'start', config: { ...this.config!, id: node.id } });
-  }
-
   private async startAll(): Promise<void> {
+    const d = this.display;
     const t0 = performance.now();
-    const nodes = Array.from({ length: this.n }, (_, id) => this.spawn(id));
-    this.display.log(
-      `spawned ${this.n} node processes (pids ${nodes.map((x) => x.proc.pid).join(', ')})`,
+    this.step = 'starting the nodes';
+    // The kit draws a fresh 32-byte secret and hands it to each node over IPC.
+    const cluster = await this.wait(
+      startCluster({
+        module: NODE_MODULE,
+        nodes: this.n,
+        // node.ts runs the scenarios on the library's defaults but these.
+        options: {
+          heartbeatMs: HEARTBEAT_MS,
+          deadPeerMs: DEAD_PEER_MS,
+          reconnectMinMs: 25,
+          reconnectMaxMs: 250,
+          lingerMs: 2_000,
+        },
+        timeoutMs: this.left(BOOT_MS),
+      }),
     );
-    this.step = 'starting the nodes and waiting for rendezvous';
-    await Promise.all(nodes.map((x) => this.boot(x)));
-    const ready = await this.wait(
-      Promise.all(nodes.map((x) => x.waitReport('ready', this.left(READY_MS)))),
+    this.cluster = cluster;
+    for (const node of cluster.nodes) this.follow(node);
+    const ports = cluster.addresses.map((a) => a.slice(a.lastIndexOf(':') + 1));
+    d.write(
+      d.paint('bold', `switchboard demo: ${this.n} nodes`) +
+        ` on 127.0.0.1 (ports ${ports.join(', ')}), Node ${process.version}\n` +
+        `links authenticated with HMAC-SHA256 over a random 32-byte secret; ` +
+        `heartbeat ${HEARTBEAT_MS} ms, dead-peer timeout ${DEAD_PEER_MS} ms (demo settings)`,
     );
+    d.log(`spawned ${this.n} node processes (pids ${cluster.nodes.map((x) => x.pid).join(', ')})`);
+    this.step = 'waiting for rendezvous';
+    const ready = await this.wait(Promise.all(cluster.nodes.map((x) => this.rendezvous(x))));
     const links = (this.n * (this.n - 1)) / 2;
-    this.display.log(
+    d.log(
       `rendezvous: ${links} authenticated link${links === 1 ? '' : 's'}, every node linked ` +
         `with every other in ${seconds(performance.now() - t0)} ` +
-        `(slowest node: ${Math.max(...ready.map((r) => r.rendezvousMs))} ms after its start)`,
+        `(slowest node: ${Math.max(...ready)} ms after its start)`,
     );
     this.startup = false;
     this.step = undefined;
+  }
+
+  /** Node `x` waits for every peer; resolves with how long after its start it had them. */
+  private rendezvous(x: ClusterNode): Promise<number> {
+    const ms = this.left(READY_MS);
+    return x.invoke<number>('rendezvous', [ms], { timeoutMs: ms + 1_000 });
+  }
+
+  /** Every node prepares scenario `s`. */
+  private prepare(s: Scenario, params: ScenarioParams): Promise<void[]> {
+    return this.wait(
+      Promise.all(
+        this.nodes.map((x) =>
+          x.invoke<void>('prepare', [s.key, params], { timeoutMs: this.left(PREPARE_MS) }),
+        ),
+      ),
+    );
+  }
+
+  /** Node `x` runs scenario `s`: its outcome and when the parent got it. */
+  private go(x: ClusterNode, s: Scenario): Promise<{ outcome: NodeOutcome; at: number }> {
+    return x
+      .invoke<NodeOutcome>('go', [s.key], { timeoutMs: this.left(RUN_MS) })
+      .then((outcome) => ({ outcome, at: performance.now() }));
   }
 
   private async scenario(s: Scenario): Promise<SummaryRow> {
@@ -188,27 +225,11 @@ class Demo {
       victim: this.victim,
     };
     const nodes = this.nodes;
-    const marks = nodes.map((x) => x.mark());
-    for (const x of nodes) x.send({ type: 'prepare', scenario: s.key, params });
-    await this.wait(
-      Promise.all(
-        nodes.map((x, i) =>
-          x.waitReport('prepared', this.left(PREPARE_MS), marks[i], (r) => r.scenario === s.key),
-        ),
-      ),
-    );
+    await this.prepare(s, params);
     const started = performance.now();
     this.phase = { title: s.title, total: s.total(params), started, counts: nodes.map(() => 0) };
     this.plainProgress();
-    for (const x of nodes) x.send({ type: 'go', scenario: s.key });
-    const done = await this.wait(
-      Promise.all(
-        nodes.map((x, i) =>
-          x.waitReport('done', this.left(RUN_MS), marks[i], (r) => r.scenario === s.key),
-        ),
-      ),
-      s.title,
-    );
+    const done = await this.wait(Promise.all(nodes.map((x) => this.go(x, s))), s.title);
     clearInterval(this.plainTimer);
     this.phase = undefined;
     return this.outcome(
@@ -255,17 +276,11 @@ class Demo {
     d.log(`${d.paint('bold', s.title)}: ${d.paint('dim', s.checks)}`);
     this.victim = victim;
     const params: ScenarioParams = { n: this.n, messages: this.options.messages, victim };
-    const old = this.nodes[victim]!;
+    const cluster = this.cluster!;
+    const old = cluster.node(victim);
     const survivors = this.nodes.filter((x) => x.id !== victim);
-    const marks = this.nodes.map((x) => x.mark());
-    for (const x of this.nodes) x.send({ type: 'prepare', scenario: s.key, params });
-    await this.wait(
-      Promise.all(
-        this.nodes.map((x, i) =>
-          x.waitReport('prepared', this.left(PREPARE_MS), marks[i], (r) => r.scenario === s.key),
-        ),
-      ),
-    );
+    const from = old.reports.length;
+    await this.prepare(s, params);
     const started = performance.now();
     this.phase = {
       title: s.title,
@@ -274,46 +289,39 @@ class Demo {
       counts: this.nodes.map(() => 0),
     };
     this.plainProgress();
-    for (const x of this.nodes) x.send({ type: 'go', scenario: s.key });
+    const runs = this.nodes.map((x) => this.go(x, s));
+    // The victim's call ends with its process.
+    runs[victim]!.catch(() => undefined);
     // Kill it once it is busy with tasks.
     await this.wait(
-      old.waitReport('progress', this.left(RUN_MS), marks[victim], (r) => r.scenario === s.key),
+      old.waitForReport<Progress>('progress', {
+        from,
+        match: (r) => r.scenario === s.key,
+        timeoutMs: this.left(RUN_MS),
+      }),
     );
     d.log(
-      d.paint('warn', `killing node ${victim} (pid ${old.proc.pid}) with SIGKILL`) +
+      d.paint('warn', `killing node ${victim} (pid ${old.pid}) with SIGKILL`) +
         ` while it runs push-pull tasks`,
     );
     const t0 = performance.now();
-    old.killed = true;
-    old.kill('SIGKILL');
-    await old.exited;
+    for (const x of survivors) this.downAt[x.id]!.delete(victim);
+    await this.wait(cluster.kill(victim));
     this.phase.counts[victim] = 0;
     for (let p = 0; p < this.n; p++) if (p !== victim) this.view[victim]![p] = 'killed';
     this.step = `waiting for the others to declare node ${victim} down`;
-    const [downs, done] = await this.wait(
+    const [, done] = await this.wait(
       Promise.all([
-        Promise.all(
-          survivors.map((x) =>
-            x.waitEvent(
-              (e) => e.type === 'peer-down' && e.node === victim,
-              `peer-down of node ${victim}`,
-              this.left(DEAD_PEER_MS + 10_000),
-              marks[x.id],
-            ),
-          ),
-        ),
-        Promise.all(
-          survivors.map((x) =>
-            x.waitReport('done', this.left(RUN_MS), marks[x.id], (r) => r.scenario === s.key),
-          ),
-        ),
+        cluster.waitUntilDown(victim, { timeoutMs: this.left(DEAD_PEER_MS + 10_000) }),
+        Promise.all(survivors.map((x) => runs[x.id]!)),
       ]),
       s.title,
     );
     clearInterval(this.plainTimer);
     this.phase = undefined;
     this.step = undefined;
-    const detected = Math.max(...downs.map((x) => x.at)) - t0;
+    const detected =
+      Math.max(...survivors.map((x) => this.downAt[x.id]!.get(victim) ?? performance.now())) - t0;
     d.log(
       `every survivor declared node ${victim} down within ${seconds(detected)} of the kill ` +
         `(dead-peer timeout ${DEAD_PEER_MS} ms)`,
@@ -326,29 +334,31 @@ class Demo {
     );
 
     const t1 = performance.now();
-    const fresh = this.spawn(victim);
+    const seenBefore = survivors.map((x) => x.events.length);
     for (let p = 0; p < this.n; p++) if (p !== victim) this.view[victim]![p] = 'connecting';
-    d.log(`restarting node ${victim} on the same port (pid ${fresh.proc.pid})`);
+    d.log(`restarting node ${victim} on the same port`);
     this.step = `waiting for node ${victim} to rejoin`;
-    await this.boot(fresh);
-    const [ready, ...restarted] = await this.wait(
+    await this.wait(cluster.restart(victim));
+    d.log(`node ${victim} restarted (pid ${old.pid})`);
+    await this.wait(
       Promise.all([
-        fresh.waitReport('ready', this.left(READY_MS)),
-        ...survivors.map((x) =>
-          x.waitEvent(
-            (e) => e.type === 'peer-restarted' && e.node === victim,
-            `peer-restarted of node ${victim}`,
-            this.left(READY_MS),
-            marks[x.id],
-          ),
-        ),
-      ]),
+        this.rendezvous(old),
+        cluster.waitUntilAllUp({ timeoutMs: this.left(READY_MS) }),
+      ]).then(() => {
+        // A survivor that saw it up again must have seen it restarted first.
+        survivors.forEach((x, i) => {
+          const restarted = x.events
+            .slice(seenBefore[i])
+            .some((e) => e.type === 'peer-restarted' && e.node === victim);
+          if (!restarted) throw new Error(`node ${x.id} reported no peer-restarted of ${victim}`);
+        });
+      }),
     );
-    const rejoined = Math.max(ready.at, ...restarted.map((x) => x.at)) - t1;
+    const rejoined = performance.now() - t1;
     this.step = undefined;
     d.log(
       `${d.paint('ok', '✔')} node ${victim} rejoined as a new incarnation ` +
-        `(${ready.incarnation.slice(0, 8)}); every survivor reported peer-restarted`,
+        `(${(old.incarnation ?? '').slice(0, 8)}); every survivor reported peer-restarted`,
     );
     const killRow: SummaryRow = {
       key: 'kill',
@@ -367,26 +377,20 @@ class Demo {
   private async closeAll(): Promise<SummaryRow> {
     const t0 = performance.now();
     this.step = 'closing every node';
-    for (const x of this.nodes) x.send({ type: 'close' });
-    const exits = await Promise.all(
-      this.nodes.map(async (x) => {
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<undefined>((resolve) => {
-          timer = setTimeout(() => resolve(undefined), this.left(CLOSE_MS));
-        });
-        const exit = await Promise.race([x.exited, late]);
-        clearTimeout(timer);
-        return exit;
-      }),
+    const cluster = this.cluster!;
+    // Each node closes its switchboard and must then exit 0 by itself: if
+    // the library left a handle open, the node hangs, and the kit says so.
+    const failures = await Promise.all(
+      this.nodes.map((x) =>
+        cluster.stop(x.id, { timeoutMs: this.left(CLOSE_MS), exitByItself: true }).then(
+          () => undefined,
+          (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0]!,
+        ),
+      ),
     );
     const ms = performance.now() - t0;
     this.step = undefined;
-    const problems: string[] = [];
-    exits.forEach((e, i) => {
-      if (e === undefined) problems.push(`node ${i} did not exit within ${CLOSE_MS} ms of close()`);
-      else if (e.code !== 0)
-        problems.push(`node ${i} exited with code ${e.code} signal ${e.signal}`);
-    });
+    const problems = failures.filter((f) => f !== undefined);
     const result = problems.length === 0 ? 'ok' : 'FAILED';
     this.display.log(
       result === 'ok'
@@ -448,8 +452,14 @@ class Demo {
 
   // ---- plumbing ----------------------------------------------------------------
 
+  /** On a signal: every node dies at once (the kit also kills them as this process exits). */
   killAll(): void {
-    for (const x of this.nodes) x.kill('SIGKILL');
+    for (const x of this.nodes) x.signal('SIGKILL');
+  }
+
+  /** Every node killed that is still there, and the kit's proxies closed. */
+  async close(): Promise<void> {
+    await this.cluster?.close();
   }
 
   /** Milliseconds to wait: `ms`, but never past the overall deadline. */
@@ -472,17 +482,20 @@ class Demo {
     }
   }
 
-  private onReport(node: DemoNode, r: Report): void {
-    if (this.nodes[node.id] !== node) return;
-    if (r.type === 'progress') {
-      if (this.phase !== undefined) this.phase.counts[node.id] = r.count;
-      return;
-    }
-    if (r.type === 'event') this.onEvent(node.id, r.event);
+  /** Follows node `x` live: its progress counts and its switchboard's events. */
+  private follow(x: ClusterNode): void {
+    x.onReport((r) => {
+      if (r.kind === 'progress' && this.phase !== undefined)
+        this.phase.counts[x.id] = (r.data as Progress).count;
+    });
+    x.onEvent((e, at) => this.onEvent(x.id, e, at));
   }
 
-  private onEvent(observer: number, e: EventNote): void {
+  private onEvent(observer: number, e: EventNote, at: number): void {
     const d = this.display;
+    // Counted by the scenarios themselves.
+    if (e.type === 'drop') return;
+    if (e.type === 'peer-down' && e.node !== undefined) this.downAt[observer]!.set(e.node, at);
     const states: Record<string, string> = {
       'peer-up': 'up',
       'peer-restarted': 'up',
@@ -495,7 +508,11 @@ class Demo {
     // At start-up every pair reports peer-up: the rendezvous line sums that up.
     if (this.startup && e.type === 'peer-up') return;
     const about = e.node === undefined ? '' : ` node ${e.node}`;
-    const text = `node ${observer}: ${e.type}${about}${e.detail ? ` (${e.detail})` : ''}`;
+    const detail =
+      e.type === 'peer-up' || e.type === 'peer-restarted'
+        ? e.incarnation?.slice(0, 8)
+        : e.detail?.split('\n')[0];
+    const text = `node ${observer}: ${e.type}${about}${detail ? ` (${detail})` : ''}`;
     const style = e.type === 'peer-down' || e.type.endsWith('error') ? 'bad' : 'dim';
     d.log(e.type === 'peer-up' || e.type === 'peer-restarted' ? text : d.paint(style, text));
   }

@@ -99,13 +99,26 @@ async function call(fn: string, args: unknown[]): Promise<unknown> {
   return await f(...args);
 }
 
-async function stop(): Promise<void> {
+/** How long a node told to exit by itself waits before saying what still holds it. */
+const HELD_NOTE_MS = 500;
+
+async function stop(exitByItself: boolean): Promise<void> {
   stopping = true;
   await sb?.close();
   send({ t: 'stopped' });
   process.disconnect();
-  // Whatever the user's module left running, a stopped node is gone.
-  setImmediate(() => process.exit(0));
+  if (!exitByItself) {
+    // Whatever the user's module left running, a stopped node is gone.
+    setImmediate(() => process.exit(0));
+    return;
+  }
+  // Nothing here may hold the process: the test wants to see it end alone.
+  setTimeout(() => {
+    const held = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+    console.error(
+      `[switchboard/testing] still running ${HELD_NOTE_MS} ms after close(), held by: ${held.join(', ') || 'nothing reported'}`,
+    );
+  }, HELD_NOTE_MS).unref();
 }
 
 function fatal(err: unknown): void {
@@ -136,7 +149,7 @@ process.on('message', (c: Command) => {
       );
       return;
     case 'stop':
-      stop().catch(fatal);
+      stop(c.exitByItself === true).catch(fatal);
       return;
   }
 });

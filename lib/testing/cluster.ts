@@ -159,7 +159,7 @@ export async function startCluster(options: ClusterOptions): Promise<ProcessClus
     data: options.data?.(id),
   });
   const tls = perNode.some((o) => o.tls !== undefined);
-  const cluster = new ProcessCluster(fabric, launch, spec, tls);
+  const cluster = new ProcessCluster(fabric, launch, spec, tls, secret);
   try {
     await Promise.all(cluster.nodes.map((node) => cluster.launchNode(node)));
   } catch (err) {
@@ -187,6 +187,8 @@ export class ProcessCluster extends LinkedCluster {
     private readonly launch: Launch,
     private readonly spec: (id: number) => Promise<StartSpec>,
     tls: boolean,
+    /** The cluster's secret, for a test that starts a switchboard of its own against it. */
+    readonly secret: string,
   ) {
     super(fabric, launch.timeoutMs, tls);
     this.nodes = fabric.addresses.map(
@@ -221,9 +223,13 @@ export class ProcessCluster extends LinkedCluster {
     return this.node(i).kill();
   }
 
-  /** Graceful stop: the node closes its switchboard (peers see it down at once) and exits. */
-  stop(i: number, options: WaitOptions = {}): Promise<void> {
-    return this.node(i).stop(options.timeoutMs ?? this.timeoutMs);
+  /**
+   * Graceful stop: the node closes its switchboard (peers see it down at
+   * once) and exits; with `exitByItself`, it must then end without
+   * `process.exit()`, every handle closed (docs/testing.md, section 3).
+   */
+  stop(i: number, options: WaitOptions & { readonly exitByItself?: boolean } = {}): Promise<void> {
+    return this.node(i).stop(options.timeoutMs ?? this.timeoutMs, options.exitByItself === true);
   }
 
   /**

@@ -49,7 +49,8 @@ export interface StartCommand {
 export type Command =
   | StartCommand
   | { readonly t: 'call'; readonly re: number; readonly fn: string; readonly args: unknown[] }
-  | { readonly t: 'stop' };
+  /** `exitByItself`: close, then let the process end on its own (no `process.exit()`). */
+  | { readonly t: 'stop'; readonly exitByItself?: boolean };
 
 /** Node -> test. */
 export type NodeMessage =

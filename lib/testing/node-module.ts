@@ -13,8 +13,12 @@ export interface NodeContext<D = unknown> {
   readonly id: number;
   /** What the test passed as `data` for this node. */
   readonly data: D;
-  /** Tells the test something (`node(i).reports`, `waitForReport`); `data` crosses IPC by structured clone. */
-  report(kind: string, data?: unknown): void;
+  /**
+   * Tells the test something (`node(i).reports`, `waitForReport`); `data`
+   * crosses IPC by structured clone. A function, not a method: it may be
+   * destructured (`({ sb, report }) => ...`).
+   */
+  readonly report: (kind: string, data?: unknown) => void;
 }
 
 /** Functions the test may call in a node: arguments and results cross IPC by structured clone. */

@@ -68,6 +68,8 @@ export class ClusterNode {
   private exited: Promise<void> = Promise.resolve();
   private closed: Promise<void> = Promise.resolve();
   private readonly calls: Calls;
+  private readonly reportListeners = new Set<(r: NodeReport) => void>();
+  private readonly eventListeners = new Set<(e: EventNote, at: number) => void>();
 
   constructor(
     readonly id: number,
@@ -97,6 +99,26 @@ export class ClusterNode {
   /** What this node last saw of `peer`. */
   seen(peer: number): PeerView | undefined {
     return this.peerViews.find((p) => p.node === peer);
+  }
+
+  /**
+   * Calls `listener` with every report as it arrives, across restarts,
+   * before any wait sees it (for a test or a tool that follows the nodes
+   * live). Returns the function that stops it.
+   */
+  onReport(listener: (report: NodeReport) => void): () => void {
+    this.reportListeners.add(listener);
+    return () => this.reportListeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` with every switchboard event of this node as it
+   * arrives, with `performance.now()` in the test process. Returns the
+   * function that stops it.
+   */
+  onEvent(listener: (event: EventNote, at: number) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
   }
 
   /** True while its process runs (paused included). */
@@ -227,6 +249,33 @@ export class ClusterNode {
     ).then((r) => r.data);
   }
 
+  /**
+   * Waits for a switchboard event of this node matching `match`, among
+   * {@link events} from index `from` on (default 0: those already in count).
+   */
+  waitForEvent(
+    match: (event: EventNote) => boolean,
+    options: { readonly from?: number; readonly timeoutMs?: number; readonly what?: string } = {},
+  ): Promise<EventNote> {
+    const from = options.from ?? 0;
+    return waitFor(
+      this.changes,
+      () => {
+        const e = this.events.slice(from).find(match);
+        if (e !== undefined) return e;
+        if (!this.alive && this.status !== 'starting')
+          throw new Error(`node ${this.id} ${this.gone()}`);
+        return undefined;
+      },
+      {
+        what: `node ${this.id} to see ${options.what ?? 'a matching event'}`,
+        timeoutMs: options.timeoutMs ?? this.launch.timeoutMs,
+        describe: () => this.describe(),
+        settle: () => this.settle(),
+      },
+    );
+  }
+
   /** Waits for a line of output matching `pattern` (stdout and stderr, or the one named). */
   waitForOutput(
     pattern: RegExp | string,
@@ -264,18 +313,25 @@ export class ClusterNode {
     if (stuck) throw this.failure(`still there ${this.launch.timeoutMs} ms after SIGKILL`);
   }
 
-  /** Asks the node to close its switchboard and exit; SIGKILL if it has not within `timeoutMs`. */
-  async stop(timeoutMs: number): Promise<void> {
+  /**
+   * Asks the node to close its switchboard and exit; SIGKILL if it has not
+   * within `timeoutMs`. With `exitByItself`, the node does not call
+   * `process.exit()` after closing: it must end as a process whose every
+   * handle is closed does, and a node still there at the timeout fails the
+   * stop (its stderr names what kept it alive).
+   */
+  async stop(timeoutMs: number, exitByItself = false): Promise<void> {
     if (!this.alive) return;
     if (this.status === 'paused') this.resume();
     this.status = 'stopping';
-    this.send({ t: 'stop' });
+    this.send({ t: 'stop', exitByItself });
     const timer = setTimeout(() => this.proc?.kill('SIGKILL'), timeoutMs);
     await this.exited;
     clearTimeout(timer);
     const exit = this.exit;
     if (exit !== undefined && exit.code !== 0) {
-      throw this.failure(`did not stop cleanly within ${timeoutMs} ms (${this.exitText()})`);
+      const how = exitByItself ? 'exit by itself' : 'stop cleanly';
+      throw this.failure(`did not ${how} within ${timeoutMs} ms (${this.exitText()})`);
     }
   }
 
@@ -409,12 +465,18 @@ export class ClusterNode {
       case 'peers':
         this.peerViews = m.peers;
         break;
-      case 'event':
+      case 'event': {
         this.events.push(m.event);
+        const at = performance.now();
+        for (const l of [...this.eventListeners]) l(m.event, at);
         break;
-      case 'report':
-        this.reports.push({ kind: m.kind, data: m.data, at: performance.now() });
+      }
+      case 'report': {
+        const report = { kind: m.kind, data: m.data, at: performance.now() };
+        this.reports.push(report);
+        for (const l of [...this.reportListeners]) l(report);
         break;
+      }
       case 'reply':
         this.calls.answered(m);
         break;

@@ -1,18 +1,9 @@
-import { freePorts, localNodes } from '../support/ports.js';
-import {
-  Harness,
-  SECRET,
-  clusterOptions,
-  rendezvousAll,
-  startCluster,
-} from './fixtures/harness.js';
-import type {
-  NodeOptions,
-  NodeProcess,
-  ProbeResult,
-  ProbeSpec,
-  ReceiveStats,
-} from './fixtures/harness.js';
+import { freePorts } from '../support/ports.js';
+import { startCluster } from '../../lib/testing/index.js';
+import type { ClusterNode, ProcessCluster } from '../../lib/testing/index.js';
+import { Harness, clusterOptions } from './fixtures/harness.js';
+import type { NodeOptions, NodeProcess, ProbeResult, ProbeSpec } from './fixtures/harness.js';
+import type { ReceiveStats } from './fixtures/traffic-node.js';
 
 /**
  * docs/reliability.md 6 and 7: processes with the wrong secret, an unknown node
@@ -23,78 +14,83 @@ import type {
  * throughout, and must lose, duplicate or reorder none, and no live node
  * sees a peer go suspect, down or restart.
  *
- * Intruders that claim a live node's id must bind somewhere else: they use
- * `bindHost: 127.0.0.2` (the whole of 127/8 is loopback on Linux).
+ * The live cluster is a switchboard/testing cluster running
+ * fixtures/traffic-node.ts; the intruders are misconfigured on purpose,
+ * which the kit (owning each node's list, id and secret) never does, so
+ * they are fixtures/node.ts processes of fixtures/harness.ts given the
+ * live node list (`cluster.addresses`) and, where they must prove it, the
+ * live secret (`cluster.secret`). Intruders that claim a live node's id
+ * must bind somewhere else: they use `bindHost: 127.0.0.2` (the whole of
+ * 127/8 is loopback on Linux).
  */
+const NODE = new URL('./fixtures/traffic-node.ts', import.meta.url);
 const LIVE = { heartbeatMs: 500, deadPeerMs: 5_000 };
 const WAIT = 10_000;
 
-const cluster = new Harness();
 const intruders = new Harness();
+let cluster: ProcessCluster;
 let nodes: string[] = [];
-let live: NodeProcess[] = [];
+let live: ClusterNode[] = [];
 let incarnations: string[] = [];
 
 beforeAll(async () => {
-  nodes = await localNodes(3);
-  live = await startCluster(cluster, nodes, LIVE);
-  await rendezvousAll(live);
+  cluster = await startCluster({
+    module: NODE,
+    nodes: 3,
+    options: { ...LIVE, handshakeTimeoutMs: 1_000, reconnectMaxMs: 200 },
+    timeoutMs: 15_000,
+  });
+  await cluster.ready({ timeoutMs: 10_000 });
+  nodes = [...cluster.addresses];
+  live = [...cluster.nodes];
   incarnations = live.map((c) => c.incarnation!);
 }, 30_000);
 afterEach(() => intruders.cleanup());
 afterAll(async () => {
   try {
     // The live cluster survived every intrusion and still shuts down cleanly.
-    const exits = await Promise.all(live.map((c) => c.closeAndExit()));
-    expect(exits).toEqual(live.map(() => ({ code: 0, signal: null })));
+    await Promise.all(live.map((c) => cluster.stop(c.id, { exitByItself: true })));
+    expect(live.map((c) => c.status)).toEqual(live.map(() => 'stopped'));
   } finally {
-    await cluster.cleanup();
+    await cluster.close();
   }
 }, 30_000);
+
+/** Where each live node's events end now. */
+const mark = (): number[] => live.map((c) => c.events.length);
 
 /**
  * Runs `intrude` while nodes 0 and 1 stream to each other, then checks the
  * stream arrived whole and in order and no live session was disturbed.
  */
 async function whileLiveTrafficFlows(intrude: () => Promise<void>): Promise<void> {
-  const marks = live.map((c) => c.mark());
-  const [n0, n1] = live as [NodeProcess, NodeProcess];
-  const base0 = (await n1.request<Record<number, ReceiveStats>>({ cmd: 'received' }))[0]!;
-  const base1 = (await n0.request<Record<number, ReceiveStats>>({ cmd: 'received' }))[1]!;
-  await n0.request({ cmd: 'stream', to: 1 });
-  await n1.request({ cmd: 'stream', to: 0 });
+  const marks = mark();
+  const [n0, n1] = live as [ClusterNode, ClusterNode];
+  await n0.call('stream', 1);
+  await n1.call('stream', 0);
   try {
     await intrude();
   } finally {
-    const sent01 = await n0.request<number>({ cmd: 'stop-stream', to: 1 });
-    const sent10 = await n1.request<number>({ cmd: 'stop-stream', to: 0 });
-    const got01 = await n1.request<ReceiveStats>({
-      cmd: 'expect',
-      from: 0,
-      count: base0.count + sent01,
-    });
-    const got10 = await n0.request<ReceiveStats>({
-      cmd: 'expect',
-      from: 1,
-      count: base1.count + sent10,
-    });
+    const sent01 = await n0.call<number>('stopStream', 1);
+    const sent10 = await n1.call<number>('stopStream', 0);
+    const got01 = await n1.call<ReceiveStats>('expect', 0, sent01);
+    const got10 = await n0.call<ReceiveStats>('expect', 1, sent10);
     expect(sent01).toBeGreaterThan(0);
     expect(sent10).toBeGreaterThan(0);
     expect([got01, got10]).toEqual([
-      { count: base0.count + sent01, outOfOrder: 0, sessions: 1 },
-      { count: base1.count + sent10, outOfOrder: 0, sessions: 1 },
+      { count: sent01, outOfOrder: 0 },
+      { count: sent10, outOfOrder: 0 },
     ]);
   }
   for (const [id, c] of live.entries()) {
-    const { peers } = await c.peers();
-    expect({ id, peers: peers.map((p) => [p.node, p.state, p.incarnation]) }).toEqual({
+    expect({ id, peers: c.peers().map((p) => [p.node, p.state, p.incarnation]) }).toEqual({
       id,
       peers: [0, 1, 2].filter((p) => p !== id).map((p) => [p, 'up', incarnations[p]]),
     });
     // Refusals only: no live peer went suspect, down, restarted or reconnected.
-    const other = c
-      .events(marks[id])
-      .map((e) => e.event.type)
+    const other = c.events
+      .slice(marks[id])
+      .map((e) => e.type)
       .filter((t) => t !== 'auth-failure');
     expect({ id, other }).toEqual({ id, other: [] });
   }
@@ -103,44 +99,63 @@ async function whileLiveTrafficFlows(intrude: () => Promise<void>): Promise<void
 /** An intruder switchboard: `options` over the live node list, bound on 127.0.0.2. */
 function spawnIntruder(label: string, id: number, extra: Partial<NodeOptions>): NodeProcess {
   return intruders.spawn(label, {
-    options: clusterOptions(nodes, id, { ...LIVE, bindHost: '127.0.0.2', ...extra }),
+    options: clusterOptions(nodes, id, {
+      ...LIVE,
+      secret: cluster.secret,
+      bindHost: '127.0.0.2',
+      ...extra,
+    }),
   });
 }
 
-/** Waits for an auth-failure with `code` on `c` (about `node` when given). */
-function authFailure(c: NodeProcess, code: string, node?: number, from = 0): Promise<unknown> {
+/** An auth-failure with `code` (about `node` when given). */
+const isAuthFailure =
+  (code: string, node?: number) =>
+  (e: { type: string; code?: string | undefined; node?: number | undefined }): boolean =>
+    e.type === 'auth-failure' && e.code === code && (node === undefined || e.node === node);
+
+/** Waits for an auth-failure with `code` on the intruder `c` (about `node` when given). */
+function intruderFailure(c: NodeProcess, code: string, node?: number): Promise<unknown> {
   return c.waitEvent(
-    (e) => e.type === 'auth-failure' && e.code === code && (node === undefined || e.node === node),
+    isAuthFailure(code, node),
     `auth-failure ${code}${node === undefined ? '' : ` about node ${node}`}`,
     WAIT,
-    from,
   );
 }
 
+/** Waits for an auth-failure with `code` on live node `c`, after `from` (about `node` when given). */
+function authFailure(c: ClusterNode, code: string, node: number | undefined, from: number) {
+  return c.waitForEvent(isAuthFailure(code, node), {
+    from,
+    timeoutMs: WAIT,
+    what: `auth-failure ${code}${node === undefined ? '' : ` about node ${node}`}`,
+  });
+}
+
 it('refuses a process with the wrong secret, on both sides', async () => {
-  const marks = live.map((c) => c.mark());
+  const marks = mark();
   await whileLiveTrafficFlows(async () => {
     // Claiming node 0, it dials nodes 1 and 2.
     const intruder = spawnIntruder('wrong-secret', 0, { secret: 'not-the-cluster-secret-at-all' });
     await Promise.all([
-      authFailure(intruder, 'ERR_SB_AUTH_FAILED', 1),
-      authFailure(intruder, 'ERR_SB_AUTH_FAILED', 2),
-      authFailure(live[1]!, 'ERR_SB_AUTH_FAILED', undefined, marks[1]),
-      authFailure(live[2]!, 'ERR_SB_AUTH_FAILED', undefined, marks[2]),
+      intruderFailure(intruder, 'ERR_SB_AUTH_FAILED', 1),
+      intruderFailure(intruder, 'ERR_SB_AUTH_FAILED', 2),
+      authFailure(live[1]!, 'ERR_SB_AUTH_FAILED', undefined, marks[1]!),
+      authFailure(live[2]!, 'ERR_SB_AUTH_FAILED', undefined, marks[2]!),
     ]);
   });
 }, 30_000);
 
 it('refuses a second process claiming a live node id with ERR_SB_DUPLICATE_NODE, on both sides', async () => {
-  const marks = live.map((c) => c.mark());
+  const marks = mark();
   await whileLiveTrafficFlows(async () => {
     const intruder = spawnIntruder('duplicate-0', 0, {});
     await Promise.all([
-      authFailure(intruder, 'ERR_SB_DUPLICATE_NODE', 1),
-      authFailure(intruder, 'ERR_SB_DUPLICATE_NODE', 2),
+      intruderFailure(intruder, 'ERR_SB_DUPLICATE_NODE', 1),
+      intruderFailure(intruder, 'ERR_SB_DUPLICATE_NODE', 2),
       // The live side knows who it refused: the proof was good, the id taken.
-      authFailure(live[1]!, 'ERR_SB_DUPLICATE_NODE', 0, marks[1]),
-      authFailure(live[2]!, 'ERR_SB_DUPLICATE_NODE', 0, marks[2]),
+      authFailure(live[1]!, 'ERR_SB_DUPLICATE_NODE', 0, marks[1]!),
+      authFailure(live[2]!, 'ERR_SB_DUPLICATE_NODE', 0, marks[2]!),
     ]);
     const { peers } = await intruder.peers();
     expect(peers.every((p) => p.state !== 'up')).toBe(true);
@@ -148,7 +163,7 @@ it('refuses a second process claiming a live node id with ERR_SB_DUPLICATE_NODE,
 }, 30_000);
 
 it('refuses a process configured with a different node list (fingerprint), on both sides', async () => {
-  const marks = live.map((c) => c.mark());
+  const marks = mark();
   await whileLiveTrafficFlows(async () => {
     // Same addresses, but a tag on node 2: a subtle misconfiguration, still loud.
     const [a, b, c] = nodes as [string, string, string];
@@ -157,10 +172,10 @@ it('refuses a process configured with a different node list (fingerprint), on bo
       nodes: [a, b, { host: '127.0.0.1', port, tags: ['gpu'] }],
     });
     await Promise.all([
-      authFailure(intruder, 'ERR_SB_FINGERPRINT_MISMATCH', 1),
-      authFailure(intruder, 'ERR_SB_FINGERPRINT_MISMATCH', 2),
-      authFailure(live[1]!, 'ERR_SB_FINGERPRINT_MISMATCH', undefined, marks[1]),
-      authFailure(live[2]!, 'ERR_SB_FINGERPRINT_MISMATCH', undefined, marks[2]),
+      intruderFailure(intruder, 'ERR_SB_FINGERPRINT_MISMATCH', 1),
+      intruderFailure(intruder, 'ERR_SB_FINGERPRINT_MISMATCH', 2),
+      authFailure(live[1]!, 'ERR_SB_FINGERPRINT_MISMATCH', undefined, marks[1]!),
+      authFailure(live[2]!, 'ERR_SB_FINGERPRINT_MISMATCH', undefined, marks[2]!),
     ]);
   });
 }, 30_000);
@@ -182,7 +197,7 @@ describe('a process claiming id 3 in a cluster of three', () => {
         host: '127.0.0.1',
         port,
         nodes,
-        secret: SECRET,
+        secret: cluster.secret,
         self: 3,
         peer: 1,
         timeoutMs: 5_000,
@@ -193,20 +208,20 @@ describe('a process claiming id 3 in a cluster of three', () => {
 
   it('with its own, longer node list: refused with ERR_SB_FINGERPRINT_MISMATCH', async () => {
     const [extra] = await freePorts(1);
-    const marks = live.map((c) => c.mark());
+    const marks = mark();
     await whileLiveTrafficFlows(async () => {
       const result = await probe({ nodes: [...nodes, `127.0.0.1:${extra}`] });
       expect(result).toMatchObject({ welcomed: false, code: 'ERR_SB_FINGERPRINT_MISMATCH' });
-      await authFailure(live[1]!, 'ERR_SB_FINGERPRINT_MISMATCH', undefined, marks[1]);
+      await authFailure(live[1]!, 'ERR_SB_FINGERPRINT_MISMATCH', undefined, marks[1]!);
     });
   }, 30_000);
 
   it('with the right fingerprint and secret: refused with ERR_SB_UNKNOWN_NODE', async () => {
-    const marks = live.map((c) => c.mark());
+    const marks = mark();
     await whileLiveTrafficFlows(async () => {
       const result = await probe({});
       expect(result).toMatchObject({ welcomed: false, code: 'ERR_SB_UNKNOWN_NODE' });
-      await authFailure(live[1]!, 'ERR_SB_UNKNOWN_NODE', undefined, marks[1]);
+      await authFailure(live[1]!, 'ERR_SB_UNKNOWN_NODE', undefined, marks[1]!);
     });
   }, 30_000);
 });

@@ -8,8 +8,8 @@
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { IpcChild } from '../../bin/demo/child.js';
-import type { Logged } from '../../bin/demo/child.js';
+import { IpcChild } from './ipc-child.js';
+import type { Logged } from './ipc-child.js';
 import type {
   CommandBase,
   CommandBody,
@@ -37,7 +37,7 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
 /** A message from a child and when the parent received it (`performance.now()`). */
 export type Received<M> = Logged<M>;
 
-export type { ExitInfo } from '../../bin/demo/child.js';
+export type { ExitInfo } from './ipc-child.js';
 
 /** Where to run a child. */
 export interface SpawnOptions {
@@ -53,7 +53,7 @@ const isStarted = (m: { readonly type: string }): m is StartedMessage => m.type 
 /**
  * One child process running `program` (a path from {@link ROOT}) with `arg`
  * as JSON in its first argument. `M` is what it reports, `C` the commands it
- * takes. The process handling itself is the demo's (bin/demo/child.ts).
+ * takes. The process handling itself is spec/support/ipc-child.ts.
  */
 export class ChildProcessHandle<
   M extends { readonly type: string },

@@ -2,8 +2,8 @@
  * The parent's handle on one child process with an IPC channel: what it
  * reported (in order, with the parent's clock), how it ended, the tail of
  * its output, and waits that always end (a match, a fatal report, its exit,
- * or a timeout). The demo's nodes and the project's multi-process specs
- * both build on it.
+ * or a timeout). What spec/support/children.ts builds on, for the specs
+ * not yet on switchboard/testing (docs/testing.md).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
