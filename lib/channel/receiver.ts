@@ -405,7 +405,11 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
   push(value: unknown, inlet: Inlet, bytes: number, ready: boolean): boolean {
     if (this.state === 'closed' || inlet.attachedTo !== (this as Receiver<unknown>)) return false;
     this.spend(inlet, bytes);
-    if (this.user) return this.pushUser(value, inlet, bytes, ready);
+    // An application's receiver takes the common path unless a message has
+    // headers, it delivers them, or arrivals are traced: a call made on
+    // every message would stop this one from being inlined into the streams.
+    if (this.user && (this.withHeaders || value instanceof Headed || receiveStart.hasSubscribers))
+      return this.pushUser(value, inlet, bytes, ready);
     if (this.schema !== undefined || this.arrive !== undefined) {
       value = this.admit(value, inlet, bytes);
       if (value === SKIP) return false;
