@@ -8,6 +8,7 @@
  * way, so a blackholed node's close never leaks through the blackhole.
  */
 import type net from 'node:net';
+import { resetSocket } from './reset.js';
 
 /** What a gate does with the bytes it is given, read again for every chunk. */
 export interface GateFaults {
@@ -185,7 +186,7 @@ export class Gate {
     if (this.propagated || this.faults().hold || this.queue.length > 0) return;
     this.propagated = true;
     if (this.dst.destroyed) return;
-    if (this.ended === 'reset') this.dst.resetAndDestroy();
+    if (this.ended === 'reset') resetSocket(this.dst);
     else this.dst.end();
   }
 }

@@ -15,6 +15,7 @@
  */
 import net from 'node:net';
 import { Gate } from './gate.js';
+import { resetSocket } from './reset.js';
 import type { GateFaults } from './gate.js';
 
 /** Which way a one-way fault applies: `a->b` is what `a` sends to `b`. */
@@ -113,8 +114,8 @@ export class LinkFabric {
     const link = this.link(a, b);
     link.cut = true;
     for (const p of link.pipes) {
-      p.client.resetAndDestroy();
-      p.upstream.resetAndDestroy();
+      resetSocket(p.client);
+      resetSocket(p.upstream);
     }
     link.pipes.clear();
   }
@@ -269,7 +270,7 @@ export class LinkFabric {
     const host = this.upstream[node];
     if (this.closed || host === undefined || link?.cut === true) {
       // Down, or cut: the dialer sees its connection reset, and retries.
-      client.resetAndDestroy();
+      resetSocket(client);
       return;
     }
     const upstream = net.connect({ host, port: this.ports[node]!, noDelay: true });
@@ -302,7 +303,7 @@ export class LinkFabric {
     });
     upstream.on('error', () => {
       // Nothing listens there (the node died in between): reset the dialer.
-      if (!connected) client.resetAndDestroy();
+      if (!connected) resetSocket(client);
     });
     client.on('error', () => undefined);
     let closed = 0;
