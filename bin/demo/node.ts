@@ -16,6 +16,12 @@ export default defineNode(({ sb, report }) => {
   const began = performance.now();
   const prepared = new Map<string, Work>();
   return {
+    /** This node's `stats().metrics` (docs/metrics.md). */
+    metrics: () => sb.stats().metrics,
+
+    /** This node's metrics in the Prometheus text format. */
+    metricsText: () => sb.metrics(),
+
     /** Waits until every peer is linked; resolves with the ms since this node started. */
     async rendezvous(timeoutMs: number): Promise<number> {
       await sb.rendezvous({ timeoutMs });

@@ -10,6 +10,8 @@ export interface DemoOptions {
   readonly kill: boolean;
   /** Print the summary as JSON on stdout (progress goes to stderr). */
   readonly json: boolean;
+  /** Print every node's metrics in the Prometheus text format at the end. */
+  readonly metrics: boolean;
   /** Plain lines even on a terminal. */
   readonly plain: boolean;
   /** Give up (and fail) after this many seconds. */
@@ -37,6 +39,7 @@ export const DEFAULT_DEMO_OPTIONS: DemoOptions = Object.freeze({
   messages: 10_000,
   kill: true,
   json: false,
+  metrics: false,
   plain: false,
   timeoutS: 60,
   only: undefined,
@@ -59,6 +62,7 @@ Options:
                     (default ${DEFAULT_DEMO_OPTIONS.messages}); RPC and the other steps scale from it
   --no-kill         skip killing and restarting a node
   --json            print the summary as JSON on stdout; progress goes to stderr
+  --metrics         also print every node's metrics in the Prometheus text format
   --plain           plain log lines even on a terminal (the default when
                     stdout is not a terminal)
   --timeout <s>     give up and fail after this many seconds (default ${DEFAULT_DEMO_OPTIONS.timeoutS})
@@ -116,6 +120,7 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions & { readonly
         messages: { type: 'string' },
         'no-kill': { type: 'boolean' },
         json: { type: 'boolean' },
+        metrics: { type: 'boolean' },
         plain: { type: 'boolean' },
         timeout: { type: 'string' },
         only: { type: 'string' },
@@ -131,6 +136,7 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions & { readonly
     messages: int('messages', values.messages, 100, 1_000_000, d.messages),
     kill: values['no-kill'] !== true,
     json: values.json === true,
+    metrics: values.metrics === true,
     plain: values.plain === true,
     timeoutS: int('timeout', values.timeout, 5, 3_600, d.timeoutS),
     only: steps(values.only),

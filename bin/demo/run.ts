@@ -11,6 +11,8 @@ import { startCluster } from '../../lib/testing/index.js';
 import type { ClusterNode, EventNote, ProcessCluster } from '../../lib/testing/index.js';
 import { Display, count, rate, seconds } from './display.js';
 import type { SummaryRow } from './display.js';
+import type { MetricsStats } from '../../lib/index.js';
+import { metricsLines } from './metrics.js';
 import type { NodeOutcome, Progress, ScenarioParams } from './ipc.js';
 import type { DemoOptions } from './options.js';
 import { FAILOVER, KILL_AFTER, REJOIN, SCENARIOS } from './scenarios.js';
@@ -133,6 +135,7 @@ class Demo {
           this.rows.push(await this.scenario(REJOIN));
         }
       }
+      await this.showMetrics();
       this.rows.push(await this.closeAll());
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
@@ -372,6 +375,26 @@ class Demo {
       problems: [],
     };
     return [killRow, failoverRow];
+  }
+
+  /**
+   * What the nodes' own metrics say about the traffic (docs/metrics.md),
+   * summed over the nodes; with --metrics, each node's Prometheus text too.
+   */
+  private async showMetrics(): Promise<void> {
+    const d = this.display;
+    const ms = this.left(PREPARE_MS);
+    const all = await this.wait(
+      Promise.all(this.nodes.map((x) => x.invoke<MetricsStats>('metrics', [], { timeoutMs: ms }))),
+    );
+    d.write(
+      `\nmetrics: stats().metrics of the ${all.length} nodes, summed (a restarted node counts from zero again)\n\n${metricsLines(all).join('\n')}\n`,
+    );
+    if (!this.options.metrics) return;
+    for (const x of this.nodes) {
+      const text = await this.wait(x.invoke<string>('metricsText', [], { timeoutMs: ms }));
+      d.write(`\n# node ${x.id}: sb.metrics()\n${text}`);
+    }
   }
 
   private async closeAll(): Promise<SummaryRow> {

@@ -80,6 +80,21 @@ describe('npm run demo', () => {
     expect(run.stdout).toMatch(new RegExp(`all ${ROWS.length} checks passed`));
   });
 
+  it("prints what the nodes' own metrics counted: every RPC call and every task", () => {
+    // Node 0 makes every demo.square call and pushes every demo.jobs task.
+    const calls =
+      /^rpc call +demo\.square +(\d+) calls {2}0 failed {2}p50 [\d.]+ ms {2}p99 [\d.]+ ms$/m.exec(
+        run.stdout,
+      );
+    expect(calls).not.toBeNull();
+    expect(Number(calls![1])).toBeGreaterThan(0);
+    const jobs = /^queue +demo\.jobs +(\d+) sent {2}(\d+) processed$/m.exec(run.stdout);
+    expect(jobs).not.toBeNull();
+    expect(Number(jobs![1])).toBeGreaterThan(0);
+    // The push-pull step runs after the restart: no counter was lost with a process.
+    expect(jobs![2]).toBe(jobs![1]);
+  });
+
   it('shows the survivors noticing the killed node and its rejoining', () => {
     expectExit0(run);
     for (const observer of [0, 1]) {
@@ -103,6 +118,7 @@ describe('switchboard command line', () => {
       '--messages',
       '--no-kill',
       '--json',
+      '--metrics',
       '--plain',
       '--timeout',
       '--help',
