@@ -139,6 +139,64 @@ describe('diagnostics_channel across two processes', () => {
     ]);
   });
 
+  it('send, receive, publish, push and task publish their events, and headers added on a start event travel', async () => {
+    await from().call('traceMessaging', true);
+    await cluster.node(1).call('traceMessaging', true);
+    try {
+      const h = { traceparent: TRACEPARENT };
+      await from().call('send', 1, 'traced', h);
+      expect(await cluster.node(1).call('received')).toEqual({
+        value: 'traced',
+        headers: { ...h, 'x-injected': 'send' },
+      });
+      const topic = 'hdr.t1';
+      for (let i = 0; i < 200 && (await from().call('subscribers', topic)) !== 2; i++)
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      await from().call('publish', topic, 9, h);
+      const published = { topic, value: 9, headers: { ...h, 'x-injected': 'publish' } };
+      expect(await cluster.node(1).call('publication')).toEqual(published);
+      expect(await from().call('publication')).toEqual(published);
+      await from().call('push', 1, { job: 2 }, h);
+      expect(await cluster.node(1).call('task')).toEqual({
+        task: { job: 2 },
+        headers: { ...h, 'x-injected': 'push' },
+        attempt: 1,
+      });
+      const sent = { ...h, 'x-injected': 'send' };
+      const pushed = { ...h, 'x-injected': 'push' };
+      expect(await from().call('moved')).toEqual([
+        { event: 'send:start', channel: 'hdr.in', node: 1, operation: 'send', headers: sent },
+        { event: 'send:end', channel: 'hdr.in', node: 1, operation: 'send', headers: sent },
+        { event: 'send:asyncStart', channel: 'hdr.in', node: 1, operation: 'send', headers: sent },
+        { event: 'send:asyncEnd', channel: 'hdr.in', node: 1, operation: 'send', headers: sent },
+        { event: 'publish:start', topic, headers: published.headers },
+        { event: 'publish:end', topic, headers: published.headers },
+        { event: 'push:start', queue: 'hdr.q1', headers: pushed },
+        { event: 'push:end', queue: 'hdr.q1', headers: pushed },
+        { event: 'push:asyncStart', queue: 'hdr.q1', headers: pushed },
+        { event: 'push:asyncEnd', queue: 'hdr.q1', headers: pushed },
+      ]);
+      const arrived = await cluster.node(1).call<Array<{ event: string }>>('moved');
+      expect(arrived.filter((e) => e.event.startsWith('receive:'))).toEqual([
+        { event: 'receive:start', channel: 'hdr.in', node: 0, headers: sent },
+        { event: 'receive:end', channel: 'hdr.in', node: 0, headers: sent },
+      ]);
+      expect(arrived.filter((e) => e.event.startsWith('task:')).map((e) => e.event)).toEqual([
+        'task:start',
+        'task:end',
+      ]);
+      expect(arrived.find((e) => e.event === 'task:start')).toMatchObject({
+        queue: 'hdr.q1',
+        from: 0,
+        attempt: 1,
+        headers: pushed,
+      });
+    } finally {
+      await from().call('traceMessaging', false);
+      await cluster.node(1).call('traceMessaging', false);
+    }
+  });
+
   it('a failing call publishes error on both sides', async () => {
     await from().call('trace', true);
     await cluster.node(1).call('trace', true);
