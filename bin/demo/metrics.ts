@@ -77,11 +77,17 @@ export function metricsLines(all: readonly MetricsStats[]): string[] {
     lines.push(
       `rpc served ${name.padEnd(22)} ${String(e.n).padStart(7)} requests  ${e.errors} errors  avg ${ms(e.n === 0 ? 0 : e.ns / e.n / 1e6)} ms`,
     );
-  const flows = new Map<string, { sent: number; consumed: number }>();
-  const flow = (kind: string, dest: string): { sent: number; consumed: number } => {
-    const key = `${kind} ${dest}`;
+  interface Flow {
+    readonly kind: 'queue' | 'topic';
+    readonly destination: string;
+    sent: number;
+    processed: number;
+  }
+  const flows = new Map<string, Flow>();
+  const flow = (kind: Flow['kind'], destination: string): Flow => {
+    const key = `${kind} ${destination}`;
     let f = flows.get(key);
-    if (f === undefined) flows.set(key, (f = { sent: 0, consumed: 0 }));
+    if (f === undefined) flows.set(key, (f = { kind, destination, sent: 0, processed: 0 }));
     return f;
   };
   for (const m of all) {
@@ -89,11 +95,11 @@ export function metricsLines(all: readonly MetricsStats[]): string[] {
       if (c.operation !== 'send')
         flow(c.operation === 'push' ? 'queue' : 'topic', c.destination).sent += c.count;
     for (const c of m.consumed)
-      if (c.operation === 'process') flow('queue', c.destination).consumed += c.count;
+      if (c.operation === 'process') flow('queue', c.destination).processed += c.count;
   }
-  for (const [key, f] of [...flows].sort((a, b) => a[0].localeCompare(b[0])))
+  for (const [, f] of [...flows].sort((a, b) => a[0].localeCompare(b[0])))
     lines.push(
-      `${key.split(' ')[0]!.padEnd(10)} ${key.slice(key.indexOf(' ') + 1).padEnd(22)} ${String(f.sent).padStart(7)} sent${key.startsWith('queue') ? `  ${f.consumed} processed` : ''}`,
+      `${f.kind.padEnd(10)} ${f.destination.padEnd(22)} ${String(f.sent).padStart(7)} sent${f.kind === 'queue' ? `  ${f.processed} processed` : ''}`,
     );
   return lines;
 }
