@@ -65,6 +65,30 @@ const SLAB_SIZE = 8192;
 /** Largest cbor-x scratch buffer that encoded messages may stay views into. */
 const MAX_SHARED_SLAB = 64 * 1024;
 
+/**
+ * `out` sits in a scratch buffer larger than {@link MAX_SHARED_SLAB}. A
+ * result that fills at least half of it stays a view (it pins at most
+ * twice its own length), and cbor-x gets a fresh buffer sized for one more
+ * message like it, so that a stream of large messages is encoded straight
+ * into buffers of about their size: one allocation and one copy of the
+ * bytes per message, where growing an 8 KiB buffer (cbor-x grows to 4x
+ * what it needs) and copying the result out cost three allocations and two
+ * copies. A smaller result is copied out; the scratch buffer then starts
+ * over small, or sized for the next large message when this one was large.
+ */
+function leaveLargeSlab(out: Buffer): Buffer {
+  const n = out.length;
+  let result = out;
+  if (n * 2 < out.buffer.byteLength) {
+    result = n < 4096 ? Buffer.allocUnsafe(n) : Buffer.allocUnsafeSlow(n);
+    out.copy(result);
+  }
+  // Room for a message up to 1/8 larger, and cbor-x's own end margin.
+  const next = n * 2 < MAX_SHARED_SLAB ? SLAB_SIZE : (n + (n >>> 3) + 4096 + 4095) & ~4095;
+  slabEncoder.useBuffer(Buffer.allocUnsafeSlow(next));
+  return result;
+}
+
 // cbor-x's typings demand Extension<T, R> with a concrete class and an encode
 // that returns bytes; the runtime only needs what is declared here (an
 // extension without Class only installs a decoder, one without tag asks
@@ -229,10 +253,11 @@ export function checkEncodable(value: unknown, onHandle?: (handle: PortableHandl
  * to a new one when it runs short; it never rewrites bytes it has returned,
  * so small results are returned without a copy. The one cost of a view is
  * that it keeps its slab alive, and cbor-x grows the slab to ~4x the largest
- * message and keeps that size: when a result sits in a slab larger than
- * 64 KiB, it is copied into an exact-size buffer and cbor-x gets a fresh
- * 8 KiB slab. So a returned buffer never pins more than max(64 KiB, its own
- * length), and bounded logs stay bounded in real memory.
+ * message and keeps that size: a result in a slab larger than 64 KiB stays
+ * a view only when it fills at least half of it, is copied out otherwise,
+ * and cbor-x gets a fresh slab either way ({@link leaveLargeSlab}). So a
+ * returned buffer never pins more than max(64 KiB, twice its own length),
+ * and bounded logs stay bounded in real memory.
  *
  * @param onHandle if given, called once for each {@link PortableHandle}
  *   written, in order, after the whole value is encoded (never for a refused
@@ -266,12 +291,7 @@ export function encodeValue(value: unknown, onHandle?: (handle: PortableHandle) 
     }
     if (handles === scratchHandles) handles = handles.length === 0 ? undefined : handles.splice(0);
   }
-  if (out.buffer.byteLength > MAX_SHARED_SLAB) {
-    const copy = Buffer.allocUnsafeSlow(out.length);
-    out.copy(copy);
-    slabEncoder.useBuffer(Buffer.allocUnsafeSlow(SLAB_SIZE));
-    out = copy;
-  }
+  if (out.buffer.byteLength > MAX_SHARED_SLAB) out = leaveLargeSlab(out);
   if (handles !== undefined) for (const handle of handles) onHandle!(handle);
   return out;
 }

@@ -346,13 +346,28 @@ describe('encodeValue', () => {
     expect(decodeValue(kept[2999]!)).toStrictEqual({ i: 2999, s: 'x'.repeat(2999 % 60) });
   });
 
-  it('never lets a result pin more than max(64 KiB, its own size)', () => {
+  it('never lets a result pin more than max(64 KiB, twice its own size)', () => {
     const big = encodeValue({ data: Buffer.alloc(1 << 20, 7) });
-    expect(big.buffer.byteLength).toBe(big.length);
+    expect(big.buffer.byteLength).toBeLessThanOrEqual(2 * big.length);
     const after = encodeValue({ small: 1 });
     expect(after.buffer.byteLength).toBeLessThanOrEqual(64 * 1024);
     expect(decodeValue(big)).toStrictEqual({ data: Buffer.alloc(1 << 20, 7) });
     expect(decodeValue(after)).toStrictEqual({ small: 1 });
+  });
+
+  it('encodes a run of large messages into buffers of about their size, each left intact', () => {
+    // Sizes that grow, shrink and repeat, with small messages between them.
+    const sizes = [70_000, 70_000, 300_000, 70_000, 16, 1 << 20, (1 << 20) + 9, 40_000, 16, 90_000];
+    const kept = sizes.map((n, i) => encodeValue({ i, data: Buffer.alloc(n, i + 1) }));
+    kept.forEach((b, i) => {
+      expect(b.buffer.byteLength).toBeLessThanOrEqual(Math.max(64 * 1024, 2 * b.length));
+      expect(decodeValue(b)).toStrictEqual({ i, data: Buffer.alloc(sizes[i]!, i + 1) });
+    });
+    // A repeated large size is encoded in place: its buffer is not much larger than itself.
+    expect(kept[1]!.buffer.byteLength).toBeLessThan(1.25 * kept[1]!.length + 8192);
+    // No two large results share a buffer, so none pins another.
+    const large = kept.filter((b) => b.length > 32 * 1024).map((b) => b.buffer);
+    expect(new Set(large).size).toBe(large.length);
   });
 
   it('refuses functions and symbols, naming where they sit', () => {
