@@ -119,7 +119,7 @@ export class Queue<T, S> implements AsyncIterable<T> {
   push(value: unknown, source: S, size: number, ready: boolean): boolean {
     if (this.state !== 'open') return false;
     if (ready && this.values.length === 0) {
-      const w = this.waiters.shift();
+      const w = this.waiters.size > 0 ? this.waiters.shift() : undefined;
       if (w !== undefined) {
         this.timeouts?.disarm(w);
         this.owner.taken(source, size);

@@ -607,7 +607,12 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
   private consumed(inlet: Inlet, _bytes: number): void {
     inlet.delivered++;
     if (this.blocking) {
-      if (inlet.attachedTo === (this as Receiver<unknown>)) this.refill(inlet, false);
+      // The batching test of refill, here so that the common case makes no call.
+      if (
+        inlet.attachedTo === (this as Receiver<unknown>) &&
+        !(inlet.credit > this.window / 2 && inlet.creditBytes > this.windowBytes / 2)
+      )
+        this.refill(inlet, false);
       if (this.starved.size > 0)
         for (const s of this.starved) if (s !== inlet) this.refill(s, false);
     }

@@ -303,7 +303,16 @@ export class LocalStream implements Outlet, Inlet {
   }
 
   transmit(value: unknown): void {
-    const v = this.host.localValue(value);
+    // Numbers, booleans, null and undefined pass the encoding rule as they
+    // are: skip the call for them (strings may be over a forced size limit).
+    const t = typeof value;
+    const v =
+      t === 'number' ||
+      t === 'boolean' ||
+      value == null ||
+      (t === 'string' && !this.host.forceEncoding)
+        ? value
+        : this.host.localValue(value);
     this.sentCount++;
     this.receiver!.push(v, this, 0, true);
   }
