@@ -64,7 +64,37 @@ function parseNode(spec: unknown, id: number): NodeInfo {
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && t.length > 0)) {
     throw new OptionError(`${where}.tags`, 'must be an array of non-empty strings');
   }
-  return { id, host: host.toLowerCase(), port, tags: [...(tags as string[])].sort() };
+  if (!wellFormed(host)) throw new OptionError(where, 'host is not well-formed Unicode');
+  const bad = (tags as string[]).findIndex((t) => !wellFormed(t));
+  if (bad >= 0) throw new OptionError(`${where}.tags[${bad}]`, 'is not well-formed Unicode');
+  return { id, host: asciiLowercase(host), port, tags: [...(tags as string[])].sort(byUtf8) };
+}
+
+/**
+ * Only A-Z are lowercased, and tags are ordered by their UTF-8 bytes, so
+ * that an implementation in any language computes the same fingerprint
+ * (docs/wire-protocol.md 11.1): Unicode case mappings and UTF-16 order
+ * are not the same everywhere.
+ */
+function asciiLowercase(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+/** No lone surrogates (which have no UTF-8 form): in a `u` pattern only unpaired ones match. */
+function wellFormed(s: string): boolean {
+  return !/[\uD800-\uDFFF]/u.test(s);
+}
+
+function byUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** Checks a cluster name: any well-formed string (it is hashed as UTF-8). */
+export function parseClusterName(name: unknown): string {
+  if (name === undefined) return '';
+  if (typeof name !== 'string') throw new OptionError('clusterName', 'must be a string');
+  if (!wellFormed(name)) throw new OptionError('clusterName', 'is not well-formed Unicode');
+  return name;
 }
 
 /**

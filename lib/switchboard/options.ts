@@ -1,6 +1,6 @@
 import { OptionError } from '../errors.js';
 import { checkOptionNames } from '../options.js';
-import { parseNodes } from './nodes.js';
+import { parseClusterName, parseNodes } from './nodes.js';
 import type { NodeInfo, NodeSpec } from './nodes.js';
 import { resolvePhiOptions } from './phi.js';
 import type { PhiOptions, PhiSettings } from './phi.js';
@@ -209,7 +209,7 @@ export function resolveOptions(
     nodes,
     id,
     secret,
-    clusterName: options.clusterName ?? '',
+    clusterName: parseClusterName(options.clusterName),
     tls: options.tls,
     bindHost: options.bindHost ?? nodes[id]!.host,
     handshakeTimeoutMs: num('handshakeTimeoutMs', 1),
