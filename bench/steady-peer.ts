@@ -120,6 +120,14 @@ async function init(cmd: Extract<PeerCommand, { op: 'init' }>): Promise<void> {
   void (async () => {
     for await (const v of iterated) see('switchboard, for await', v);
   })();
+  const batched = sb.receiver<unknown>('batches');
+  void (async () => {
+    for await (const batch of batched.batches(256))
+      for (const v of batch) see('switchboard, trySend + batches', v);
+  })();
+  sb.receiver<unknown>('many')
+    .observable()
+    .subscribe((v) => see('switchboard, sendMany(64)', v));
   const server = net.createServer({ noDelay: true }, (socket) => {
     // Which raw variant a connection carries is its first byte.
     let variant: string | undefined;

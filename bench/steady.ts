@@ -222,6 +222,30 @@ function switchboardSend(sender: Sender<unknown>): Producer {
   };
 }
 
+/**
+ * The hot-loop API (docs/guide.md "Hot loops"): `trySend` while credit
+ * lasts, `await send()` when it does not; the peer takes with `batches()`.
+ */
+function switchboardTrySend(sender: Sender<unknown>): Producer {
+  return async (data, w, stopped) => {
+    for (let seq = 0; !stopped(); seq++) {
+      const x = w.binary ? data : { seq, data };
+      if (!sender.trySend(x)) await sender.send(x);
+    }
+  };
+}
+
+/** `await sender.sendMany(batch)` of 64 values at a time; the peer takes through its Observable. */
+function switchboardSendMany(sender: Sender<unknown>): Producer {
+  return async (data, w, stopped) => {
+    const batch: unknown[] = new Array<unknown>(64);
+    for (let seq = 0; !stopped();) {
+      for (let i = 0; i < 64; i++, seq++) batch[i] = w.binary ? data : { seq, data };
+      await sender.sendMany(batch);
+    }
+  };
+}
+
 interface Sample {
   rate: number;
   byteRate: number;
@@ -318,6 +342,8 @@ export const steady: BenchModule = {
     const batched = await connectRaw(info.rawPort, 1);
     const observed = sb.sender<unknown>('observable', { node: 1 });
     const iterated = sb.sender<unknown>('iterated', { node: 1 });
+    const tried = sb.sender<unknown>('batches', { node: 1 });
+    const many = sb.sender<unknown>('many', { node: 1 });
     const previous = old?.sender<unknown>('observable', { node: 1 });
     try {
       for (const w of WORKLOADS) {
@@ -331,6 +357,22 @@ export const steady: BenchModule = {
             'switchboard, for await',
             w,
             switchboardSend(iterated),
+            timing,
+            log,
+          ),
+          'switchboard, trySend + batches': round(
+            peer,
+            'switchboard, trySend + batches',
+            w,
+            switchboardTrySend(tried),
+            timing,
+            log,
+          ),
+          'switchboard, sendMany(64)': round(
+            peer,
+            'switchboard, sendMany(64)',
+            w,
+            switchboardSendMany(many),
             timing,
             log,
           ),

@@ -417,3 +417,19 @@ export class ContractMismatchError extends SwitchboardError {
     this.found = found;
   }
 }
+
+/**
+ * `Sender.sendMany()` stopped at a value that could not be sent: `code` and
+ * `cause` are that value's error, as `send()` would have rejected with it.
+ * The first `sent` values went out (each as by `send()`); that one and the
+ * ones after it did not.
+ */
+export class BatchSendError extends SwitchboardError {
+  /** How many values, from the first, were sent. */
+  readonly sent: number;
+
+  constructor(sent: number, cause: SwitchboardError) {
+    super(cause.code, `sendMany stopped after ${sent} values: ${cause.message}`, { cause });
+    this.sent = sent;
+  }
+}

@@ -41,6 +41,7 @@ export { LATENCY_BUCKETS } from './switchboard/metrics.js';
 
 // ---- errors ----
 export {
+  BatchSendError,
   ContractMismatchError,
   DecodeError,
   EncodeError,

@@ -14,7 +14,7 @@
  * the first ready item goes first, so FIFO holds per source.
  */
 import { Observable } from 'rxjs';
-import { ErrorCode, SwitchboardError } from '../errors.js';
+import { ErrorCode, OptionError, SwitchboardError } from '../errors.js';
 import { Ring } from './ring.js';
 import { Wait, WaitList, abortError, checkTimeout, timeoutError } from './waits.js';
 import type { Timeouts, WaitOptions } from './waits.js';
@@ -233,6 +233,39 @@ export class Queue<T, S> implements AsyncIterable<T> {
       }
       this.waiters.push(w);
     });
+  }
+
+  /**
+   * Between 1 and `max` items, as soon as at least one may go (waiting as
+   * {@link next} does, with the same deadline and signal), taking what else
+   * is buffered and ready at that moment; `[]` once the queue ended and its
+   * buffer is empty. Rejects as {@link next} does.
+   */
+  take(max: number, options?: ReceiveOptions): Promise<T[]> {
+    if (!Number.isSafeInteger(max) || max < 1)
+      return Promise.reject(new OptionError('max', `expected a positive integer, got ${max}`));
+    if (this.values.length > 0 && this.waiters.size === 0) {
+      const out = this.takeReady(max);
+      if (out.length > 0) return Promise.resolve(out);
+    }
+    return this.next(options).then((r) => {
+      if (r.done === true) return [];
+      const out = [r.value];
+      // Whatever arrived meanwhile, unless a later receive is waiting for it.
+      if (max > 1 && this.waiters.size === 0) for (const v of this.takeReady(max - 1)) out.push(v);
+      return out;
+    });
+  }
+
+  /** Up to `max` buffered items that may go now, oldest first. */
+  private takeReady(max: number): T[] {
+    const out: T[] = [];
+    while (out.length < max && this.values.length > 0) {
+      const i = this.firstReady();
+      if (i < 0) break;
+      out.push(this.takeAt(i) as T);
+    }
+    return out;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<T> {

@@ -285,6 +285,40 @@ export class Receiver<T> implements AsyncIterable<T>, QueueOwner<Inlet> {
     return this.queue.next(options);
   }
 
+  /**
+   * Between 1 and `max` messages at once: waits (with `timeoutMs` or
+   * `signal`, as {@link next}) until at least one is there, then takes what
+   * else is buffered, up to `max`. `[]` once the receiver ended and its
+   * buffer is empty. For consumers that work in batches: one promise per
+   * batch instead of one per message. Rejects as {@link next} does, and
+   * with an OptionError for a `max` that is not a positive integer.
+   */
+  take(max: number, options?: ReceiveOptions): Promise<T[]> {
+    return this.queue.take(max, options);
+  }
+
+  /**
+   * The messages in batches of 1 to `max` ({@link take} in a loop), ending
+   * when the receiver ends. Leaving the loop early (`break`) closes the
+   * receiver, as leaving a `for await` over the receiver does.
+   */
+  batches(max: number): AsyncIterable<T[]> {
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: async (): Promise<IteratorResult<T[], undefined>> => {
+          const batch = await this.queue.take(max);
+          return batch.length === 0
+            ? { value: undefined, done: true }
+            : { value: batch, done: false };
+        },
+        return: (): Promise<IteratorResult<T[], undefined>> => {
+          this.returned();
+          return Promise.resolve({ value: undefined, done: true });
+        },
+      }),
+    };
+  }
+
   /** The messages as an Observable; completes when the receiver ends. One subscriber at a time. */
   observable(): Observable<T> {
     return this.queue.observable();

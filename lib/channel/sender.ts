@@ -10,6 +10,7 @@
 import type { Observable } from 'rxjs';
 import { Subject } from 'rxjs';
 import {
+  BatchSendError,
   ErrorCode,
   MessageTooLargeError,
   NotDeliveredError,
@@ -264,6 +265,31 @@ export class Sender<T> extends PortableHandle {
       return this.sendLater(value, options);
     }
     return this.sendSlow(value, options);
+  }
+
+  /**
+   * Sends `values` in order, each as by {@link send}, and resolves once all
+   * are within the receiver's window: one promise for the batch instead of
+   * one per value. Rejects with a {@link BatchSendError} at the first value
+   * that could not be sent (its `code` is that value's error code, `sent`
+   * says how many went out); the values after it are not sent.
+   */
+  async sendMany(values: Iterable<T>, options?: SendOptions): Promise<void> {
+    let sent = 0;
+    try {
+      for (const value of values) {
+        const p = this.send(value, options);
+        if (p !== RESOLVED) await p;
+        sent++;
+      }
+    } catch (err) {
+      throw new BatchSendError(
+        sent,
+        err instanceof SwitchboardError
+          ? err
+          : new SwitchboardError(ErrorCode.INTERNAL, String(err), { cause: err }),
+      );
+    }
   }
 
   /** Kept out of {@link send}, which stays small enough to be inlined. */
