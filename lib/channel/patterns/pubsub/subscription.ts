@@ -14,7 +14,8 @@
  * event, so a subscriber never carries on as if nothing was missed.
  */
 import type { Observable } from 'rxjs';
-import { merge, Subject } from 'rxjs';
+import { merge } from 'rxjs/internal/observable/merge';
+import { Subject } from 'rxjs/internal/Subject';
 import { DecodeError, ErrorCode, OptionError, SwitchboardError } from '../../../errors.js';
 import { Headed } from '../../envelope.js';
 import type { Headers } from '../../headers.js';

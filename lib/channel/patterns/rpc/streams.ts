@@ -5,7 +5,8 @@
  * direction, so each has its own credit window (a slow reader slows its
  * writer and nothing else).
  */
-import { isObservable, Observable } from 'rxjs';
+import { Observable } from 'rxjs/internal/Observable';
+import { isObservable } from 'rxjs/internal/util/isObservable';
 import type { Subscription } from 'rxjs';
 import { ErrorCode, SwitchboardError } from '../../../errors.js';
 import { Headed } from '../../envelope.js';
