@@ -109,8 +109,11 @@ const SETTLED = 1;
 /** A call made by this node, until it settles; its deadline and signal are its wait. */
 class PendingCall extends Wait {
   state = OPEN;
-  /** When the call began (`performance.now()`), for its duration in stats().metrics. */
-  readonly startedAt = performance.now();
+  /**
+   * When the call began (`performance.now()`), for its duration in
+   * stats().metrics: the clock read that armed its deadline, when it has one.
+   */
+  startedAt = 0;
   /** The server's node, once picked; -1 before. */
   node = -1;
   serverWait: ServerWait | undefined;
@@ -529,6 +532,8 @@ export class Caller {
     this.calls++;
     this.pending.add(p);
     this.hub.timeouts.arm(p, timeoutMs, signal);
+    p.startedAt =
+      p.deadlineAt !== Number.POSITIVE_INFINITY ? p.deadlineAt - timeoutMs : performance.now();
     return p;
   }
 
@@ -771,7 +776,8 @@ export class Caller {
     }
     // Past the deadline, whatever came is a timeout: the handler may have
     // failed because of it, and the caller's timer may just not have run yet.
-    if (p.deadlineAt !== Number.POSITIVE_INFINITY && performance.now() >= p.deadlineAt) {
+    const now = performance.now();
+    if (now >= p.deadlineAt) {
       this.late++;
       this.timedOut(p);
       return;
@@ -779,7 +785,7 @@ export class Caller {
     switch (m.head[1]) {
       case Reply.OK:
         if (p.stream !== undefined) return;
-        if (!this.settle(p)) return;
+        if (!this.settle(p, undefined, now)) return;
         this.stopUp(p);
         p.resolve(m.body);
         return;
@@ -918,11 +924,14 @@ export class Caller {
     s.send(new Headed([Op.CANCEL, p.id, this.hub.self, why], null)).catch(NOOP);
   }
 
-  /** Forgets a call (`error`: why it failed); false if it had settled already. */
-  private settle(p: PendingCall, error?: Error): boolean {
+  /**
+   * Forgets a call (`error`: why it failed); false if it had settled
+   * already. `now`: a clock reading of this turn, when the caller has one.
+   */
+  private settle(p: PendingCall, error?: Error, now = performance.now()): boolean {
     if (p.state !== OPEN) return false;
     p.state = SETTLED;
-    p.route.series.record(performance.now() - p.startedAt, error);
+    p.route.series.record(now - p.startedAt, error);
     this.pending.remove(p);
     this.hub.timeouts.disarm(p);
     if (p.serverWait !== undefined) {
