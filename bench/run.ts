@@ -14,6 +14,7 @@ import { cluster } from './cluster.js';
 import { framing } from './framing.js';
 import { pubsub } from './pubsub.js';
 import { rpc } from './rpc.js';
+import { scale } from './scale.js';
 import { steady } from './steady.js';
 import type { BenchModule, BenchRow } from './harness.js';
 import {
@@ -27,7 +28,7 @@ import {
 } from './harness.js';
 
 /** Every benchmark `npm run bench` runs, in order. Planned: transport, channels, rpc, pubsub. */
-export const benchModules: BenchModule[] = [framing, channels, steady, cluster, rpc, pubsub];
+export const benchModules: BenchModule[] = [framing, channels, steady, cluster, scale, rpc, pubsub];
 
 /** Runs the selected modules and reports; resolves to every row measured. */
 export async function runBenchmarks(
