@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
+  BatchSendError,
   DecodeError,
   ErrorCode,
   HandshakeError,
@@ -89,6 +90,7 @@ describe('docs/errors.md', () => {
       RendezvousTimeoutError,
       NotDeliveredError,
       RemoteError,
+      BatchSendError,
     ]) {
       expect(DOC).toContain(`\`${cls.name}\``);
     }
