@@ -201,7 +201,12 @@ export class Cluster implements ConnectionEvents {
       throw err;
     }
     this.server.on('error', (err: Error) => this.emit({ type: 'error', error: err }));
-    const tick = Math.max(10, Math.min(o.heartbeatMs / 2, 250));
+    // Twice per heartbeat (and often enough for the shortest timeout it
+    // checks): on an idle node these wakeups are most of what it costs.
+    const tick = Math.max(
+      10,
+      Math.min(o.heartbeatMs, o.handshakeTimeoutMs / 2, o.deadPeerMs / 4, o.writeStallMs / 4) / 2,
+    );
     this.ticker = setInterval(() => this.tick(), tick);
     for (const link of this.links)
       if (link !== undefined && dials(this.id, link.peer)) this.startDialing(link);
