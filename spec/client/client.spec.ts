@@ -282,6 +282,39 @@ describe('a client outside the node list', () => {
     await within(quiet.exited, WAIT, 'the quiet client to die');
   });
 
+  it('reconnects to a member that reset its connection, and the session resumes', async () => {
+    await main.request({ cmd: 'subscribe', pattern: 'resume.>' });
+    await until(
+      () => member(1).call<number>('subscribers', 'resume.0'),
+      (n) => n === 1,
+      "member 1 to see the client's subscription",
+    );
+    const from = main.log.length;
+    const mark = member(1).events.length;
+    expect(await member(1).call('publishAcrossDrop', 40)).toBe(1);
+    const got = (): number[] =>
+      main.log
+        .slice(from)
+        .map((r) => r.message)
+        .filter((m) => m.type === 'publication' && m.topic.startsWith('resume.'))
+        .map((m) => (m as { value: number }).value);
+    await until(
+      () => Promise.resolve(got()),
+      (v) => v.length >= 40,
+      'forty publications',
+    );
+    // The peer-reconnected of its relink reaches the client within a heartbeat or two.
+    await new Promise((resolve) => setTimeout(resolve, 2 * TIMING.heartbeatMs));
+    expect(got()).toEqual(Array.from({ length: 40 }, (_, k) => k));
+    // The same session: member 1 never saw the client go.
+    expect(
+      member(1)
+        .events.slice(mark)
+        .filter((e) => e.type === 'client-down'),
+    ).toEqual([]);
+    expect(await clientIds(1)).toEqual([mainId]);
+  });
+
   it('fails the calls in flight to a member killed under it, typed, and calls the other', async () => {
     await main.request({ cmd: 'start-call', method: 'hang', node: 1 });
     await cluster.kill(1);
