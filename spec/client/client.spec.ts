@@ -180,6 +180,31 @@ describe('a client outside the node list', () => {
     ]);
   });
 
+  it('calls streaming methods of every kind', async () => {
+    const r = await main.request<Outcome>({ cmd: 'streams' });
+    expect(r.ok).toBe(true);
+    const { counted, doubled, sum } = r.value as {
+      counted: Array<{ node: number; k: number }>;
+      doubled: number[];
+      sum: number;
+    };
+    expect(counted.map((c) => c.k)).toEqual([0, 1, 2]);
+    expect(new Set(counted.map((c) => c.node)).size).toBe(1);
+    expect([1, 2]).toContain(counted[0]!.node);
+    expect(doubled).toEqual([2, 4, 6]);
+    expect(sum).toBe(15);
+  });
+
+  it("sends to a member's named receiver", async () => {
+    const mark = member(0).reports.length;
+    expect(
+      await main.request<Outcome>({ cmd: 'send', name: 'inbox', node: 0, value: { hi: 0 } }),
+    ).toMatchObject({ ok: true });
+    expect(await member(0).waitForReport('inbox', { from: mark, timeoutMs: WAIT })).toEqual({
+      hi: 0,
+    });
+  });
+
   it('gets a reply through a Sender it sent to a member', async () => {
     expect(await main.request({ cmd: 'reply-through-sender', method: 'reply' })).toEqual({
       ok: true,
