@@ -328,12 +328,14 @@ export class ChannelHub
   ): Sender<T> {
     this.assertOpen();
     const node = target.node;
-    // Patterns also address the clients linked here (peerCount) and this
-    // process's own receivers by their handle number.
+    // Named receivers live on nodes of the list only. By id, patterns also
+    // address the clients linked here (peerCount) and this process's own
+    // receivers by their handle number.
+    const limit = target.name !== undefined ? this.nodes.length : this.peerCount;
     if (
       !Number.isInteger(node) ||
       node < 0 ||
-      (node >= this.peerCount && node !== this.handleSelf)
+      (node >= limit && (target.name !== undefined || node !== this.handleSelf))
     ) {
       throw new OptionError(
         'node',
