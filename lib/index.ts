@@ -2,7 +2,7 @@
 
 // ---- the switchboard ----
 export { Switchboard } from './facade.js';
-export { DEFAULT_SWITCHBOARD_OPTIONS } from './switchboard/options.js';
+export { DEFAULT_CONNECT_OPTIONS, DEFAULT_SWITCHBOARD_OPTIONS } from './switchboard/options.js';
 export { DEFAULT_PHI_OPTIONS } from './switchboard/phi.js';
 export { clusterFingerprint, parseNodes } from './switchboard/nodes.js';
 
@@ -42,6 +42,8 @@ export { LATENCY_BUCKETS } from './switchboard/metrics.js';
 // ---- errors ----
 export {
   BatchSendError,
+  ClientConnectError,
+  ClientRoleError,
   ContractMismatchError,
   DecodeError,
   EncodeError,
@@ -60,7 +62,7 @@ export {
   SwitchboardError,
 } from './errors.js';
 
-export type { StartOptions, SwitchboardStats } from './facade.js';
+export type { ClientConnectOptions, StartOptions, SwitchboardStats } from './facade.js';
 export type { RenderableStats, RenderOptions } from './prometheus.js';
 export type {
   EndpointStats,
@@ -99,10 +101,10 @@ export type {
   StandardValidateOptions,
 } from './channel/schema.js';
 export type { NodeInfo, NodeSpec } from './switchboard/nodes.js';
-export type { SwitchboardOptions, TlsOptions } from './switchboard/options.js';
+export type { ConnectOptions, SwitchboardOptions, TlsOptions } from './switchboard/options.js';
 export type { FailureDetector } from './switchboard/options.js';
 export type { PhiOptions } from './switchboard/phi.js';
-export type { PeerInfo, PeerState, SwitchboardEvent } from './switchboard/events.js';
+export type { ClientInfo, PeerInfo, PeerState, SwitchboardEvent } from './switchboard/events.js';
 export type {
   BidiHandler,
   CallContext,
