@@ -8,98 +8,14 @@
  * not even the rest of the same write.
  */
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { Switchboard } from '../../lib/index.js';
-import { FrameDecoder } from '../../lib/protocol/decoder.js';
-import { FrameType, encodeFrame } from '../../lib/protocol/frame.js';
+import { FrameType } from '../../lib/protocol/frame.js';
 import { GoAwayCode, Handshake, decodeGoAway } from '../../lib/protocol/handshake.js';
-import type { OutFrame } from '../../lib/protocol/handshake.js';
 import { clusterFingerprint, parseNodes } from '../../lib/switchboard/nodes.js';
 import { SECRET } from '../support/cluster.js';
 import { localNodes } from '../support/ports.js';
-
-interface Frame {
-  readonly type: number;
-  readonly payload: Buffer;
-}
-
-/** A socket that speaks frames: what arrives is decoded and queued. */
-class RawPeer {
-  readonly frames: Frame[] = [];
-  readonly closed: Promise<void>;
-  private read = 0;
-  private wake: (() => void) | undefined;
-  private ended = false;
-  private readonly decoder = new FrameDecoder(
-    {
-      onFrame: (type, _flags, _stream, payload) => {
-        this.frames.push({ type, payload: Buffer.from(payload) });
-        this.wake?.();
-      },
-    },
-    { maxFramePayload: 1 << 20 },
-  );
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
-    socket.on('error', () => undefined);
-    this.closed = new Promise((resolve) =>
-      socket.once('close', () => {
-        this.ended = true;
-        this.wake?.();
-        resolve();
-      }),
-    );
-  }
-
-  static connect(port: number): Promise<RawPeer> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port });
-      socket.once('error', reject);
-      socket.once('connect', () => {
-        socket.off('error', reject);
-        resolve(new RawPeer(socket));
-      });
-    });
-  }
-
-  /** The next frame not yet taken; rejects when the socket closed first. */
-  async next(): Promise<Frame> {
-    for (;;) {
-      const f = this.frames[this.read];
-      if (f !== undefined) {
-        this.read++;
-        return f;
-      }
-      if (this.ended) throw new Error('closed while waiting for a frame');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 5_000);
-        this.wake = () => {
-          clearTimeout(t);
-          this.wake = undefined;
-          resolve();
-        };
-      });
-    }
-  }
-
-  /** The next frame of `type`, skipping others (SETTINGS, PING, ACK...). */
-  async nextOf(type: number): Promise<Frame> {
-    for (;;) {
-      const f = await this.next();
-      if (f.type === type) return f;
-    }
-  }
-
-  /** Writes the frames in one write. */
-  send(frames: readonly OutFrame[]): void {
-    this.socket.write(Buffer.concat(frames.map((f) => encodeFrame(f.type, 0, 0, f.payload))));
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
+import { RawPeer } from './raw-peer.js';
+import type { Frame } from './raw-peer.js';
 
 describe('docs/wire-protocol.md 5.1, what each handshake state accepts (a raw node 0 against node 1)', () => {
   let nodes: string[];
