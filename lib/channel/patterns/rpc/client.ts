@@ -444,9 +444,12 @@ export class Caller {
 
   // ---- driven by the waits and the streams ---------------------------------------
 
+  // The cancel goes before the call's streams are closed (fail): a server
+  // that read the up stream's CLOSE first would take its caller for lost.
   timedOut(p: PendingCall): void {
     if (p.state !== OPEN) return;
     const where = p.node < 0 ? '' : ` on node ${p.node}`;
+    this.sendCancel(p, Why.DEADLINE);
     this.fail(
       p,
       new SwitchboardError(
@@ -455,13 +458,12 @@ export class Caller {
         p.refusal === undefined ? undefined : { cause: p.refusal },
       ),
     );
-    this.sendCancel(p, Why.DEADLINE);
   }
 
   abort(p: PendingCall, reason: unknown): void {
     if (p.state !== OPEN) return;
-    this.fail(p, abortError(`call "${p.method}"`, reason));
     this.sendCancel(p, Why.ABORTED);
+    this.fail(p, abortError(`call "${p.method}"`, reason));
   }
 
   noServerYet(p: PendingCall): void {
@@ -876,8 +878,8 @@ export class Caller {
         (outcome.error.code === ErrorCode.ENCODE ||
           outcome.error.code === ErrorCode.MESSAGE_TOO_LARGE)
       ) {
-        this.fail(p, outcome.error);
         this.sendCancel(p, Why.ABORTED);
+        this.fail(p, outcome.error);
       }
       // Otherwise the server stopped reading: its reply (or the node's loss) settles the call.
     });
