@@ -69,6 +69,8 @@ import type { SwitchboardOptions } from './switchboard/options.js';
 import { ANONYMOUS } from './switchboard/metrics.js';
 import type { Metrics, MetricsStats } from './switchboard/metrics.js';
 import { renderPrometheus } from './prometheus.js';
+import { RPC_KIND, SERVICE_KIND } from './channel/patterns/rpc/server.js';
+import { Introspection, refuseSystemName, withoutSystemMethods } from './switchboard/introspect.js';
 import type { RenderOptions } from './prometheus.js';
 import type { Observable } from 'rxjs';
 
@@ -155,6 +157,7 @@ export class Switchboard {
   private pushPullEngine: PushPull | undefined;
   private poster: Poster | undefined;
   private closing: Promise<void> | undefined;
+  private readonly introspection: Introspection<SwitchboardStats>;
 
   private constructor(options: StartOptions) {
     this.cluster = new Cluster(options, START_OPTION_NAMES);
@@ -169,6 +172,19 @@ export class Switchboard {
     this.events$ = this.cluster.events$;
     this.lingerMs = this.cluster.lingerMs;
     internalsOf.set(this, { cluster: this.cluster, hub: this.hub });
+    // The `$sb.*` system methods (lib/switchboard/introspect.ts), served from the start.
+    this.introspection = new Introspection({
+      id: this.id,
+      incarnation: this.incarnation,
+      peers: () => this.peers(),
+      stats: () => this.stats(),
+      ownEntries: (kind) =>
+        this.hub.directory
+          .lookupKind(kind === 'rpc' ? RPC_KIND : SERVICE_KIND)
+          .filter((e) => e.node === this.id),
+      serve: (method, handler) => void this.rpc().serveUnary(method, handler),
+    });
+    this.introspection.serveAll();
   }
 
   /**
@@ -183,7 +199,9 @@ export class Switchboard {
     try {
       await sb.cluster.startCluster();
     } catch (err) {
-      sb.hub.shutdown(new SwitchboardError(ErrorCode.CLOSED, 'switchboard failed to start'), false);
+      const failed = new SwitchboardError(ErrorCode.CLOSED, 'switchboard failed to start');
+      sb.rpcEngine?.shutdown(failed);
+      sb.hub.shutdown(failed, false);
       throw err;
     }
     return sb;
@@ -310,6 +328,7 @@ export class Switchboard {
     options?: ServeOptions,
   ): ServeHandle {
     check(options, SERVE_OPTION_NAMES);
+    refuseSystemName(method, 'method');
     return this.rpc().serveUnary(method, handler, options);
   }
 
@@ -342,6 +361,7 @@ export class Switchboard {
     options?: ServeOptions,
   ): ServeHandle {
     check(options, SERVE_OPTION_NAMES);
+    refuseSystemName(method, 'method');
     return this.rpc().serveStream(method, handler, options);
   }
 
@@ -362,6 +382,7 @@ export class Switchboard {
     options?: ServeOptions,
   ): ServeHandle {
     check(options, SERVE_OPTION_NAMES);
+    refuseSystemName(method, 'method');
     return this.rpc().serveClientStream(method, handler, options);
   }
 
@@ -391,6 +412,7 @@ export class Switchboard {
     options?: ServeOptions,
   ): ServeHandle {
     check(options, SERVE_OPTION_NAMES);
+    refuseSystemName(method, 'method');
     return this.rpc().serveBidi(method, handler, options);
   }
 
@@ -424,7 +446,10 @@ export class Switchboard {
     options?: ServeOptions,
   ): ServiceHandle {
     check(options, SERVE_OPTION_NAMES);
-    return serveService(this.rpc(), contract, handlers, options);
+    refuseSystemName((contract as { name?: unknown } | undefined)?.name, 'contract.name');
+    const handle = serveService(this.rpc(), contract, handlers, options);
+    this.introspection.contractServed(contract);
+    return handle;
   }
 
   /**
@@ -548,7 +573,8 @@ export class Switchboard {
 
   /** Per-peer and per-channel counters and queue depths. */
   stats(): SwitchboardStats {
-    return {
+    // The `$sb.*` system methods are the library's, not the application's traffic.
+    return withoutSystemMethods({
       node: this.id,
       incarnation: this.incarnation,
       peers: this.cluster.peers(),
@@ -556,7 +582,7 @@ export class Switchboard {
       drops: Object.fromEntries(this.hub.drops),
       rpc: this.rpcEngine?.stats() ?? NO_RPC_STATS,
       metrics: this.hub.metrics.snapshot(),
-    };
+    });
   }
 
   /**
