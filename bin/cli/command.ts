@@ -14,8 +14,20 @@ import type { ClusterTarget } from './target.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** One command of `switchboard`. */
-export interface Command {
+/** What a command's flags are checked from, before it attaches. */
+export interface Args {
+  readonly values: Readonly<Record<string, string | boolean | undefined>>;
+  readonly positionals: readonly string[];
+  /** Nodes in the node list (bounds `--node`). */
+  readonly nodeCount: number;
+}
+
+/**
+ * One command of `switchboard`: `parse` checks its flags into `P` before
+ * anything is dialled (a bad flag is exit 2 even when the cluster is down),
+ * `run` does the work.
+ */
+export interface Command<P = unknown> {
   readonly name: string;
   /** One line for `switchboard --help`. */
   readonly summary: string;
@@ -26,13 +38,19 @@ export interface Command {
   readonly options: Options;
   /** How many positionals it takes, at least and at most. */
   readonly positionals: readonly [number, number];
-  run(ctx: Context): Promise<number>;
+  parse(args: Args): P;
+  run(ctx: Context, settings: P): Promise<number>;
+}
+
+/** Erases a command's settings type, for the table of commands. */
+export function defineCommand<P>(cmd: Command<P>): Command {
+  // Methods are bivariant in their parameters, so this needs no cast; it is
+  // sound because `runCommand` hands `run` only what this command's `parse` returned.
+  return cmd;
 }
 
 /** What a command's `run` gets. */
 export interface Context {
-  readonly values: Readonly<Record<string, string | boolean | undefined>>;
-  readonly positionals: readonly string[];
   readonly json: boolean;
   readonly target: ClusterTarget;
   readonly session: Session;
@@ -78,15 +96,14 @@ export async function runCommand(cmd: Command, argv: readonly string[]): Promise
       `${cmd.name}: ${cmd.usage.split('\n')[0]!.replace(/^Usage: /, 'usage: ')}`,
     );
   const target = resolveTarget(values);
+  const settings = cmd.parse({
+    values,
+    positionals: parsed.positionals,
+    nodeCount: target.addresses.length,
+  });
   const session = await attach(target);
   try {
-    return await cmd.run({
-      values,
-      positionals: parsed.positionals,
-      json: values.json === true,
-      target,
-      session,
-    });
+    return await cmd.run({ json: values.json === true, target, session }, settings);
   } finally {
     await closeWithin(session, 2_000);
   }

@@ -16,6 +16,7 @@
 import {
   isSystemMethod,
   isValidPattern,
+  isValidTopic,
   SYSTEM_METHODS,
   topicMatches,
 } from '../../../lib/index.js';
@@ -24,7 +25,8 @@ import { count as fmtCount, rate } from '../../demo/display.js';
 import { UsageError } from '../../demo/options.js';
 import type { Session } from '../attach.js';
 import { askAll } from '../command.js';
-import type { Command, Context } from '../command.js';
+import { defineCommand } from '../command.js';
+import type { Args, Context } from '../command.js';
 import { EXIT } from '../exit.js';
 import { errorLine, ms, note, out, summarize, toJson } from '../format.js';
 import type { LatencySummary } from '../format.js';
@@ -67,13 +69,12 @@ function failedOne(tally: Tally, err: unknown): void {
 
 async function runRpc(
   ctx: Context,
+  s: BenchSettings,
   tally: Tally,
   until: number,
   perNode: Map<number, number>,
 ): Promise<void> {
-  const method = (ctx.values.method as string | undefined) ?? SYSTEM_METHODS.ping;
-  const payload = payloadOf(ctx);
-  const node = nodeOf(ctx);
+  const { method, payload, node } = s;
   const timeoutMs = 10_000;
   const options = node === undefined ? { timeoutMs } : { timeoutMs, node };
   const { sb, members } = ctx.session;
@@ -97,28 +98,23 @@ async function runRpc(
       }
     }
   };
-  await Promise.all(Array.from({ length: concurrencyOf(ctx, 16) }, loop));
+  await Promise.all(Array.from({ length: s.concurrency }, loop));
 }
 
 async function runChannel(
   ctx: Context,
+  s: BenchSettings,
   tally: Tally,
   until: number,
 ): Promise<{ delivered: number; target: string; loadMs: number }> {
   const began = performance.now();
-  const name = ctx.values.receiver as string | undefined;
-  const mpmc = ctx.values.mpmc as string | undefined;
-  if ((name === undefined) === (mpmc === undefined))
-    throw new UsageError('bench channel needs --receiver <name> --node <id>, or --mpmc <name>');
-  const node = nodeOf(ctx);
-  if (name !== undefined && node === undefined)
-    throw new UsageError('bench channel --receiver needs --node <id>');
+  const { receiver: name, mpmc, node } = s;
   const { sb } = ctx.session;
   const sender: Sender<Buffer> =
     name !== undefined
       ? sb.sender<Buffer>(name, { node: node! })
       : sb.mpmcSender<Buffer>(mpmc!, { mode: 'one' });
-  const message = Buffer.alloc(sizeOf(ctx), 0x61);
+  const message = Buffer.alloc(s.size, 0x61);
   const loop = async (): Promise<void> => {
     while (performance.now() < until) {
       const t = performance.now();
@@ -133,7 +129,7 @@ async function runChannel(
       }
     }
   };
-  await Promise.all(Array.from({ length: concurrencyOf(ctx, 1) }, loop));
+  await Promise.all(Array.from({ length: s.concurrency }, loop));
   const loadMs = performance.now() - began;
   sender.close();
   // What is still in flight is known delivered once the receiver acknowledged it.
@@ -166,22 +162,22 @@ async function handedOut(session: Session, topic: string): Promise<number | unde
 
 async function runPubsub(
   ctx: Context,
+  s: BenchSettings,
   tally: Tally,
-  durationMs: number,
 ): Promise<{
   topic: string;
   subscriptions: number;
   delivered: number | undefined;
   loadMs: number;
 }> {
-  const topic = (ctx.values.topic as string | undefined) ?? 'bench.load';
+  const { topic, durationMs } = s;
   const { sb } = ctx.session;
   const before = await handedOut(ctx.session, topic);
   const waitUntil = performance.now() + 1_000;
   while (sb.subscribers(topic) === 0 && performance.now() < waitUntil)
     await new Promise((r) => setTimeout(r, 20));
   const subscriptions = sb.subscribers(topic);
-  const message = Buffer.alloc(sizeOf(ctx), 0x61);
+  const message = Buffer.alloc(s.size, 0x61);
   const began = performance.now();
   const until = began + durationMs;
   while (performance.now() < until) {
@@ -217,29 +213,56 @@ async function runPubsub(
   return { topic, subscriptions, delivered, loadMs };
 }
 
-function nodeOf(ctx: Context): number | undefined {
-  const raw = ctx.values.node as string | undefined;
-  return raw === undefined
-    ? undefined
-    : intFlag('node', raw, 0, ctx.session.addresses.length - 1, 0);
+/** The flags of `bench`, checked before it attaches. */
+interface BenchSettings {
+  readonly kind: Kind;
+  readonly durationMs: number;
+  readonly concurrency: number;
+  readonly method: string;
+  readonly payload: unknown;
+  readonly node: number | undefined;
+  readonly receiver: string | undefined;
+  readonly mpmc: string | undefined;
+  readonly topic: string;
+  readonly size: number;
 }
 
-function concurrencyOf(ctx: Context, dflt: number): number {
-  return intFlag('concurrency', ctx.values.concurrency as string | undefined, 1, 4096, dflt);
-}
-
-function sizeOf(ctx: Context): number {
-  return intFlag('size', ctx.values.size as string | undefined, 0, 16 * 1024 * 1024, 16);
-}
-
-function payloadOf(ctx: Context): unknown {
-  const raw = ctx.values.payload as string | undefined;
-  if (raw === undefined) return null;
-  try {
-    return JSON.parse(raw) as unknown;
-  } catch (err) {
-    throw new UsageError(`--payload must be JSON: ${(err as Error).message}`);
+function parseBench(a: Args): BenchSettings {
+  const v = a.values as Readonly<Record<string, string | undefined>>;
+  const kind = a.positionals[0] as Kind;
+  if (!KINDS.includes(kind))
+    throw new UsageError(`bench takes one of ${KINDS.join(', ')}; got "${kind}"`);
+  const node = v.node === undefined ? undefined : intFlag('node', v.node, 0, a.nodeCount - 1, 0);
+  let payload: unknown = null;
+  if (v.payload !== undefined)
+    try {
+      payload = JSON.parse(v.payload) as unknown;
+    } catch (err) {
+      throw new UsageError(`--payload must be JSON: ${(err as Error).message}`);
+    }
+  if (kind === 'channel') {
+    if ((v.receiver === undefined) === (v.mpmc === undefined))
+      throw new UsageError('bench channel needs --receiver <name> --node <id>, or --mpmc <name>');
+    if (v.receiver !== undefined && node === undefined)
+      throw new UsageError('bench channel --receiver needs --node <id>');
   }
+  const topic = v.topic ?? 'bench.load';
+  if (!isValidTopic(topic)) throw new UsageError(`--topic "${topic}" is not a topic`);
+  return {
+    kind,
+    durationMs: secondsFlag('duration', v.duration, 5, 3_600),
+    concurrency:
+      kind === 'pubsub'
+        ? 1
+        : intFlag('concurrency', v.concurrency, 1, 4096, kind === 'rpc' ? 16 : 1),
+    method: v.method ?? SYSTEM_METHODS.ping,
+    payload,
+    node,
+    receiver: v.receiver,
+    mpmc: v.mpmc,
+    topic,
+    size: intFlag('size', v.size, 0, 16 * 1024 * 1024, 16),
+  };
 }
 
 function latencyLine(what: string, s: LatencySummary | undefined): string {
@@ -250,7 +273,7 @@ function latencyLine(what: string, s: LatencySummary | undefined): string {
   );
 }
 
-export const bench: Command = {
+export const bench = defineCommand({
   name: 'bench',
   summary: 'rpc, channel or pubsub load against the cluster, with a latency summary',
   usage: `Usage: switchboard bench <rpc|channel|pubsub> [options]
@@ -290,11 +313,9 @@ on a terminal, and prints a summary at the end:
     size: { type: 'string' },
   },
   positionals: [1, 1],
-  async run(ctx) {
-    const kind = ctx.positionals[0] as Kind;
-    if (!KINDS.includes(kind))
-      throw new UsageError(`bench takes one of ${KINDS.join(', ')}; got "${kind}"`);
-    const durationMs = secondsFlag('duration', ctx.values.duration as string | undefined, 5, 3_600);
+  parse: parseBench,
+  async run(ctx, s) {
+    const { kind, durationMs, concurrency } = s;
     const tally: Tally = { ops: 0, errors: 0, samples: [], firstError: undefined };
     const perNode = new Map<number, number>();
     const began = performance.now();
@@ -303,13 +324,13 @@ on a terminal, and prints a summary at the end:
     let extra: Record<string, unknown>;
     try {
       if (kind === 'rpc') {
-        await runRpc(ctx, tally, until, perNode);
+        await runRpc(ctx, s, tally, until, perNode);
         extra = {
-          method: ctx.values.method ?? SYSTEM_METHODS.ping,
+          method: s.method,
           perNode: Object.fromEntries([...perNode].sort((a, b) => a[0] - b[0])),
         };
-      } else if (kind === 'channel') extra = await runChannel(ctx, tally, until);
-      else extra = await runPubsub(ctx, tally, durationMs);
+      } else if (kind === 'channel') extra = await runChannel(ctx, s, tally, until);
+      else extra = await runPubsub(ctx, s, tally);
     } finally {
       stopProgress();
     }
@@ -318,7 +339,6 @@ on a terminal, and prints a summary at the end:
     extra = shown;
     const elapsedMs = loadMs ?? performance.now() - began;
     const latency = summarize(tally.samples);
-    const concurrency = kind === 'pubsub' ? 1 : concurrencyOf(ctx, kind === 'rpc' ? 16 : 1);
     const result = {
       kind,
       durationS: Math.round(elapsedMs) / 1000,
@@ -361,4 +381,4 @@ on a terminal, and prints a summary at the end:
     }
     return tally.errors === 0 && tally.ops > 0 ? EXIT.OK : EXIT.FAILED;
   },
-};
+});

@@ -13,8 +13,8 @@ import type {
   SwitchboardStats,
 } from '../../../lib/index.js';
 import { metricsLines } from '../../demo/metrics.js';
-import { askAll } from '../command.js';
-import type { Answer, Command, Context } from '../command.js';
+import { askAll, defineCommand } from '../command.js';
+import type { Answer, Args } from '../command.js';
 import { EXIT } from '../exit.js';
 import { errorLine, ms, out, summarize, table, toJson } from '../format.js';
 import { intFlag, secondsFlag } from '../target.js';
@@ -22,8 +22,8 @@ import { intFlag, secondsFlag } from '../target.js';
 const TIMEOUT = { timeout: { type: 'string' } } as const;
 const TIMEOUT_HELP = `  --timeout <s>           how long to wait for each member's answer (default 5)`;
 
-const timeoutOf = (ctx: Context): number =>
-  secondsFlag('timeout', ctx.values.timeout as string | undefined, 5);
+const timeoutOf = (a: Args): number =>
+  secondsFlag('timeout', a.values.timeout as string | undefined, 5);
 
 /** Exit 1 when a member did not answer. */
 const statusOf = (answers: readonly Answer<unknown>[]): number =>
@@ -35,7 +35,7 @@ function noAnswer(a: Answer<unknown> & { ok: false }): string {
   return `node ${a.node} (${a.address}): no answer: ${a.error}`;
 }
 
-export const ping: Command = {
+export const ping = defineCommand({
   name: 'ping',
   summary: 'round-trip time to every member',
   usage: `Usage: switchboard ping [options]
@@ -46,9 +46,11 @@ and prints each member's round trip (min/avg/max) and incarnation.`,
 ${TIMEOUT_HELP}`,
   options: { count: { type: 'string' }, ...TIMEOUT },
   positionals: [0, 0],
-  async run(ctx) {
-    const count = intFlag('count', ctx.values.count as string | undefined, 1, 1000, 3);
-    const timeoutMs = timeoutOf(ctx);
+  parse: (a) => ({
+    count: intFlag('count', a.values.count as string | undefined, 1, 1000, 3),
+    timeoutMs: timeoutOf(a),
+  }),
+  async run(ctx, { count, timeoutMs }) {
     const { sb, members, addresses } = ctx.session;
     const links = new Map(sb.peers().map((p) => [p.node, p]));
     const rows = await Promise.all(
@@ -97,7 +99,7 @@ ${TIMEOUT_HELP}`,
         out(line);
     return rows.every((r) => r.ok) ? EXIT.OK : EXIT.FAILED;
   },
-};
+});
 
 function peerRow(p: PeerInfo): string[] {
   return [
@@ -108,7 +110,7 @@ function peerRow(p: PeerInfo): string[] {
   ];
 }
 
-export const peers: Command = {
+export const peers = defineCommand({
   name: 'peers',
   summary: "each member's view of its peers: up, suspect, down, incarnations, RTT",
   usage: `Usage: switchboard peers [options]
@@ -120,8 +122,9 @@ partition shows.`,
   optionsHelp: TIMEOUT_HELP,
   options: { ...TIMEOUT },
   positionals: [0, 0],
-  async run(ctx) {
-    const answers = await askAll<PeersReply>(ctx.session, SYSTEM_METHODS.peers, timeoutOf(ctx));
+  parse: (a) => ({ timeoutMs: timeoutOf(a) }),
+  async run(ctx, { timeoutMs }) {
+    const answers = await askAll<PeersReply>(ctx.session, SYSTEM_METHODS.peers, timeoutMs);
     const own = ctx.session.sb.peers();
     if (ctx.json) {
       out(toJson({ members: answers, attached: { role: ctx.session.role, links: own } }, false));
@@ -146,7 +149,7 @@ partition shows.`,
     for (const r of rows) out(r.length > 1 ? peerLines[i++]! : r[0]!);
     return statusOf(answers);
   },
-};
+});
 
 /** One method across the cluster. */
 interface ClusterMethod {
@@ -156,7 +159,7 @@ interface ClusterMethod {
   readonly contracts: Array<NonNullable<MethodInfo['contract']> & { readonly nodes: number[] }>;
 }
 
-export const methods: Command = {
+export const methods = defineCommand({
   name: 'methods',
   summary: 'every method the cluster serves, with its kind, nodes and contract',
   usage: `Usage: switchboard methods [options]
@@ -170,8 +173,9 @@ version. The library's own $sb.* methods are not listed.`,
 ${TIMEOUT_HELP}`,
   options: { schemas: { type: 'boolean' }, ...TIMEOUT },
   positionals: [0, 0],
-  async run(ctx) {
-    const answers = await askAll<MethodsReply>(ctx.session, SYSTEM_METHODS.methods, timeoutOf(ctx));
+  parse: (a) => ({ timeoutMs: timeoutOf(a), schemas: a.values.schemas === true }),
+  async run(ctx, { timeoutMs, schemas }) {
+    const answers = await askAll<MethodsReply>(ctx.session, SYSTEM_METHODS.methods, timeoutMs);
     const all = new Map<string, ClusterMethod>();
     for (const a of answers) {
       if (!a.ok) continue;
@@ -208,7 +212,7 @@ ${TIMEOUT_HELP}`,
       ]);
     for (const line of table(rows)) out(line);
     if (list.length === 0) out('(no method is served)');
-    if (ctx.values.schemas === true)
+    if (schemas)
       for (const m of list)
         for (const k of m.contracts) {
           if (k.request === undefined && k.response === undefined) continue;
@@ -219,7 +223,7 @@ ${TIMEOUT_HELP}`,
     for (const a of answers) if (!a.ok) out(noAnswer(a));
     return statusOf(answers);
   },
-};
+});
 
 /**
  * What the members' receivers and subscriptions handed out, per channel
@@ -238,7 +242,7 @@ function receivedLines(all: readonly SwitchboardStats[]): string[] {
     .map(([dest, n]) => `received   ${dest.padEnd(22)} ${String(n).padStart(7)} received`);
 }
 
-export const stats: Command = {
+export const stats = defineCommand({
   name: 'stats',
   summary: "every member's stats, from its metrics: calls with p50/p99, tasks, publications",
   usage: `Usage: switchboard stats [options]
@@ -253,12 +257,9 @@ summed over the cluster. Counts are since each member started.`,
 ${TIMEOUT_HELP}`,
   options: { prometheus: { type: 'boolean' }, ...TIMEOUT },
   positionals: [0, 0],
-  async run(ctx) {
-    const answers = await askAll<SwitchboardStats>(
-      ctx.session,
-      SYSTEM_METHODS.stats,
-      timeoutOf(ctx),
-    );
+  parse: (a) => ({ timeoutMs: timeoutOf(a), prometheus: a.values.prometheus === true }),
+  async run(ctx, { timeoutMs, prometheus }) {
+    const answers = await askAll<SwitchboardStats>(ctx.session, SYSTEM_METHODS.stats, timeoutMs);
     if (ctx.json) {
       out(toJson({ members: answers }, false));
       return statusOf(answers);
@@ -271,7 +272,7 @@ ${TIMEOUT_HELP}`,
       }
       const s = a.value;
       got.push(s);
-      if (ctx.values.prometheus === true) {
+      if (prometheus) {
         out(`# node ${a.node} (${a.address}), incarnation ${s.incarnation}`);
         process.stdout.write(renderPrometheus(s));
         continue;
@@ -286,11 +287,11 @@ ${TIMEOUT_HELP}`,
       for (const l of lines) out(`  ${l}`);
       if (lines.length === 0) out('  (no traffic yet)');
     }
-    if (ctx.values.prometheus !== true && got.length > 1) {
+    if (!prometheus && got.length > 1) {
       out(`cluster (${got.length} members):`);
       for (const l of [...metricsLines(got.map((s) => s.metrics)), ...receivedLines(got)])
         out(`  ${l}`);
     }
     return statusOf(answers);
   },
-};
+});

@@ -4,8 +4,9 @@
  * message carries beyond JSON (bytes, maps, bigints) is printed in the
  * spelling of format.ts.
  */
+import { isValidPattern, isValidTopic } from '../../../lib/index.js';
 import { UsageError } from '../../demo/options.js';
-import type { Command } from '../command.js';
+import { defineCommand } from '../command.js';
 import { EXIT, FailedError } from '../exit.js';
 import { errorLine, note, out, toJson } from '../format.js';
 import { intFlag, secondsFlag } from '../target.js';
@@ -30,7 +31,7 @@ function failed(json: boolean, what: string, err: unknown): FailedError {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export const call: Command = {
+export const call = defineCommand({
   name: 'call',
   summary: 'call an RPC method with a JSON request; print the reply',
   usage: `Usage: switchboard call <method> [json] [options]
@@ -44,18 +45,24 @@ its own line as it arrives.`,
   --timeout <s>           the call's deadline (default 30)`,
   options: { node: { type: 'string' }, stream: { type: 'boolean' }, timeout: { type: 'string' } },
   positionals: [1, 2],
-  async run(ctx) {
-    const [method, raw] = ctx.positionals as [string, string | undefined];
-    const request = parseValue(raw, 'the request');
-    const timeoutMs = secondsFlag('timeout', ctx.values.timeout as string | undefined, 30);
-    const nodeRaw = ctx.values.node as string | undefined;
+  parse(a) {
+    const [method, raw] = a.positionals as [string, string | undefined];
+    const nodeRaw = a.values.node as string | undefined;
     const node =
-      nodeRaw === undefined
-        ? undefined
-        : intFlag('node', nodeRaw, 0, ctx.session.addresses.length - 1, 0);
-    const options = { timeoutMs, ...(node === undefined ? {} : { node }) };
+      nodeRaw === undefined ? undefined : intFlag('node', nodeRaw, 0, a.nodeCount - 1, 0);
+    return {
+      method,
+      request: parseValue(raw, 'the request'),
+      stream: a.values.stream === true,
+      options: {
+        timeoutMs: secondsFlag('timeout', a.values.timeout as string | undefined, 30),
+        ...(node === undefined ? {} : { node }),
+      },
+    };
+  },
+  async run(ctx, { method, request, stream, options }) {
     const { sb } = ctx.session;
-    if (ctx.values.stream === true) {
+    if (stream) {
       let n = 0;
       try {
         for await (const item of sb.callStream(method, request, options)) {
@@ -76,9 +83,9 @@ its own line as it arrives.`,
     out(toJson(reply, !ctx.json));
     return EXIT.OK;
   },
-};
+});
 
-export const pub: Command = {
+export const pub = defineCommand({
   name: 'pub',
   summary: 'publish a JSON value on a topic',
   usage: `Usage: switchboard pub <topic> <json> [options]
@@ -90,11 +97,18 @@ moment after attaching: it first waits up to --wait for one to match.`,
   --wait <s>              wait this long for a matching subscription (default 1)`,
   options: { count: { type: 'string' }, wait: { type: 'string' } },
   positionals: [2, 2],
-  async run(ctx) {
-    const [topic, raw] = ctx.positionals as [string, string];
-    const value = parseValue(raw, 'the value');
-    const count = intFlag('count', ctx.values.count as string | undefined, 1, 1_000_000, 1);
-    const waitMs = secondsFlag('wait', ctx.values.wait as string | undefined, 1);
+  parse(a) {
+    const [topic, raw] = a.positionals as [string, string];
+    if (!isValidTopic(topic))
+      throw new UsageError(`pub: "${topic}" is not a topic: dot-separated tokens, no wildcards`);
+    return {
+      topic,
+      value: parseValue(raw, 'the value'),
+      count: intFlag('count', a.values.count as string | undefined, 1, 1_000_000, 1),
+      waitMs: secondsFlag('wait', a.values.wait as string | undefined, 1),
+    };
+  },
+  async run(ctx, { topic, value, count, waitMs }) {
     const { sb } = ctx.session;
     const until = performance.now() + waitMs;
     while (sb.subscribers(topic) === 0 && performance.now() < until) await sleep(20);
@@ -113,9 +127,9 @@ moment after attaching: it first waits up to --wait for one to match.`,
     else out(`published ${count} on ${topic}; ${reached} subscription(s) matched`);
     return EXIT.OK;
   },
-};
+});
 
-export const sub: Command = {
+export const sub = defineCommand({
   name: 'sub',
   summary: 'subscribe to a pattern and print what arrives',
   usage: `Usage: switchboard sub <pattern> [options]
@@ -129,12 +143,21 @@ passed. "subscribed" is written to stderr once the subscription is made.`,
   --timeout <s>           stop after this long (exit 0 unless --count was not reached)`,
   options: { count: { type: 'string' }, timeout: { type: 'string' } },
   positionals: [1, 1],
-  async run(ctx) {
-    const [pattern] = ctx.positionals as [string];
-    const countRaw = ctx.values.count as string | undefined;
-    const count = countRaw === undefined ? undefined : intFlag('count', countRaw, 1, 1e9, 1);
-    const timeoutRaw = ctx.values.timeout as string | undefined;
-    const timeoutMs = timeoutRaw === undefined ? undefined : secondsFlag('timeout', timeoutRaw, 0);
+  parse(a) {
+    const countRaw = a.values.count as string | undefined;
+    const timeoutRaw = a.values.timeout as string | undefined;
+    const pattern = a.positionals[0]!;
+    if (!isValidPattern(pattern))
+      throw new UsageError(
+        `sub: "${pattern}" is not a pattern: dot-separated tokens, * for one, > for the rest`,
+      );
+    return {
+      pattern,
+      count: countRaw === undefined ? undefined : intFlag('count', countRaw, 1, 1e9, 1),
+      timeoutMs: timeoutRaw === undefined ? undefined : secondsFlag('timeout', timeoutRaw, 0),
+    };
+  },
+  async run(ctx, { pattern, count, timeoutMs }) {
     let subscription;
     try {
       subscription = ctx.session.sb.subscribe(pattern);
@@ -179,9 +202,9 @@ passed. "subscribed" is written to stderr once the subscription is made.`,
       throw new FailedError(`${n} of ${count} publications arrived before ${stop ?? 'the end'}`);
     return EXIT.OK;
   },
-};
+});
 
-export const push: Command = {
+export const push = defineCommand({
   name: 'push',
   summary: "push a JSON task to a queue; done once a worker's window took it",
   usage: `Usage: switchboard push <queue> <json> [options]
@@ -194,11 +217,16 @@ least-loaded worker first). A queue without a worker waits, up to
   --timeout <s>           give up on a push after this long (default 30)`,
   options: { count: { type: 'string' }, timeout: { type: 'string' } },
   positionals: [2, 2],
-  async run(ctx) {
-    const [queue, raw] = ctx.positionals as [string, string];
-    const task = parseValue(raw, 'the task');
-    const count = intFlag('count', ctx.values.count as string | undefined, 1, 1_000_000, 1);
-    const timeoutMs = secondsFlag('timeout', ctx.values.timeout as string | undefined, 30);
+  parse(a) {
+    const [queue, raw] = a.positionals as [string, string];
+    return {
+      queue,
+      task: parseValue(raw, 'the task'),
+      count: intFlag('count', a.values.count as string | undefined, 1, 1_000_000, 1),
+      timeoutMs: secondsFlag('timeout', a.values.timeout as string | undefined, 30),
+    };
+  },
+  async run(ctx, { queue, task, count, timeoutMs }) {
     let pushed = 0;
     try {
       for (let i = 0; i < count; i++) {
@@ -212,4 +240,4 @@ least-loaded worker first). A queue without a worker waits, up to
     else out(`pushed ${pushed} task(s) to ${queue}`);
     return EXIT.OK;
   },
-};
+});
