@@ -69,6 +69,12 @@ export const ErrorCode = {
   CONTRACT_MISMATCH: 'ERR_SB_CONTRACT_MISMATCH',
   /** An internal invariant broke: a bug, reported instead of swallowed. */
   INTERNAL: 'ERR_SB_INTERNAL',
+  /** A client asked for something only a member of the node list may do (serve, work, announce). */
+  CLIENT_ROLE: 'ERR_SB_CLIENT_ROLE',
+  /** A member refused a client: it already holds `maxClients` clients (or accepts none). */
+  CLIENT_LIMIT: 'ERR_SB_CLIENT_LIMIT',
+  /** `Switchboard.connect()` linked with no member in time; `reasons` says why, per member. */
+  CONNECT: 'ERR_SB_CONNECT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -415,5 +421,52 @@ export class ContractMismatchError extends SwitchboardError {
     this.method = method;
     this.expected = expected;
     this.found = found;
+  }
+}
+
+/**
+ * A client (`Switchboard.connect()`) asked for something only a member of
+ * the node list may do: serve a method, run a worker, own a named or MPMC
+ * receiver. Members enforce the same rule on what a client announces.
+ */
+export class ClientRoleError extends SwitchboardError {
+  /** The operation refused (`serve`, `worker`, ...). */
+  readonly operation: string;
+
+  constructor(operation: string, message?: string, options?: SwitchboardErrorOptions) {
+    super(
+      ErrorCode.CLIENT_ROLE,
+      message ??
+        `${operation}() is for members of the node list; a client (Switchboard.connect) may not ${operation}`,
+      options,
+    );
+    this.operation = operation;
+  }
+}
+
+/**
+ * `Switchboard.connect()` linked with no member within `timeoutMs`, or every
+ * member it dialed refused it. `reasons` has one entry per member dialed
+ * (its address, why the last attempt failed, the error: a HandshakeError
+ * with ERR_SB_CLIENT_LIMIT when the member was full, ERR_SB_AUTH_FAILED for
+ * a wrong secret...); `cause` is the error when there is one, else an
+ * AggregateError of them.
+ */
+export class ClientConnectError extends SwitchboardError {
+  readonly reasons: readonly MissingPeerReason[];
+
+  constructor(message: string, reasons: readonly MissingPeerReason[]) {
+    const errors = [...new Set(reasons.flatMap((r) => (r.error === undefined ? [] : [r.error])))];
+    super(
+      ErrorCode.CONNECT,
+      [message, ...reasons.map((r) => `  node ${r.node} (${r.address}): ${r.reason}`)].join('\n'),
+      {
+        cause:
+          errors.length <= 1
+            ? errors[0]
+            : new AggregateError(errors, 'why no member accepted the client'),
+      },
+    );
+    this.reasons = reasons;
   }
 }

@@ -9,7 +9,7 @@
  * Long because it is the API: each public method is a few lines of
  * delegation with the TSDoc users read.
  */
-import { ErrorCode, SwitchboardError } from './errors.js';
+import { ClientRoleError, ErrorCode, OptionError, SwitchboardError } from './errors.js';
 import { checkOptionNames } from './options.js';
 import { SUBSCRIBE_OPTION_NAMES } from './channel/patterns/pubsub/subscription.js';
 import { PUBLISHER_OPTION_NAMES } from './channel/patterns/pubsub/publisher.js';
@@ -63,9 +63,10 @@ import type { PostOptions, Sender, SenderOptions } from './channel/sender.js';
 import { checkHeaders } from './channel/headers.js';
 import type { Delivery } from './channel/headers.js';
 import { Cluster } from './switchboard/cluster.js';
-import type { PeerInfo, SwitchboardEvent } from './switchboard/events.js';
+import type { ClientInfo, PeerInfo, SwitchboardEvent } from './switchboard/events.js';
 import type { NodeInfo } from './switchboard/nodes.js';
-import type { SwitchboardOptions } from './switchboard/options.js';
+import { DEFAULT_CONNECT_OPTIONS, resolveConnectOptions } from './switchboard/options.js';
+import type { ConnectOptions, SwitchboardOptions } from './switchboard/options.js';
 import { ANONYMOUS } from './switchboard/metrics.js';
 import type { Metrics, MetricsStats } from './switchboard/metrics.js';
 import { renderPrometheus } from './prometheus.js';
@@ -92,14 +93,27 @@ export interface StartOptions extends SwitchboardOptions {
   readonly checkLocalValues?: boolean;
 }
 
+/** Options of {@link Switchboard.connect}: the client's, plus the channel layer's. */
+export interface ClientConnectOptions extends ConnectOptions {
+  /** As {@link StartOptions.forceEncoding}. */
+  readonly forceEncoding?: boolean;
+  /** As {@link StartOptions.checkLocalValues}. */
+  readonly checkLocalValues?: boolean;
+}
+
 /** The option names StartOptions adds to the cluster's. */
 export const START_OPTION_NAMES: readonly string[] = ['forceEncoding', 'checkLocalValues'];
 
 /** A snapshot of the switchboard's counters. */
 export interface SwitchboardStats {
+  /** This node's index; a client's is `nodes.length`. */
   readonly node: number;
+  /** `member` (Switchboard.start) or `client` (Switchboard.connect). */
+  readonly role: 'member' | 'client';
   readonly incarnation: string;
   readonly peers: PeerInfo[];
+  /** Member: the clients linked to it (a client: none). */
+  readonly clients: ClientInfo[];
   readonly receivers: ReceiverStats[];
   /** Messages dropped per channel (lossy receivers, `post()` failures, pub-sub gaps). */
   readonly drops: Record<string, number>;
@@ -135,11 +149,18 @@ export function switchboardInternals(sb: Switchboard): SwitchboardInternals {
 
 /**
  * One node of the cluster: start it with the node list and its own index,
- * `rendezvous()`, then make channels and use the patterns.
+ * `rendezvous()`, then make channels and use the patterns. Or a client of
+ * a running cluster, outside its node list: {@link Switchboard.connect}.
  */
 export class Switchboard {
-  /** This node's index in the node list. */
+  /** This node's index in the node list; a client's is `nodes.length`, which no node has. */
   readonly id: number;
+  /**
+   * `member`: a node of the list (`start`). `client`: attached with
+   * `connect`; it calls, publishes, subscribes, pushes and owns anonymous
+   * receivers, and the member-only operations throw ClientRoleError.
+   */
+  readonly role: 'member' | 'client';
   /** The validated node list. */
   readonly nodes: readonly NodeInfo[];
   /** This process's incarnation id (hex), new at every start. */
@@ -159,8 +180,15 @@ export class Switchboard {
   private closing: Promise<void> | undefined;
   private readonly introspection: Introspection<SwitchboardStats>;
 
-  private constructor(options: StartOptions) {
-    this.cluster = new Cluster(options, START_OPTION_NAMES);
+  private constructor(options: StartOptions | ClientConnectOptions, client = false) {
+    this.cluster = client
+      ? new Cluster(
+          options as SwitchboardOptions,
+          START_OPTION_NAMES,
+          resolveConnectOptions(options, START_OPTION_NAMES),
+        )
+      : new Cluster(options as StartOptions, START_OPTION_NAMES);
+    this.role = this.cluster.role;
     this.hub = new ChannelHub(this.cluster, {
       forceEncoding: options.forceEncoding === true,
       checkLocalValues: options.checkLocalValues !== false,
@@ -184,7 +212,8 @@ export class Switchboard {
           .filter((e) => e.node === this.id),
       serve: (method, handler) => void this.rpc().serveUnary(method, handler),
     });
-    this.introspection.serveAll();
+    // Members only: a client serves nothing in the cluster's name.
+    if (this.role === 'member') this.introspection.serveAll();
   }
 
   /**
@@ -208,9 +237,34 @@ export class Switchboard {
   }
 
   /**
+   * Attaches to a running cluster as a client, without a slot in its node
+   * list: dials `members` (default every node) on their listen ports and
+   * resolves once one has accepted it; the others link as they answer, and
+   * each reconnects as a member's links do (docs/guide.md, "Clients").
+   * @throws OptionError naming the bad option; ClientConnectError
+   *   (ERR_SB_CONNECT) when no member accepted it within `timeoutMs`
+   *   (default 10000) or every member refused it, with each member's reason
+   *   (ERR_SB_CLIENT_LIMIT: it holds its `maxClients`; ERR_SB_AUTH_FAILED:
+   *   wrong secret...)
+   */
+  static async connect(options: ClientConnectOptions): Promise<Switchboard> {
+    const sb = new Switchboard(options, true);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_OPTIONS.timeoutMs;
+    try {
+      await sb.cluster.startCluster();
+      await sb.cluster.firstMember(timeoutMs);
+    } catch (err) {
+      await sb.destroy(err instanceof Error ? err : undefined);
+      throw err;
+    }
+    return sb;
+  }
+
+  /**
    * Resolves when every peer is linked and authenticated. Rejects with a
    * RendezvousTimeoutError naming the missing peers, whichever side was to
-   * dial.
+   * dial. A member never waits for clients; a client waits for every member
+   * it dials.
    * @param options.timeoutMs default 30000
    */
   rendezvous(options?: { timeoutMs?: number }): Promise<void> {
@@ -222,9 +276,18 @@ export class Switchboard {
     return this.cluster.rendezvous(options);
   }
 
-  /** A snapshot of every peer: state, incarnation, traffic, round trip. */
+  /**
+   * A snapshot of every peer of the node list: state, incarnation, traffic,
+   * round trip. A client's peers are the members it dials; clients linked
+   * to a member are in {@link clients}.
+   */
   peers(): PeerInfo[] {
     return this.cluster.peers();
+  }
+
+  /** Member: the clients linked to it (id, address, state, traffic, round trip). A client: none. */
+  clients(): ClientInfo[] {
+    return this.cluster.clients();
   }
 
   // ---- channels ----------------------------------------------------------
@@ -240,6 +303,8 @@ export class Switchboard {
   receiver<T>(name?: string, options?: ReceiverOptions<T>): Receiver<T>;
   receiver<T>(name?: string, options?: ReceiverOptions<T>): Receiver<T> {
     this.assertOpen();
+    // No node of the list names a client: nobody could address it by name.
+    if (name !== undefined) this.assertMember('receiver', 'a named receiver');
     check(options, RECEIVER_OPTION_NAMES);
     return trackReceiver(this.hub.metrics, userReceiver(this.hub.receiver<T>(name, options)), name);
   }
@@ -252,6 +317,17 @@ export class Switchboard {
   sender<T>(name: string, options: SenderOptions<T> & { readonly node: number }): Sender<T> {
     this.assertOpen();
     check(options, SENDER_TARGET_NAMES);
+    const node = (options as { node?: unknown } | undefined)?.node;
+    if (
+      typeof node !== 'number' ||
+      !Number.isInteger(node) ||
+      node < 0 ||
+      node >= this.nodes.length
+    )
+      throw new OptionError(
+        'node',
+        `must be a node index (0..${this.nodes.length - 1}), got ${String(node)}`,
+      );
     return trackSender(
       this.hub.metrics,
       userSender(this.hub.sender<T>({ node: options.node, name }, options)),
@@ -273,7 +349,7 @@ export class Switchboard {
     this.assertOpen();
     check(options, CHANNEL_OPTION_NAMES);
     const r = userReceiver(this.hub.receiver<T>(undefined, options, options?.expectSenders ?? 1));
-    const s = userSender(this.hub.sender<T>({ node: this.id, id: r.id }, options));
+    const s = userSender(this.hub.sender<T>({ node: this.hub.handleSelf, id: r.id }, options));
     return [
       trackSender(this.hub.metrics, s, undefined),
       trackReceiver(this.hub.metrics, r, undefined),
@@ -288,6 +364,7 @@ export class Switchboard {
   mpmcReceiver<T>(name: string, options?: ReceiverOptions<T>): Receiver<T>;
   mpmcReceiver<T>(name: string, options?: ReceiverOptions<T>): Receiver<T> {
     this.assertOpen();
+    this.assertMember('mpmcReceiver');
     check(options, RECEIVER_OPTION_NAMES);
     return trackReceiver(
       this.hub.metrics,
@@ -327,6 +404,7 @@ export class Switchboard {
     handler: UnaryHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
+    this.assertMember('serve');
     check(options, SERVE_OPTION_NAMES);
     refuseSystemName(method, 'method');
     return this.rpc().serveUnary(method, handler, options);
@@ -360,6 +438,7 @@ export class Switchboard {
     handler: ServerStreamHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
+    this.assertMember('serveStream');
     check(options, SERVE_OPTION_NAMES);
     refuseSystemName(method, 'method');
     return this.rpc().serveStream(method, handler, options);
@@ -381,6 +460,7 @@ export class Switchboard {
     handler: ClientStreamHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
+    this.assertMember('serveClientStream');
     check(options, SERVE_OPTION_NAMES);
     refuseSystemName(method, 'method');
     return this.rpc().serveClientStream(method, handler, options);
@@ -411,6 +491,7 @@ export class Switchboard {
     handler: BidiHandler<Req, Res>,
     options?: ServeOptions,
   ): ServeHandle {
+    this.assertMember('serveBidi');
     check(options, SERVE_OPTION_NAMES);
     refuseSystemName(method, 'method');
     return this.rpc().serveBidi(method, handler, options);
@@ -445,6 +526,7 @@ export class Switchboard {
     handlers: NoInfer<ServiceHandlers<C>>,
     options?: ServeOptions,
   ): ServiceHandle {
+    this.assertMember('serveService');
     check(options, SERVE_OPTION_NAMES);
     refuseSystemName((contract as { name?: unknown } | undefined)?.name, 'contract.name');
     const handle = serveService(this.rpc(), contract, handlers, options);
@@ -531,6 +613,7 @@ export class Switchboard {
     options?: WorkerOptions<T>,
   ): Worker<T> {
     this.assertOpen();
+    this.assertMember('worker');
     check(options, WORKER_OPTION_NAMES);
     return this.pushPull().worker<T>(name, handler, options);
   }
@@ -576,8 +659,10 @@ export class Switchboard {
     // The `$sb.*` system methods are the library's, not the application's traffic.
     return withoutSystemMethods({
       node: this.id,
+      role: this.role,
       incarnation: this.incarnation,
       peers: this.cluster.peers(),
+      clients: this.cluster.clients(),
       receivers: this.hub.receiverStats(),
       drops: Object.fromEntries(this.hub.drops),
       rpc: this.rpcEngine?.stats() ?? NO_RPC_STATS,
@@ -634,6 +719,17 @@ export class Switchboard {
 
   private assertOpen(): void {
     if (this.closing !== undefined) throw closedError();
+  }
+
+  /** Member-only operations: a client serves nothing in the cluster's name. */
+  private assertMember(operation: string, what?: string): void {
+    if (this.role === 'client')
+      throw new ClientRoleError(
+        operation,
+        what === undefined
+          ? undefined
+          : `${what} is for members of the node list; a client (Switchboard.connect) has anonymous receivers only`,
+      );
   }
 
   private async shutdown(graceful: boolean, err?: Error): Promise<void> {

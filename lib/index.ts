@@ -2,7 +2,7 @@
 
 // ---- the switchboard ----
 export { Switchboard } from './facade.js';
-export { DEFAULT_SWITCHBOARD_OPTIONS } from './switchboard/options.js';
+export { DEFAULT_CONNECT_OPTIONS, DEFAULT_SWITCHBOARD_OPTIONS } from './switchboard/options.js';
 export { DEFAULT_PHI_OPTIONS } from './switchboard/phi.js';
 export { clusterFingerprint, parseNodes } from './switchboard/nodes.js';
 
@@ -44,6 +44,8 @@ export { isSystemMethod, SYSTEM_METHODS, SYSTEM_PREFIX } from './switchboard/int
 
 // ---- errors ----
 export {
+  ClientConnectError,
+  ClientRoleError,
   ContractMismatchError,
   DecodeError,
   EncodeError,
@@ -62,7 +64,7 @@ export {
   SwitchboardError,
 } from './errors.js';
 
-export type { StartOptions, SwitchboardStats } from './facade.js';
+export type { ClientConnectOptions, StartOptions, SwitchboardStats } from './facade.js';
 export type {
   MethodContract,
   MethodInfo,
@@ -109,10 +111,10 @@ export type {
   StandardValidateOptions,
 } from './channel/schema.js';
 export type { NodeInfo, NodeSpec } from './switchboard/nodes.js';
-export type { SwitchboardOptions, TlsOptions } from './switchboard/options.js';
+export type { ConnectOptions, SwitchboardOptions, TlsOptions } from './switchboard/options.js';
 export type { FailureDetector } from './switchboard/options.js';
 export type { PhiOptions } from './switchboard/phi.js';
-export type { PeerInfo, PeerState, SwitchboardEvent } from './switchboard/events.js';
+export type { ClientInfo, PeerInfo, PeerState, SwitchboardEvent } from './switchboard/events.js';
 export type {
   BidiHandler,
   CallContext,

@@ -7,7 +7,7 @@
  * session ends. Patterns look entries up and watch them; they never see the
  * wire.
  */
-import { DecodeError } from '../errors.js';
+import { ClientRoleError, DecodeError } from '../errors.js';
 import { decodeValue, encodeValue } from '../protocol/codec.js';
 
 /** One offer: `kind`/`name` served by receiver `id` on `node`, with pattern-specific `meta`. */
@@ -29,6 +29,11 @@ export interface DirectoryTransport {
   sendControl(peer: number, payload: Uint8Array): void;
   /** A malformed control message from a peer (reported, never thrown). */
   malformed(peer: number, error: Error): void;
+  /**
+   * May `peer` offer entries of `kind`? Refused entries are dropped and
+   * reported through {@link malformed} (a client may only subscribe).
+   */
+  mayAnnounce?(peer: number, kind: string): boolean;
 }
 
 type Watcher = () => void;
@@ -136,14 +141,27 @@ export class Directory {
     }
     if (msg.op === 'snap' && Array.isArray(msg.entries)) {
       for (const raw of msg.entries) {
-        const e = parseEntry(peer, raw);
+        const e = this.allowed(parseEntry(peer, raw));
         if (e !== undefined) this.apply(e, true);
       }
       for (const fn of [...this.snapWatchers]) fn(peer);
     } else if (msg.op === 'add' || msg.op === 'del') {
-      const e = parseEntry(peer, msg.e);
+      const e = this.allowed(parseEntry(peer, msg.e));
       if (e !== undefined) this.apply(e, msg.op === 'add');
     }
+  }
+
+  /** The entry, unless its peer may not offer its kind (a client serving): then reported, dropped. */
+  private allowed(e: DirectoryEntry | undefined): DirectoryEntry | undefined {
+    if (e === undefined || this.transport.mayAnnounce?.(e.node, e.kind) !== false) return e;
+    this.transport.malformed(
+      e.node,
+      new ClientRoleError(
+        'announce',
+        `peer ${e.node} is a client and may not offer ${e.kind} "${e.name}"; entry ignored`,
+      ),
+    );
+    return undefined;
   }
 
   // ---- internals -------------------------------------------------------------

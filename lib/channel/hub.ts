@@ -35,6 +35,7 @@ import type { CodecContext, HandleRef, PortableHandle } from '../protocol/codec.
 import { FrameType } from '../protocol/frame.js';
 import type { ClusterHandler, SwitchboardEvent } from '../switchboard/events.js';
 import { Metrics } from '../switchboard/metrics.js';
+import { CLIENT_HANDLE_BASE } from '../switchboard/nodes.js';
 import type { NodeInfo } from '../switchboard/nodes.js';
 import { Directory } from './directory.js';
 import { decodeMessage, localValue, MessageEncoder } from './envelope.js';
@@ -54,6 +55,22 @@ const debug = debuglog('switchboard');
 export interface HubTransport {
   readonly id: number;
   readonly nodes: readonly NodeInfo[];
+  /**
+   * Peers are numbered 0..peerCount-1: the nodes of the list, then clients
+   * (docs/guide.md, "Clients"). Default `nodes.length`.
+   */
+  readonly peerCount?: number;
+  /** The number `peer` knows this process by: its node id, or a client's number there. */
+  selfFor?(peer: number): number;
+  /** The node number handles to this process's receivers carry: its node id, or a client's handle id. */
+  readonly handleSelf?: number;
+  /**
+   * The peer a handle's node number stands for here, -1 when none is
+   * linked: node ids are themselves, client handle ids map to the client.
+   */
+  peerOfHandle?(node: number): number;
+  /** True for a peer number this node gave a client. Default none. */
+  isClient?(peer: number): boolean;
   /** This node's `maxMessageSize`, bytes. */
   readonly maxMessageSize: number;
   hasSession(peer: number): boolean;
@@ -133,6 +150,13 @@ const MAX_PARKED = 4096;
 /** Names of closed receivers remembered, so senders to them fail at once instead of waiting. */
 const MAX_CLOSED_NAMES = 4096;
 
+/**
+ * What a client may offer in the directory: its subscriptions (the pub-sub
+ * pattern's kind, PUBSUB_KIND). Serving, working and MPMC receivers are
+ * for members: a client's offer of them is refused (docs/guide.md, "Clients").
+ */
+const CLIENT_MAY_OFFER: ReadonlySet<string> = new Set(['pubsub']);
+
 /** Kinds of handles on the wire. */
 const HandleKind = { MPSC: 'mpsc', MPMC_ONE: 'mpmc-one', MPMC_ALL: 'mpmc-all' } as const;
 
@@ -184,7 +208,8 @@ export class ChannelHub
     readonly transport: HubTransport,
     options: HubOptions = {},
   ) {
-    const n = transport.nodes.length;
+    const n = transport.peerCount ?? transport.nodes.length;
+    this.peerCount = n;
     this.leases = transport.leases;
     this.outStreams = Array.from({ length: n }, () => new Map<number, RemoteOutlet>());
     this.inStreams = Array.from({ length: n }, () => new Map<number, RemoteInlet>());
@@ -208,7 +233,30 @@ export class ChannelHub
       sendControl: (p, payload) =>
         transport.sendFrame(p, FrameType.CONTROL, 0, CONTROL_STREAM, payload),
       malformed: (_p, error) => transport.emit({ type: 'error', error }),
+      mayAnnounce: (p, kind) => transport.isClient?.(p) !== true || CLIENT_MAY_OFFER.has(kind),
     });
+  }
+
+  /** Peers are 0..peerCount-1: the nodes, then the clients linked to this process. */
+  readonly peerCount: number;
+
+  /** The number `peer` knows this process by (a client has one per member). */
+  selfFor(peer: number): number {
+    return this.transport.selfFor?.(peer) ?? this.transport.id;
+  }
+
+  /** The node number in handles to this process's own receivers. */
+  get handleSelf(): number {
+    return this.transport.handleSelf ?? this.transport.id;
+  }
+
+  /** The peer index a handle's node number names here; -1 when it names nobody linked. */
+  private peerOf(node: number): number {
+    // Node ids, and the numbers this process gave its clients (patterns
+    // address a caller by them; handles never carry them: reviveHandle).
+    if (node < this.peerCount) return node;
+    if (node === this.handleSelf) return this.self;
+    return this.transport.peerOfHandle?.(node) ?? -1;
   }
 
   get self(): number {
@@ -280,7 +328,13 @@ export class ChannelHub
   ): Sender<T> {
     this.assertOpen();
     const node = target.node;
-    if (!Number.isInteger(node) || node < 0 || node >= this.nodes.length) {
+    // Patterns also address the clients linked here (peerCount) and this
+    // process's own receivers by their handle number.
+    if (
+      !Number.isInteger(node) ||
+      node < 0 ||
+      (node >= this.peerCount && node !== this.handleSelf)
+    ) {
       throw new OptionError(
         'node',
         `must be a node index (0..${this.nodes.length - 1}), got ${String(node)}`,
@@ -502,6 +556,10 @@ export class ChannelHub
   // ---- CodecContext ------------------------------------------------------
 
   reviveHandle(ref: HandleRef): unknown {
+    // Between the node ids and the client handle ids lie the numbers each
+    // process gives its clients: they mean nothing elsewhere, so never travel.
+    if (ref.node >= this.nodes.length && ref.node < CLIENT_HANDLE_BASE)
+      throw new DecodeError(`handle names node ${ref.node}, which is not in the node list`);
     switch (ref.kind) {
       case HandleKind.MPSC:
         return userSender(this.track(new Sender(this, ref, 'single')));
@@ -601,7 +659,7 @@ export class ChannelHub
     for (const h of handles) {
       if (!(h instanceof Sender) || h.mode !== 'single') continue;
       const t = h.target;
-      if (t.node !== this.self) continue;
+      if (this.peerOf(t.node) !== this.self) continue;
       const r = t.name !== undefined ? this.named.get(t.name) : this.receivers.get(t.id);
       if (r === undefined) continue;
       r.shippedTo(peer);
@@ -721,7 +779,20 @@ export class ChannelHub
 
   private connectSingle(sender: Sender<unknown>): void {
     const t = sender.target;
-    if (t.node === this.self) {
+    const node = this.peerOf(t.node);
+    if (node < 0) {
+      // A client's receiver, and that client is not linked to this node.
+      const stream = new LocalStream(sender, this);
+      sender.outlets = [stream];
+      stream.end(
+        new SwitchboardError(
+          ErrorCode.NO_RECEIVER,
+          `receiver #${t.id} is on a client not linked to node ${this.self}`,
+        ),
+      );
+      return;
+    }
+    if (node === this.self) {
       const r = t.name !== undefined ? this.named.get(t.name) : this.receivers.get(t.id);
       const stream = new LocalStream(sender, this);
       sender.outlets = [stream];
@@ -742,13 +813,13 @@ export class ChannelHub
       }
       return;
     }
-    if (!this.transport.hasSession(t.node)) {
+    if (!this.transport.hasSession(node)) {
       // Buffer (bounded by the sender's maxPending) until the peer links.
       sender.outlets = [];
-      this.rebind[t.node]!.add(sender);
+      this.rebind[node]!.add(sender);
       return;
     }
-    sender.outlets = [this.openRemote(sender, t.node, t.id, t.name)];
+    sender.outlets = [this.openRemote(sender, node, t.id, t.name)];
   }
 
   private openRemote(

@@ -23,6 +23,12 @@ import { FrameType, frameTypeName } from './frame.js';
  * Each proof is HMAC-SHA256(secret, label || dialer HELLO || acceptor HELLO),
  * the label naming the prover's role, so a proof can be neither replayed
  * (the other side's nonce is fresh) nor reflected (the labels differ).
+ *
+ * A client (a process outside the node list) dials with role `client`:
+ * the same exchange, its HELLO naming no node (0xFFFF), its proof under
+ * the client label, keyed with the cluster secret or, when its HELLO says
+ * so, the members' client secret; the member's WELCOME then carries the
+ * number it gave the client (docs/wire-protocol.md 5.4).
  */
 
 export const PROTOCOL_MAGIC = Buffer.from('SWBD', 'ascii');
@@ -36,10 +42,16 @@ export const NONCE_SIZE = 32;
 export const MAX_HANDSHAKE_PAYLOAD = 256;
 
 const FLAG_INSECURE = 0x01;
+/** Client HELLO only: the proofs are keyed with the client secret, not the cluster secret. */
+const FLAG_CLIENT_SECRET = 0x02;
 const ROLE_DIALER = 0;
 const ROLE_ACCEPTOR = 1;
+const ROLE_CLIENT = 2;
+/** The node id a client's HELLO gives for itself, and the member's HELLO gives as `to`. */
+export const CLIENT_NODE = 0xffff;
 const LABEL_DIALER = Buffer.from('switchboard/1 dialer proof', 'ascii');
 const LABEL_ACCEPTOR = Buffer.from('switchboard/1 acceptor proof', 'ascii');
+const LABEL_CLIENT = Buffer.from('switchboard/1 client proof', 'ascii');
 const NO_INCARNATION = Buffer.alloc(INCARNATION_SIZE);
 
 /** GOAWAY reason codes (u16 on the wire). */
@@ -60,6 +72,8 @@ export const GoAwayCode = {
   INTERNAL: 13,
   FRAME_TOO_LARGE: 14,
   REPLACED: 15,
+  CLIENT_LIMIT: 16,
+  CLIENT_ROLE: 17,
 } as const;
 export type GoAwayCode = (typeof GoAwayCode)[keyof typeof GoAwayCode];
 
@@ -80,6 +94,8 @@ const GOAWAY_TO_ERROR: Record<number, ErrorCode> = {
   [GoAwayCode.INTERNAL]: ErrorCode.INTERNAL,
   [GoAwayCode.FRAME_TOO_LARGE]: ErrorCode.FRAME_TOO_LARGE,
   [GoAwayCode.REPLACED]: ErrorCode.LINK,
+  [GoAwayCode.CLIENT_LIMIT]: ErrorCode.CLIENT_LIMIT,
+  [GoAwayCode.CLIENT_ROLE]: ErrorCode.CLIENT_ROLE,
 };
 
 /** The GOAWAY code that reports an error code to the peer. */
@@ -117,11 +133,23 @@ export interface ResumeState {
   readonly received: number;
 }
 
+/** Who says a HELLO: a member dialing, a member accepting, or a client (always dialing). */
+export type HandshakeRole = 'dialer' | 'acceptor' | 'client';
+
+const ROLE_BYTES: Record<HandshakeRole, number> = {
+  dialer: ROLE_DIALER,
+  acceptor: ROLE_ACCEPTOR,
+  client: ROLE_CLIENT,
+};
+const ROLES: readonly HandshakeRole[] = ['dialer', 'acceptor', 'client'];
+
 /** A parsed HELLO. */
 export interface Hello {
   readonly version: number;
   readonly insecure: boolean;
-  readonly role: 'dialer' | 'acceptor';
+  /** Client HELLO: the proofs are keyed with the client secret. */
+  readonly clientSecret?: boolean;
+  readonly role: HandshakeRole;
   readonly fingerprint: Buffer;
   readonly from: number;
   readonly to: number;
@@ -135,8 +163,8 @@ export function encodeHello(h: Hello): Buffer {
   const buf = Buffer.alloc(HELLO_SIZE);
   PROTOCOL_MAGIC.copy(buf, 0);
   buf.writeUInt16BE(h.version, 4);
-  buf[6] = h.insecure ? FLAG_INSECURE : 0;
-  buf[7] = h.role === 'dialer' ? ROLE_DIALER : ROLE_ACCEPTOR;
+  buf[6] = (h.insecure ? FLAG_INSECURE : 0) | (h.clientSecret === true ? FLAG_CLIENT_SECRET : 0);
+  buf[7] = ROLE_BYTES[h.role];
   h.fingerprint.copy(buf, 8, 0, FINGERPRINT_SIZE);
   buf.writeUInt16BE(h.from, 40);
   buf.writeUInt16BE(h.to, 42);
@@ -175,9 +203,15 @@ export function decodeHello(payload: Buffer): Hello {
   }
   const flags = payload[6]!;
   const role = payload[7]!;
-  if ((flags & ~FLAG_INSECURE) !== 0 || (role !== ROLE_DIALER && role !== ROLE_ACCEPTOR)) {
+  if ((flags & ~(FLAG_INSECURE | FLAG_CLIENT_SECRET)) !== 0 || ROLES[role] === undefined) {
     throw fail(ErrorCode.PROTOCOL, 'HELLO has unknown flags or role', 'hello');
   }
+  if ((flags & FLAG_CLIENT_SECRET) !== 0 && (role !== ROLE_CLIENT || (flags & FLAG_INSECURE) !== 0))
+    throw fail(
+      ErrorCode.PROTOCOL,
+      'only a secure client HELLO may name the client secret',
+      'hello',
+    );
   const resumeIncarnation = Buffer.from(payload.subarray(92, 108));
   const high = payload.readUInt32BE(108);
   if (high > 0x1fffff) throw fail(ErrorCode.PROTOCOL, 'HELLO resume count out of range', 'hello');
@@ -185,7 +219,8 @@ export function decodeHello(payload: Buffer): Hello {
   return {
     version,
     insecure: (flags & FLAG_INSECURE) !== 0,
-    role: role === ROLE_DIALER ? 'dialer' : 'acceptor',
+    ...((flags & FLAG_CLIENT_SECRET) !== 0 ? { clientSecret: true } : {}),
+    role: ROLES[role],
     fingerprint: Buffer.from(payload.subarray(8, 40)),
     from: payload.readUInt16BE(40),
     to: payload.readUInt16BE(42),
@@ -200,21 +235,36 @@ export function decodeHello(payload: Buffer): Hello {
 /** The MAC a side of the given role proves itself with. Exposed for specs and compatible peers. */
 export function computeProof(
   secret: Buffer,
-  role: 'dialer' | 'acceptor',
+  role: HandshakeRole,
   dialerHello: Buffer,
   acceptorHello: Buffer,
 ): Buffer {
   return createHmac('sha256', secret)
-    .update(role === 'dialer' ? LABEL_DIALER : LABEL_ACCEPTOR)
+    .update(role === 'dialer' ? LABEL_DIALER : role === 'client' ? LABEL_CLIENT : LABEL_ACCEPTOR)
     .update(dialerHello)
     .update(acceptorHello)
     .digest();
 }
 
+/** How an acceptor takes clients (docs/wire-protocol.md 5.4). */
+export interface ClientAdmission {
+  /** The client secret: a client HELLO with that flag is keyed with it. `undefined`: none. */
+  readonly secret: Buffer | undefined;
+  /** What this side remembers of an earlier session with the client of that incarnation. */
+  resumeFor(incarnation: Buffer): ResumeState | undefined;
+  /**
+   * After the client's proof verified: the number this node gives it (its
+   * peer index here, sent in WELCOME). Throw a HandshakeError to refuse
+   * (ERR_SB_CLIENT_LIMIT when full).
+   */
+  admit(result: HandshakeResult): number;
+}
+
 /** Options of a {@link Handshake}. */
 export interface HandshakeOptions {
-  readonly role: 'dialer' | 'acceptor';
-  /** This node's index in the node list. */
+  /** `client`: a process outside the node list, dialing `peer`. */
+  readonly role: HandshakeRole;
+  /** This node's index in the node list ({@link CLIENT_NODE} for a client). */
   readonly self: number;
   /** Number of nodes in the list; ids are 0..nodeCount-1. */
   readonly nodeCount: number;
@@ -226,6 +276,10 @@ export interface HandshakeOptions {
   readonly incarnation: Buffer;
   /** Shared secret; `undefined` means insecure mode (explicitly chosen by the caller). */
   readonly secret: Buffer | undefined;
+  /** Client only: `secret` is the client secret, not the cluster secret. */
+  readonly clientSecret?: boolean;
+  /** Acceptor only: how clients are taken; `undefined` refuses them (ERR_SB_CLIENT_LIMIT). */
+  readonly clients?: ClientAdmission;
   /** Acceptor only: may `peer` dial this node? (the deterministic dial rule) */
   readonly mayDial?: (peer: number) => boolean;
   /** What this side remembers of an earlier session with `peer`, for resumption. */
@@ -238,7 +292,12 @@ export interface HandshakeOptions {
 
 /** The outcome of a successful handshake. */
 export interface HandshakeResult {
+  /** The peer's node id; for an acceptor whose peer is a client, the number it gave it. */
   readonly peer: number;
+  /** Acceptor: the peer is a client. */
+  readonly client?: boolean;
+  /** Client: the number the member gave this client (in its WELCOME). */
+  readonly localId?: number;
   readonly peerIncarnation: Buffer;
   /**
    * True when both sides resume the same session (same two incarnations):
@@ -271,14 +330,14 @@ export class Handshake {
   private peerHelloBytes: Buffer | undefined;
   private peerHello: Hello | undefined;
   private outcome: HandshakeResult | undefined;
-  private readonly key: Buffer;
+  private key: Buffer;
 
   constructor(private readonly opts: HandshakeOptions) {
     if (opts.fingerprint.length !== FINGERPRINT_SIZE)
       throw new RangeError('fingerprint must be 32 bytes');
     if (opts.incarnation.length !== INCARNATION_SIZE)
       throw new RangeError('incarnation must be 16 bytes');
-    if (opts.role === 'dialer' && opts.peer === undefined)
+    if (opts.role !== 'acceptor' && opts.peer === undefined)
       throw new RangeError('a dialer must name its peer');
     // Insecure mode still runs the same exchange with an empty key: the flow
     // stays uniform and the flag in HELLO makes both sides agree on the mode.
@@ -337,8 +396,13 @@ export class Handshake {
         return this.onAuth(payload);
       case 'await-welcome':
         if (type !== FrameType.WELCOME) break;
-        if (payload.length !== 0)
+        if (this.opts.role === 'client') {
+          if (payload.length !== 2)
+            throw fail(ErrorCode.PROTOCOL, 'a client WELCOME carries 2 bytes', this.state);
+          this.outcome = { ...this.outcome!, localId: payload.readUInt16BE(0) };
+        } else if (payload.length !== 0) {
           throw fail(ErrorCode.PROTOCOL, 'WELCOME must be empty', this.state);
+        }
         this.state = 'done';
         return [];
       default:
@@ -358,8 +422,9 @@ export class Handshake {
   private onHello(payload: Buffer): OutFrame[] {
     const o = this.opts;
     const hello = decodeHello(payload);
-    const expectedRole = o.role === 'dialer' ? 'acceptor' : 'dialer';
-    if (hello.role !== expectedRole) {
+    const expectedRole = o.role === 'acceptor' ? 'dialer' : 'acceptor';
+    const client = o.role === 'acceptor' && hello.role === 'client';
+    if (hello.role !== expectedRole && !client) {
       throw fail(
         ErrorCode.AUTH_FAILED,
         `peer claims role ${hello.role}, expected ${expectedRole}`,
@@ -385,10 +450,13 @@ export class Handshake {
     if (hello.to !== o.self) {
       throw fail(
         ErrorCode.UNKNOWN_NODE,
-        `peer meant to reach node ${hello.to}, this is node ${o.self}`,
+        o.role === 'client'
+          ? `node ${hello.from} answered as if to node ${hello.to}, not to a client`
+          : `peer meant to reach node ${hello.to}, this is node ${o.self}`,
         this.state,
       );
     }
+    if (client) return this.onClientHello(payload, hello);
     if (hello.from >= o.nodeCount || hello.from === o.self) {
       throw fail(
         ErrorCode.UNKNOWN_NODE,
@@ -396,7 +464,7 @@ export class Handshake {
         this.state,
       );
     }
-    if (o.role === 'dialer' && hello.from !== o.peer) {
+    if (o.role !== 'acceptor' && hello.from !== o.peer) {
       throw fail(
         ErrorCode.UNKNOWN_NODE,
         `dialed node ${o.peer} but node ${hello.from} answered`,
@@ -419,7 +487,7 @@ export class Handshake {
     }
     this.peerHelloBytes = Buffer.from(payload);
     this.peerHello = hello;
-    if (o.role === 'dialer') {
+    if (o.role !== 'acceptor') {
       if (hello.nonce.equals(this.own!.nonce)) {
         throw fail(
           ErrorCode.AUTH_FAILED,
@@ -446,6 +514,45 @@ export class Handshake {
     ];
   }
 
+  /** An acceptor's answer to a client HELLO: the checks common to members were made. */
+  private onClientHello(payload: Buffer, hello: Hello): OutFrame[] {
+    const o = this.opts;
+    if (o.clients === undefined)
+      throw fail(ErrorCode.CLIENT_LIMIT, `node ${o.self} accepts no clients`, this.state);
+    if (hello.from !== CLIENT_NODE)
+      throw fail(ErrorCode.PROTOCOL, 'a client HELLO must give 0xffff as its node', this.state);
+    if (hello.incarnation.equals(o.incarnation))
+      throw fail(
+        ErrorCode.AUTH_FAILED,
+        'peer presents this process\u2019s own incarnation (reflection)',
+        this.state,
+      );
+    if (hello.clientSecret === true) {
+      if (o.clients.secret === undefined)
+        throw fail(
+          ErrorCode.AUTH_FAILED,
+          `client offers the client secret, but node ${o.self} has no clientSecret`,
+          this.state,
+        );
+      this.key = o.clients.secret;
+    }
+    this.peerHelloBytes = Buffer.from(payload);
+    this.peerHello = hello;
+    this.ownHello = this.makeHello(CLIENT_NODE, o.clients.resumeFor(hello.incarnation));
+    if (hello.nonce.equals(this.own!.nonce))
+      throw fail(
+        ErrorCode.AUTH_FAILED,
+        'peer echoed this node\u2019s nonce (reflection)',
+        this.state,
+      );
+    this.state = 'await-auth';
+    const proof = computeProof(this.key, 'acceptor', this.peerHelloBytes, this.ownHello);
+    return [
+      { type: FrameType.HELLO, payload: this.ownHello },
+      { type: FrameType.AUTH, payload: proof },
+    ];
+  }
+
   private onAuth(payload: Buffer): OutFrame[] {
     const o = this.opts;
     if (payload.length !== MAC_SIZE) {
@@ -455,11 +562,12 @@ export class Handshake {
         this.state,
       );
     }
-    const dialerHello = o.role === 'dialer' ? this.ownHello! : this.peerHelloBytes!;
-    const acceptorHello = o.role === 'dialer' ? this.peerHelloBytes! : this.ownHello!;
+    const dialing = o.role !== 'acceptor';
+    const dialerHello = dialing ? this.ownHello! : this.peerHelloBytes!;
+    const acceptorHello = dialing ? this.peerHelloBytes! : this.ownHello!;
     const expected = computeProof(
       this.key,
-      o.role === 'dialer' ? 'acceptor' : 'dialer',
+      dialing ? 'acceptor' : this.peerHello!.role,
       dialerHello,
       acceptorHello,
     );
@@ -471,32 +579,41 @@ export class Handshake {
       );
     }
     this.outcome = this.makeResult();
-    if (o.role === 'dialer') {
+    if (dialing) {
       this.state = 'await-welcome';
       return [
         {
           type: FrameType.AUTH,
-          payload: computeProof(this.key, 'dialer', dialerHello, acceptorHello),
+          payload: computeProof(this.key, o.role, dialerHello, acceptorHello),
         },
       ];
+    }
+    if (this.outcome.client === true) {
+      const id = o.clients!.admit(this.outcome);
+      this.outcome = { ...this.outcome, peer: id };
+      const welcome = Buffer.alloc(2);
+      welcome.writeUInt16BE(id, 0);
+      this.state = 'done';
+      return [{ type: FrameType.WELCOME, payload: welcome }];
     }
     o.admit?.(this.outcome);
     this.state = 'done';
     return [{ type: FrameType.WELCOME, payload: Buffer.alloc(0) }];
   }
 
-  private makeHello(peer: number): Buffer {
+  private makeHello(peer: number, resume = this.opts.resumeFor?.(peer)): Buffer {
     const o = this.opts;
     this.own = {
       version: PROTOCOL_VERSION,
       insecure: o.secret === undefined,
+      clientSecret: o.role === 'client' && o.clientSecret === true,
       role: o.role,
       fingerprint: o.fingerprint,
       from: o.self,
       to: peer,
       incarnation: o.incarnation,
       nonce: o.nonce?.() ?? randomBytes(NONCE_SIZE),
-      resume: o.resumeFor?.(peer),
+      resume,
     };
     return encodeHello(this.own);
   }
@@ -512,6 +629,7 @@ export class Handshake {
       peer.resume.incarnation.equals(own.incarnation);
     return {
       peer: peer.from,
+      ...(peer.role === 'client' ? { client: true } : {}),
       peerIncarnation: peer.incarnation,
       resumed,
       peerReceived: resumed ? peer.resume.received : 0,

@@ -23,22 +23,29 @@ import {
   SwitchboardError,
 } from '../errors.js';
 import type { MissingPeerReason } from '../errors.js';
+import { ClientConnectError } from '../errors.js';
 import { clockMs } from '../protocol/clock.js';
 import type { FrameSink } from '../protocol/decoder.js';
 import type { HeadField } from '../protocol/head.js';
-import { GoAwayCode } from '../protocol/handshake.js';
+import { CLIENT_NODE, GoAwayCode } from '../protocol/handshake.js';
 import type { HandshakeOptions, HandshakeResult } from '../protocol/handshake.js';
 import { Connection } from './connection.js';
 import type { ConnectionEvents } from './connection.js';
 import { Link } from './link.js';
 import type { LinkHandler } from './link.js';
-import { clusterFingerprint, dials, formatAddress } from './nodes.js';
+import { CLIENT_HANDLE_BASE, clusterFingerprint, dials, formatAddress } from './nodes.js';
 import type { NodeInfo } from './nodes.js';
 import { resolveOptions } from './options.js';
 import { PhiAccrual } from './phi.js';
 import type { ResolvedOptions, SwitchboardOptions } from './options.js';
 import { dial, listen } from './transport.js';
-import type { ClusterHandler, PeerInfo, PeerState, SwitchboardEvent } from './events.js';
+import type {
+  ClientInfo,
+  ClusterHandler,
+  PeerInfo,
+  PeerState,
+  SwitchboardEvent,
+} from './events.js';
 import { connectFailure, handshakeFailure, withAdvice } from './failures.js';
 import type { LinkFailure } from './failures.js';
 import type { LinkServer, LinkSocket } from './transport.js';
@@ -61,6 +68,21 @@ const IDLE_HANDSHAKE_MS = 250;
 /** Where frames go from a connection dropped right after its handshake. */
 const DISCARD_FRAMES: FrameSink = { onFrame: () => undefined };
 
+/** What a member knows of one client linked to it. */
+interface ClientRecord {
+  /** The client's incarnation (hex): its id. */
+  readonly id: string;
+  /** The node number its receivers' handles carry (CLIENT_HANDLE_BASE + 48 bits). */
+  readonly handle: number;
+  readonly address: string | undefined;
+  readonly since: number;
+}
+
+/** A client's handle number: CLIENT_HANDLE_BASE plus the first 48 bits of its incarnation. */
+export function clientHandle(incarnation: Buffer): number {
+  return CLIENT_HANDLE_BASE + incarnation.readUIntBE(0, 6);
+}
+
 const AUTH_CODES = new Set<string>([
   ErrorCode.AUTH_FAILED,
   ErrorCode.FINGERPRINT_MISMATCH,
@@ -76,8 +98,18 @@ const AUTH_CODES = new Set<string>([
  * lifecycle. Channels sit on top through {@link ClusterHandler}.
  */
 export class Cluster implements ConnectionEvents {
-  /** This node's index. */
+  /** This node's index; a client's is `nodes.length`, a number no node has. */
   readonly id: number;
+  /** `member` (Switchboard.start) or `client` (Switchboard.connect). */
+  readonly role: 'member' | 'client';
+  /**
+   * Peers are numbered 0..peerCount-1: the nodes of the list, then, on a
+   * member, one number per client it may hold (`maxClients`), or, on a
+   * client, the client itself.
+   */
+  readonly peerCount: number;
+  /** The node number handles to this process's receivers carry (a client's handle id). */
+  readonly handleSelf: number;
   /** The validated node list. */
   readonly nodes: readonly NodeInfo[];
   /** This process's incarnation id (hex), new at every start. */
@@ -100,6 +132,15 @@ export class Cluster implements ConnectionEvents {
   private readonly ever: boolean[];
   /** The incarnation of each peer's last session (hex), to tell a restart from a return. */
   private readonly lastIncarnation: Array<string | undefined>;
+  /** Member: the clients linked, by peer number (nodes.length and up). */
+  private readonly clientRecords = new Map<number, ClientRecord>();
+  /** Member: a client's peer number by its incarnation (hex), and by its handle number. */
+  private readonly clientByIncarnation = new Map<string, number>();
+  private readonly clientByHandle = new Map<number, number>();
+  /** Client: the number each member gave this client in its WELCOME. */
+  private readonly localIds: Array<number | undefined> = [];
+  private readonly linkSettings: ConstructorParameters<typeof Link>[1];
+  private readonly linkHandler: LinkHandler;
   private readonly abort = new AbortController();
   private readonly dialing = new Set<number>();
   /**
@@ -132,17 +173,25 @@ export class Cluster implements ConnectionEvents {
    *   itself, accepted on top of {@link SwitchboardOptions}; any other
    *   unknown name is an `OptionError`.
    */
-  constructor(options: SwitchboardOptions, extraOptionNames: readonly string[] = []) {
-    this.options = resolveOptions(options, extraOptionNames);
+  constructor(
+    options: SwitchboardOptions,
+    extraOptionNames: readonly string[] = [],
+    resolved?: ResolvedOptions,
+  ) {
+    this.options = resolved ?? resolveOptions(options, extraOptionNames);
     this.id = this.options.id;
+    this.role = this.options.role;
     this.nodes = this.options.nodes;
+    const n = this.nodes.length;
+    this.peerCount = this.role === 'client' ? n + 1 : n + this.options.maxClients;
     this.incarnationBytes = randomBytes(16);
     this.incarnation = this.incarnationBytes.toString('hex');
+    this.handleSelf = this.role === 'client' ? clientHandle(this.incarnationBytes) : this.id;
     this.fingerprint = clusterFingerprint(this.nodes, this.options.clusterName);
     this.events$ = this.events.asObservable();
     // Every dial loop listens on the one abort signal (p-retry's delay, the
     // pending connect): more than Node's default of 10 in a cluster of 12+.
-    setMaxListeners(2 * this.nodes.length + 10, this.abort.signal);
+    setMaxListeners(2 * n + 10, this.abort.signal);
     const settings = {
       fragmentSize: this.options.fragmentSize,
       maxMessageSize: this.options.maxMessageSize,
@@ -151,7 +200,7 @@ export class Cluster implements ConnectionEvents {
       deadPeerMs: this.options.deadPeerMs,
     };
     // Links report to a private adapter, so subclasses are free to use any method names.
-    const linkHandler: LinkHandler = {
+    this.linkHandler = {
       onMessage: (link, stream, flags, message) =>
         this.handler?.onMessage(link.peer, stream, flags, message),
       onOversize: (link, stream, size) => this.handler?.onOversize?.(link.peer, stream, size),
@@ -161,21 +210,56 @@ export class Cluster implements ConnectionEvents {
         this.handler?.onControl(link.peer, type, flags, stream, payload),
       onWritable: (link) => this.handler?.onWritable(link.peer),
     };
-    this.leases = new Float64Array(this.nodes.length);
-    this.links = this.nodes.map((n) =>
-      n.id === this.id ? undefined : new Link(n.id, settings, linkHandler, this.leases),
-    );
-    this.detectors = this.links.map((link) => {
-      if (link === undefined || this.options.failureDetector !== 'phi') return undefined;
+    this.linkSettings = settings;
+    this.leases = new Float64Array(this.peerCount);
+    const peers = new Set(this.options.members);
+    this.links = new Array<Link | undefined>(this.peerCount).fill(undefined);
+    this.detectors = new Array<PhiAccrual | undefined>(this.peerCount).fill(undefined);
+    for (const id of peers) this.makeLink(id);
+    this.totals = Array.from({ length: this.peerCount }, () => ({
+      bytesIn: 0,
+      bytesOut: 0,
+      framesIn: 0,
+    }));
+    this.lastPing = new Array<number>(this.peerCount).fill(0);
+    this.wasHealthy = new Array<boolean>(this.peerCount).fill(false);
+    this.ever = new Array<boolean>(this.peerCount).fill(false);
+    this.lastIncarnation = new Array<string | undefined>(this.peerCount).fill(undefined);
+  }
+
+  /** The link to `peer`, with its phi detector: made up front for nodes, on admission for clients. */
+  private makeLink(peer: number): Link {
+    const link = new Link(peer, this.linkSettings, this.linkHandler, this.leases);
+    this.links[peer] = link;
+    if (this.options.failureDetector === 'phi') {
       const detector = new PhiAccrual(this.options.phi, this.options.heartbeatMs);
       link.onHeartbeat = (at) => detector.heartbeat(at);
-      return detector;
-    });
-    this.totals = this.nodes.map(() => ({ bytesIn: 0, bytesOut: 0, framesIn: 0 }));
-    this.lastPing = this.nodes.map(() => 0);
-    this.wasHealthy = this.nodes.map(() => false);
-    this.ever = this.nodes.map(() => false);
-    this.lastIncarnation = this.nodes.map(() => undefined);
+      this.detectors[peer] = detector;
+    }
+    return link;
+  }
+
+  /** True for a peer number a member gave a client. */
+  isClient(peer: number): boolean {
+    return this.role === 'member' && peer >= this.nodes.length;
+  }
+
+  /** Does this process dial `peer`? Members by the dial rule, never a client; a client every member. */
+  private dialsPeer(peer: number): boolean {
+    if (peer >= this.nodes.length) return false;
+    return this.role === 'client' ? this.links[peer] !== undefined : dials(this.id, peer);
+  }
+
+  /** HubTransport: the number `peer` knows this process by. */
+  selfFor(peer: number): number {
+    return this.role === 'client' ? (this.localIds[peer] ?? this.id) : this.id;
+  }
+
+  /** HubTransport: the peer a handle's node number names here (-1: nobody linked). */
+  peerOfHandle(node: number): number {
+    if (node < this.nodes.length) return node;
+    if (node === this.handleSelf) return this.id;
+    return this.role === 'member' ? (this.clientByHandle.get(node) ?? -1) : -1;
   }
 
   /**
@@ -185,6 +269,12 @@ export class Cluster implements ConnectionEvents {
    */
   async startCluster(): Promise<void> {
     const o = this.options;
+    if (this.role === 'client') {
+      this.startTicker();
+      for (const link of this.links) if (link !== undefined) this.startDialing(link);
+      debug('client %s dialing %o', this.incarnation, o.members);
+      return;
+    }
     const self = this.nodes[this.id]!;
     try {
       this.server = await listen(o.bindHost, self.port, o.tls, (socket) => this.onSocket(socket), {
@@ -201,10 +291,9 @@ export class Cluster implements ConnectionEvents {
       throw err;
     }
     this.server.on('error', (err: Error) => this.emit({ type: 'error', error: err }));
-    const tick = Math.max(10, Math.min(o.heartbeatMs / 2, 250));
-    this.ticker = setInterval(() => this.tick(), tick);
+    this.startTicker();
     for (const link of this.links)
-      if (link !== undefined && dials(this.id, link.peer)) this.startDialing(link);
+      if (link !== undefined && this.dialsPeer(link.peer)) this.startDialing(link);
     debug(
       'node %d (%s) listening on %s, incarnation %s',
       this.id,
@@ -212,6 +301,11 @@ export class Cluster implements ConnectionEvents {
       o.bindHost,
       this.incarnation,
     );
+  }
+
+  private startTicker(): void {
+    const tick = Math.max(10, Math.min(this.options.heartbeatMs / 2, 250));
+    this.ticker = setInterval(() => this.tick(), tick);
   }
 
   /** Sets the receiver of link traffic (the channel layer). */
@@ -222,8 +316,16 @@ export class Cluster implements ConnectionEvents {
   /** Reports an event on `events$`. */
   emit(event: SwitchboardEvent): void {
     if (this.state === 'closed') return;
+    // A client's comings and goings are client-up / client-down; the
+    // per-node events speak of nodes of the list only.
+    if ('node' in event && event.node !== undefined && this.isClient(event.node)) return;
     debug('event %s %o', event.type, 'node' in event ? event.node : '');
     this.events.next(event);
+    this.wake();
+  }
+
+  /** Lets rendezvous() and connect() look again. */
+  private wake(): void {
     for (const w of [...this.waiters]) w();
   }
 
@@ -238,8 +340,11 @@ export class Cluster implements ConnectionEvents {
   rendezvous(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? 30_000;
     return new Promise((resolve, reject) => {
+      // Never a client: members do not wait for them.
       const missing = (): number[] =>
-        this.links.filter((l) => l !== undefined && !l.connected).map((l) => l!.peer);
+        this.links
+          .filter((l) => l !== undefined && l.peer < this.nodes.length && !l.connected)
+          .map((l) => l!.peer);
       const done = (err?: Error): void => {
         clearTimeout(timer);
         this.waiters.delete(check);
@@ -272,7 +377,7 @@ export class Cluster implements ConnectionEvents {
     const address = formatAddress(node);
     const failure = this.linkFailures[peer];
     if (failure !== undefined) return { node: peer, address, ...failure };
-    if (dials(this.id, peer)) {
+    if (this.dialsPeer(peer)) {
       const inFlight = [...this.pending].find((c) => c.role === 'dialer' && c.peer === peer);
       const reason =
         inFlight !== undefined
@@ -333,10 +438,10 @@ export class Cluster implements ConnectionEvents {
     );
   }
 
-  /** A snapshot of every peer. */
+  /** A snapshot of every peer of the node list (a client: the members it dials). */
   peers(): PeerInfo[] {
     return this.nodes
-      .filter((n) => n.id !== this.id)
+      .filter((n) => this.links[n.id] !== undefined)
       .map((n) => {
         const link = this.links[n.id]!;
         const t = this.totals[n.id]!;
@@ -355,6 +460,60 @@ export class Cluster implements ConnectionEvents {
           rttMs: link.rttMs,
         };
       });
+  }
+
+  /** Member: a snapshot of every client linked (or reconnecting within the dead-peer timeout). */
+  clients(): ClientInfo[] {
+    return [...this.clientRecords].map(([peer, c]) => {
+      const link = this.links[peer]!;
+      const t = this.totals[peer]!;
+      const conn = link.conn;
+      return {
+        client: c.id,
+        address: c.address,
+        state: link.connected ? (link.suspect ? 'suspect' : 'up') : 'suspect',
+        since: c.since,
+        bytesIn: t.bytesIn + (conn?.bytesIn ?? 0),
+        bytesOut: t.bytesOut + (conn?.bytesOut ?? 0),
+        bufferedBytes: link.bufferedBytes,
+        rttMs: link.rttMs,
+      };
+    });
+  }
+
+  /** Client: resolves once one member accepted it, rejects when none did (see Switchboard.connect). */
+  firstMember(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const dialed = this.options.members;
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const reasons = (): MissingPeerReason[] => dialed.map((p) => this.whyMissing(p));
+      const check = (): void => {
+        if (this.state !== 'running')
+          done(new SwitchboardError(ErrorCode.CLOSED, 'client closed while connecting'));
+        else if (dialed.some((p) => this.links[p]!.connected)) done();
+        else if (dialed.every((p) => isRefusal(this.linkFailures[p]?.error))) {
+          // Every member said no (full, wrong secret, another node list): no use waiting.
+          done(new ClientConnectError('every member dialed refused this client', reasons()));
+        }
+      };
+      const timer = setTimeout(
+        () =>
+          done(
+            new ClientConnectError(
+              `no member accepted this client within ${timeoutMs} ms`,
+              reasons(),
+            ),
+          ),
+        timeoutMs,
+      );
+      this.waiters.add(check);
+      check();
+    });
   }
 
   /** True while a session with `peer` exists (connected, or reconnecting within the dead-peer timeout). */
@@ -475,8 +634,34 @@ export class Cluster implements ConnectionEvents {
     role: 'dialer' | 'acceptor',
     peer?: number,
     onClaim?: (from: number) => void,
+    remoteAddress?: string,
   ): HandshakeOptions {
+    if (this.role === 'client') {
+      return {
+        role: 'client',
+        self: CLIENT_NODE,
+        nodeCount: this.nodes.length,
+        peer: peer!,
+        fingerprint: this.fingerprint,
+        incarnation: this.incarnationBytes,
+        secret: this.options.secret,
+        clientSecret: this.options.usesClientSecret,
+        resumeFor: (p) => this.links[p]?.resumeState(),
+      };
+    }
     return {
+      ...(this.options.maxClients > 0
+        ? {
+            clients: {
+              secret: this.options.clientSecret,
+              resumeFor: (incarnation: Buffer) => {
+                const slot = this.clientByIncarnation.get(incarnation.toString('hex'));
+                return slot === undefined ? undefined : this.links[slot]?.resumeState();
+              },
+              admit: (r: HandshakeResult) => this.admitClient(r, remoteAddress),
+            },
+          }
+        : {}),
       role,
       self: this.id,
       nodeCount: this.nodes.length,
@@ -493,6 +678,55 @@ export class Cluster implements ConnectionEvents {
       resumeFor: (p) => this.links[p]?.resumeState(),
       admit: (r) => this.admit(r),
     };
+  }
+
+  /**
+   * Gives an authenticated client its peer number: the one its session has
+   * (a reconnect), else a free one. Refuses it when `maxClients` are linked.
+   */
+  private admitClient(r: HandshakeResult, address: string | undefined): number {
+    const id = r.peerIncarnation.toString('hex');
+    const known = this.clientByIncarnation.get(id);
+    if (known !== undefined) return known;
+    const max = this.options.maxClients;
+    if (this.clientRecords.size >= max) {
+      throw new HandshakeError(
+        ErrorCode.CLIENT_LIMIT,
+        `node ${this.id} already holds its maxClients of ${max} clients`,
+        { state: 'admit' },
+      );
+    }
+    const handle = clientHandle(r.peerIncarnation);
+    if (this.clientByHandle.has(handle)) {
+      throw new HandshakeError(
+        ErrorCode.DUPLICATE_NODE,
+        `another client linked to node ${this.id} has the same handle id (its incarnation's first 48 bits)`,
+        { state: 'admit' },
+      );
+    }
+    let slot = this.nodes.length;
+    while (this.links[slot] !== undefined) slot++;
+    this.makeLink(slot);
+    this.totals[slot] = { bytesIn: 0, bytesOut: 0, framesIn: 0 };
+    this.ever[slot] = false;
+    this.wasHealthy[slot] = false;
+    this.clientRecords.set(slot, { id, handle, address, since: Date.now() });
+    this.clientByIncarnation.set(id, slot);
+    this.clientByHandle.set(handle, slot);
+    return slot;
+  }
+
+  /** A client's session ended: its number is free again. */
+  private forgetClient(link: Link, reason: PeerLostError): void {
+    const c = this.clientRecords.get(link.peer);
+    if (c === undefined) return;
+    this.clientRecords.delete(link.peer);
+    this.clientByIncarnation.delete(c.id);
+    this.clientByHandle.delete(c.handle);
+    this.links[link.peer] = undefined;
+    this.detectors[link.peer] = undefined;
+    this.leases[link.peer] = 0;
+    this.emit({ type: 'client-down', client: c.id, error: reason });
   }
 
   /** Refuses a second live process claiming a node id whose session is healthy. */
@@ -519,7 +753,12 @@ export class Cluster implements ConnectionEvents {
     const conn: Connection = new Connection(
       socket,
       role,
-      this.handshakeOptions(role, peer, (from) => this.claimed.set(conn, from)),
+      this.handshakeOptions(
+        role,
+        peer,
+        (from) => this.claimed.set(conn, from),
+        socket.remoteAddress,
+      ),
       this.options.maxFramePayload,
       this,
       this.now,
@@ -621,6 +860,7 @@ export class Cluster implements ConnectionEvents {
     this.lastPing[link.peer] = this.now();
     this.detectors[link.peer]?.restart();
     this.linkFailures[link.peer] = undefined;
+    if (result.localId !== undefined) this.localIds[link.peer] = result.localId;
     debug(
       'node %d linked with %d (%s, %s)',
       this.id,
@@ -636,6 +876,9 @@ export class Cluster implements ConnectionEvents {
       this.ever[link.peer] = true;
       this.lastIncarnation[link.peer] = incarnation;
       this.handler?.onSessionStart(link.peer);
+      const client = this.clientRecords.get(link.peer);
+      if (client !== undefined)
+        this.emit({ type: 'client-up', client: client.id, address: client.address });
       this.emit(
         restarted
           ? { type: 'peer-restarted', node: link.peer, incarnation }
@@ -681,7 +924,7 @@ export class Cluster implements ConnectionEvents {
       this.emit({ type: 'peer-suspect', node: peer, reason: err?.message ?? 'connection closed' });
       if (err !== undefined) this.emit({ type: 'link-error', node: peer, error: err });
     }
-    if (dials(this.id, peer)) this.startDialing(link);
+    if (this.dialsPeer(peer)) this.startDialing(link);
   }
 
   /** ConnectionEvents: a socket drained. */
@@ -718,6 +961,7 @@ export class Cluster implements ConnectionEvents {
     }
     this.handler?.onSessionEnd(link.peer, reason);
     if (how === 'down') this.emit({ type: 'peer-down', node: link.peer, error: reason });
+    if (this.isClient(link.peer)) this.forgetClient(link, reason);
   }
 
   // ---- dialing -----------------------------------------------------------
@@ -790,7 +1034,10 @@ export class Cluster implements ConnectionEvents {
       // The peer's TLS certificate was refused: report it like any failed authentication.
       if (err instanceof HandshakeError && AUTH_CODES.has(err.code))
         this.emit({ type: 'auth-failure', node: node.id, remoteAddress: node.host, error: err });
-      if (!signal.aborted) this.linkFailures[node.id] = connectFailure(err, node, timedOut);
+      if (!signal.aborted) {
+        this.linkFailures[node.id] = connectFailure(err, node, timedOut);
+        this.wake();
+      }
       throw err;
     } finally {
       clearTimeout(timer);
@@ -857,6 +1104,7 @@ export class Cluster implements ConnectionEvents {
           timeoutMs,
           hungUp,
         );
+        this.wake();
       }
       throw err;
     });
@@ -919,7 +1167,7 @@ export class Cluster implements ConnectionEvents {
         if (suspect && !link.suspect) {
           link.suspect = true;
           const reason = `silent for ${Math.round(silent)} ms${phiText(phi)}`;
-          if (dials(this.id, link.peer) && !conn.midFrame) {
+          if (this.dialsPeer(link.peer) && !conn.midFrame) {
             // Proactive re-dial: drop the silent connection (onClosed reports
             // peer-suspect with this reason) and dial again now, rather than
             // wait on TCP's retransmission timers. The session stays: a live
@@ -1047,6 +1295,15 @@ export class Cluster implements ConnectionEvents {
     if (link.session !== undefined) return 'suspect';
     return this.ever[link.peer] === true ? 'down' : 'connecting';
   }
+}
+
+/** A definitive no from a member during the handshake: waiting longer will not help by itself. */
+function isRefusal(err: Error | undefined): boolean {
+  return (
+    err instanceof HandshakeError &&
+    err.state !== 'tls' &&
+    (AUTH_CODES.has(err.code) || err.code === ErrorCode.CLIENT_LIMIT)
+  );
 }
 
 /** ` (phi 8.3)` under the phi detector, nothing under the timeout. */

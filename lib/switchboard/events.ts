@@ -29,6 +29,18 @@ export type SwitchboardEvent =
       readonly count: number;
       readonly reason: string;
     }
+  | {
+      /** Member: a client (Switchboard.connect) linked; `client` is its id (its incarnation). */
+      readonly type: 'client-up';
+      readonly client: string;
+      readonly address: string | undefined;
+    }
+  | {
+      /** Member: a client's session ended (it closed, or went quiet past deadPeerMs). */
+      readonly type: 'client-down';
+      readonly client: string;
+      readonly error: PeerLostError;
+    }
   | { readonly type: 'error'; readonly error: Error };
 
 /** The state of one peer, as `peers()` reports it. */
@@ -47,6 +59,24 @@ export interface PeerInfo {
   readonly framesIn: number;
   readonly framesOut: number;
   /** Bytes queued or sent but not yet acknowledged. */
+  readonly bufferedBytes: number;
+  /** Last heartbeat round trip, ms. */
+  readonly rttMs: number | undefined;
+}
+
+/** A snapshot of one client linked to a member, as `clients()` and `stats().clients` report it. */
+export interface ClientInfo {
+  /** The client's id: its incarnation (hex), new at every start of the client process. */
+  readonly client: string;
+  /** Where it connected from. */
+  readonly address: string | undefined;
+  /** `up`, or `suspect` while it is silent or reconnecting (within deadPeerMs). */
+  readonly state: 'up' | 'suspect';
+  /** When it linked, ms since the epoch. */
+  readonly since: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** Bytes queued or sent to it but not yet acknowledged. */
   readonly bufferedBytes: number;
   /** Last heartbeat round trip, ms. */
   readonly rttMs: number | undefined;

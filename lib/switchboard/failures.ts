@@ -31,6 +31,8 @@ const HANDSHAKE_ADVICE: Partial<Record<ErrorCode, string>> = {
     'the peer or the network is slow; raise handshakeTimeoutMs if it persists',
   [ErrorCode.HANDSHAKE_LIMIT]: 'the acceptor had too many unauthenticated connections pending',
   [ErrorCode.PROTOCOL]: 'check that the address is a switchboard node of the same version',
+  [ErrorCode.CLIENT_LIMIT]:
+    'the member holds its maxClients clients (or accepts none): raise maxClients there, or dial other members',
 };
 
 const TLS_ADVICE = 'check that every node uses tls, with a certificate from the cluster ca';

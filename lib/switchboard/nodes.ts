@@ -16,6 +16,13 @@ export interface NodeInfo {
   readonly tags: readonly string[];
 }
 
+/**
+ * Handles to a client's receivers carry this plus 48 bits of the client's
+ * incarnation as their node (docs/wire-protocol.md 5.4): above every node
+ * id and every number a process gives its clients, the same on every node.
+ */
+export const CLIENT_HANDLE_BASE = 0x1_0000;
+
 /** The most nodes a cluster may have (node ids are u16 on the wire). */
 export const MAX_NODES = 1024;
 

@@ -63,6 +63,35 @@ export interface SwitchboardOptions {
   readonly reconnectMaxMs?: number;
   /** How long `close()` waits for queued data to be acknowledged. Default 5000. */
   readonly lingerMs?: number;
+  /**
+   * Clients (`Switchboard.connect`) this member holds at once; one more is
+   * refused with ERR_SB_CLIENT_LIMIT. 0 accepts none. Default 256.
+   */
+  readonly maxClients?: number;
+  /**
+   * A second secret (at least 16 bytes) that admits clients only: its holder
+   * can call, publish, subscribe and push, but cannot link as a member.
+   * Default: none (clients use the cluster secret).
+   */
+  readonly clientSecret?: string | Buffer;
+}
+
+/**
+ * Options of `Switchboard.connect`: a client of the cluster, outside its
+ * node list. Times are milliseconds, sizes bytes.
+ */
+export interface ConnectOptions extends Omit<
+  SwitchboardOptions,
+  'id' | 'bindHost' | 'maxPendingHandshakes' | 'maxClients' | 'secret' | 'clientSecret'
+> {
+  /** The cluster secret. Give this or `clientSecret` (or `insecure`). */
+  readonly secret?: string | Buffer;
+  /** The members' client secret (their `clientSecret` option). */
+  readonly clientSecret?: string | Buffer;
+  /** Which members to dial, by node id. Default: every node of the list. */
+  readonly members?: readonly number[];
+  /** How long `connect()` waits until one member has accepted the client. Default 10000. */
+  readonly timeoutMs?: number;
 }
 
 /** The resolved options. */
@@ -88,6 +117,15 @@ export interface ResolvedOptions {
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
   readonly lingerMs: number;
+  readonly maxClients: number;
+  /** Members: the client secret they accept. Clients: undefined. */
+  readonly clientSecret: Buffer | undefined;
+  /** Clients: `secret` is the members' client secret, not the cluster secret. */
+  readonly usesClientSecret: boolean;
+  /** `member`: a node of the list (Switchboard.start); `client`: Switchboard.connect. */
+  readonly role: 'member' | 'client';
+  /** Clients: the members to dial. Members: every other node. */
+  readonly members: readonly number[];
 }
 
 /** Defaults, anchored on NATS, gRPC, Akka Artery and ZMQ (the table in docs/guide.md section 2). */
@@ -106,7 +144,16 @@ export const DEFAULT_SWITCHBOARD_OPTIONS = Object.freeze({
   reconnectMinMs: 250,
   reconnectMaxMs: 10_000,
   lingerMs: 5_000,
+  maxClients: 256,
 });
+
+/** Defaults of {@link ConnectOptions} on top of the shared ones. */
+export const DEFAULT_CONNECT_OPTIONS = Object.freeze({
+  timeoutMs: 10_000,
+});
+
+/** The most clients a member may hold: client numbers are u16 on the wire, above the node ids. */
+export const MAX_CLIENTS = 0xfffe - 1024;
 
 // Typed as a record so the compiler fails when an option is added to the
 // interface but not here (or the reverse): the list is what unknown names
@@ -133,6 +180,31 @@ const SWITCHBOARD_OPTION_KEYS: { readonly [K in keyof SwitchboardOptions]-?: tru
   reconnectMinMs: true,
   reconnectMaxMs: true,
   lingerMs: true,
+  maxClients: true,
+  clientSecret: true,
+};
+const CONNECT_OPTION_KEYS: { readonly [K in keyof ConnectOptions]-?: true } = {
+  nodes: true,
+  secret: true,
+  clientSecret: true,
+  insecure: true,
+  clusterName: true,
+  tls: true,
+  handshakeTimeoutMs: true,
+  heartbeatMs: true,
+  deadPeerMs: true,
+  failureDetector: true,
+  phi: true,
+  writeStallMs: true,
+  maxFramePayload: true,
+  fragmentSize: true,
+  maxMessageSize: true,
+  linkBufferBytes: true,
+  reconnectMinMs: true,
+  reconnectMaxMs: true,
+  lingerMs: true,
+  members: true,
+  timeoutMs: true,
 };
 const TLS_OPTION_KEYS: { readonly [K in keyof TlsOptions]-?: true } = {
   key: true,
@@ -143,6 +215,11 @@ const TLS_OPTION_KEYS: { readonly [K in keyof TlsOptions]-?: true } = {
 /** Every option name of {@link SwitchboardOptions}, the names `resolveOptions` accepts. */
 export const SWITCHBOARD_OPTION_NAMES: readonly string[] = Object.freeze(
   Object.keys(SWITCHBOARD_OPTION_KEYS),
+);
+
+/** Every option name of {@link ConnectOptions}. */
+export const CONNECT_OPTION_NAMES: readonly string[] = Object.freeze(
+  Object.keys(CONNECT_OPTION_KEYS),
 );
 
 /** Every option name of {@link TlsOptions}. */
@@ -183,21 +260,24 @@ export function resolveOptions(
       `must be an integer index into nodes (0..${nodes.length - 1}), got ${String(id)}`,
     );
   }
-  let secret: Buffer | undefined;
-  if (options.secret !== undefined) {
-    secret =
-      typeof options.secret === 'string'
-        ? Buffer.from(options.secret, 'utf8')
-        : Buffer.from(options.secret);
-    if (secret.length < 16) throw new OptionError('secret', 'must be at least 16 bytes');
+  const secret = secretOption('secret', options.secret);
+  const clientSecret = secretOption('clientSecret', options.clientSecret);
+  if (secret !== undefined || clientSecret !== undefined) {
     if (options.insecure === true)
-      throw new OptionError('insecure', 'cannot be combined with a secret');
+      throw new OptionError(
+        'insecure',
+        `cannot be combined with a ${secret !== undefined ? 'secret' : 'clientSecret'}`,
+      );
   } else if (options.insecure !== true) {
     throw new OptionError(
       'secret',
       'is required; pass { insecure: true } to run without authentication',
     );
   }
+  if (secret === undefined && clientSecret !== undefined)
+    throw new OptionError('clientSecret', 'needs a cluster secret beside it');
+  if (clientSecret !== undefined && secret!.equals(clientSecret))
+    throw new OptionError('clientSecret', 'must differ from the cluster secret');
   const num = (key: NumericKey, min: number): number => {
     const value = options[key] ?? DEFAULT_SWITCHBOARD_OPTIONS[key];
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
@@ -226,7 +306,14 @@ export function resolveOptions(
     reconnectMinMs: num('reconnectMinMs', 0),
     reconnectMaxMs: num('reconnectMaxMs', 0),
     lingerMs: num('lingerMs', 0),
+    maxClients: num('maxClients', 0),
+    clientSecret,
+    usesClientSecret: false,
+    role: 'member',
+    members: nodes.filter((n) => n.id !== id).map((n) => n.id),
   };
+  if (!Number.isInteger(resolved.maxClients) || resolved.maxClients > MAX_CLIENTS)
+    throw new OptionError('maxClients', `must be an integer in 0..${MAX_CLIENTS}`);
   if (options.phi !== undefined && resolved.failureDetector !== 'phi') {
     throw new OptionError('phi', "applies only with failureDetector: 'phi'");
   }
@@ -245,6 +332,62 @@ export function resolveOptions(
     }
   }
   return resolved;
+}
+
+/**
+ * Validates the options of a client (`Switchboard.connect`): the shared
+ * ones as a member's, then its own. A client has no index in the node
+ * list: its `id` is `nodes.length`, a number no node has.
+ * @throws OptionError naming the first bad option.
+ */
+export function resolveConnectOptions(
+  options: ConnectOptions,
+  extraNames: readonly string[] = [],
+): ResolvedOptions & { readonly timeoutMs: number } {
+  if (typeof options !== 'object' || options === null)
+    throw new OptionError('options', 'must be an object');
+  checkOptionNames(options, [...CONNECT_OPTION_NAMES, ...extraNames], '');
+  const { members, timeoutMs, secret, clientSecret, ...shared } = options;
+  if (secret !== undefined && clientSecret !== undefined)
+    throw new OptionError('clientSecret', 'give either secret or clientSecret, not both');
+  const key = secret ?? clientSecret;
+  const base = resolveOptions(
+    { ...shared, id: 0, ...(key === undefined ? {} : { secret: key }) },
+    extraNames,
+  );
+  const n = base.nodes.length;
+  let dial: number[];
+  if (members === undefined) dial = base.nodes.map((x) => x.id);
+  else if (
+    !Array.isArray(members) ||
+    members.length === 0 ||
+    !members.every((m) => Number.isInteger(m) && m >= 0 && m < n)
+  ) {
+    throw new OptionError('members', `must be a non-empty array of node ids (0..${n - 1})`);
+  } else dial = [...new Set<number>(members as readonly number[])].sort((a, b) => a - b);
+  const wait = timeoutMs ?? DEFAULT_CONNECT_OPTIONS.timeoutMs;
+  if (typeof wait !== 'number' || !Number.isFinite(wait) || wait < 1)
+    throw new OptionError('timeoutMs', `must be a number >= 1, got ${String(wait)}`);
+  return {
+    ...base,
+    id: n,
+    bindHost: '',
+    maxClients: 0,
+    clientSecret: undefined,
+    usesClientSecret: clientSecret !== undefined,
+    role: 'client',
+    members: dial,
+    timeoutMs: wait,
+  };
+}
+
+function secretOption(name: string, value: unknown): Buffer | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' && !Buffer.isBuffer(value))
+    throw new OptionError(name, 'must be a string or a Buffer');
+  const b = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value);
+  if (b.length < 16) throw new OptionError(name, 'must be at least 16 bytes');
+  return b;
 }
 
 function detector(value: unknown): FailureDetector {

@@ -101,6 +101,10 @@ export function note(e: SwitchboardEvent): EventNote | undefined {
       };
     case 'drop':
       return { type: e.type, detail: `${e.count} on ${e.channel}: ${e.reason}` };
+    case 'client-up':
+      return { type: e.type, detail: `client ${e.client} from ${e.address ?? 'unknown'}` };
+    case 'client-down':
+      return { type: e.type, detail: `client ${e.client}: ${e.error.message}`, code: e.error.code };
     case 'error':
       return { type: e.type, detail: e.error.stack ?? e.error.message };
   }

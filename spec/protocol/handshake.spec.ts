@@ -652,7 +652,7 @@ describe('Handshake', () => {
       ['just magic and version', (b) => b.subarray(0, 6), ErrorCode.PROTOCOL],
       ['unknown flag 0x02', patchHello((b) => (b[6] = 0x02)), ErrorCode.PROTOCOL],
       ['unknown flag 0x80', patchHello((b) => (b[6] = 0x80)), ErrorCode.PROTOCOL],
-      ['unknown role 2', patchHello((b) => (b[7] = 2)), ErrorCode.PROTOCOL],
+      ['unknown role 3', patchHello((b) => (b[7] = 3)), ErrorCode.PROTOCOL],
       ['unknown role 0xff', patchHello((b) => (b[7] = 0xff)), ErrorCode.PROTOCOL],
       [
         'resume count above 2^53 - 1',
@@ -970,6 +970,8 @@ describe('Handshake', () => {
         INTERNAL: ErrorCode.INTERNAL,
         FRAME_TOO_LARGE: ErrorCode.FRAME_TOO_LARGE,
         REPLACED: ErrorCode.LINK,
+        CLIENT_LIMIT: ErrorCode.CLIENT_LIMIT,
+        CLIENT_ROLE: ErrorCode.CLIENT_ROLE,
       });
     });
 

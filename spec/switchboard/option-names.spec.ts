@@ -120,7 +120,7 @@ describe('checkOptionNames', () => {
 describe('resolveOptions refuses unknown option names', () => {
   it('lists every SwitchboardOptions name and every TlsOptions name', () => {
     expect(SWITCHBOARD_OPTION_NAMES).toContain('deadPeerMs');
-    expect(SWITCHBOARD_OPTION_NAMES).toHaveLength(21);
+    expect(SWITCHBOARD_OPTION_NAMES).toHaveLength(23);
     expect([...TLS_OPTION_NAMES]).toEqual(['key', 'cert', 'ca']);
   });
 

@@ -475,7 +475,7 @@ export class Pusher<T> {
    */
   private assign(t: Task, slot: WorkerSlot): void {
     const m = new Headed(
-      [this.hub.self, this.ackReceiver.id, t.id, t.attempt + 1],
+      [this.hub.selfFor(slot.node), this.ackReceiver.id, t.id, t.attempt + 1],
       t.value,
       undefined,
       t.headers,

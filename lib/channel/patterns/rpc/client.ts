@@ -580,12 +580,14 @@ export class Caller {
       return;
     }
     const op = KIND_OP[p.kind];
+    // What the server calls this node: a client has another number on each member.
+    const self = this.hub.selfFor(e.node);
     const msg = new Headed(
       p.contract !== undefined
-        ? [op, p.id, this.hub.self, replyId, remaining, p.down?.id ?? 0, p.contract.hash]
+        ? [op, p.id, self, replyId, remaining, p.down?.id ?? 0, p.contract.hash]
         : p.down === undefined
-          ? [op, p.id, this.hub.self, replyId, remaining]
-          : [op, p.id, this.hub.self, replyId, remaining, p.down.id],
+          ? [op, p.id, self, replyId, remaining]
+          : [op, p.id, self, replyId, remaining, p.down.id],
       payload,
       undefined,
       p.headers,
@@ -915,7 +917,7 @@ export class Caller {
   private sendCancel(p: PendingCall, why: number): void {
     const s = p.sender;
     if (s === undefined || s.closed || p.node < 0) return;
-    s.send(new Headed([Op.CANCEL, p.id, this.hub.self, why], null)).catch(NOOP);
+    s.send(new Headed([Op.CANCEL, p.id, this.hub.selfFor(p.node), why], null)).catch(NOOP);
   }
 
   /** Forgets a call (`error`: why it failed); false if it had settled already. */

@@ -286,8 +286,9 @@ export class Server {
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly hub: ChannelHub) {
-    this.active = hub.nodes.map(() => new ActiveCalls());
-    this.replyTo = new Array<Sender<unknown> | undefined>(hub.nodes.length);
+    // Indexed by calling peer: nodes, then the clients linked to this node.
+    this.active = Array.from({ length: hub.peerCount }, () => new ActiveCalls());
+    this.replyTo = new Array<Sender<unknown> | undefined>(hub.peerCount);
   }
 
   get timeouts(): ChannelHub['timeouts'] {
@@ -706,7 +707,7 @@ export class Server {
   }
 
   private isNode(n: unknown): n is number {
-    return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n < this.hub.nodes.length;
+    return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n < this.hub.peerCount;
   }
 }
 
