@@ -67,18 +67,6 @@ export interface Session {
   readonly addresses: readonly string[];
 }
 
-/** Options of `Switchboard.connect` that the command passes. */
-interface ConnectOptions {
-  readonly nodes: ClusterTarget['nodes'];
-  readonly secret?: Buffer;
-  readonly clientSecret?: Buffer;
-  readonly clusterName?: string;
-  readonly insecure?: boolean;
-  readonly timeoutMs: number;
-}
-
-type Connect = (options: ConnectOptions) => Promise<Attached>;
-
 /** Attaches to the cluster of `target`. */
 export async function attach(target: ClusterTarget): Promise<Session> {
   const members = target.addresses.map((_, i) => i).filter((i) => i !== target.asMember);
@@ -86,18 +74,13 @@ export async function attach(target: ClusterTarget): Promise<Session> {
     const sb = await asMember(target);
     return { sb, role: 'member', self: target.asMember, members, addresses: target.addresses };
   }
-  const connect = (Switchboard as unknown as { connect?: Connect }).connect;
-  if (typeof connect !== 'function')
-    throw new UnreachableError(
-      'this build of switchboard cannot attach as a client (it has no Switchboard.connect); ' +
-        'attach with --as-member <id> to a free slot of the node list',
-      [],
-    );
-  let sb: Attached;
+  let sb: Switchboard;
   try {
-    sb = await connect.call(Switchboard, {
+    sb = await Switchboard.connect({
       nodes: target.nodes,
       timeoutMs: target.connectTimeoutMs,
+      // Quick to see a lost member: a command is short-lived.
+      lingerMs: 1_000,
       ...(target.clientSecret !== undefined
         ? { clientSecret: target.clientSecret }
         : target.secret !== undefined
@@ -110,6 +93,11 @@ export async function attach(target: ClusterTarget): Promise<Session> {
     if (err instanceof OptionError) throw new UsageError(err.message);
     throw await unreachable(err, target, members);
   }
+  // `connect` resolves once one member accepted; give the others a moment
+  // (bounded: a member that is down is reported by the command itself).
+  await sb
+    .rendezvous({ timeoutMs: Math.min(2_000, target.connectTimeoutMs) })
+    .catch(() => undefined);
   return { sb, role: 'client', self: undefined, members, addresses: target.addresses };
 }
 
