@@ -416,6 +416,47 @@ describe('switchboard without a cluster to reach', () => {
   });
 });
 
+describe('attaching in the other ways', () => {
+  it('--nodes and the secret from SWITCHBOARD_SECRET', async () => {
+    const r = await runCli(
+      ['ping', '--nodes', cluster.addresses.join(','), '--json', '--count', '1'],
+      {
+        SWITCHBOARD_SECRET: cluster.secret,
+      },
+    );
+    if (r.code !== 0) throw new Error(explainCli(r));
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      members: [
+        { node: 0, ok: true },
+        { node: 1, ok: true },
+        { node: 2, ok: true },
+      ],
+    });
+  });
+
+  it('the secret in base64 from the variable the cluster file names', async () => {
+    const file = join(dir, 'env.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ nodes: cluster.addresses, secretEnv: 'MY_CLUSTER_SECRET' }),
+    );
+    const r = await runCli(['call', 'echo', '1', '--node', '1', '--cluster', file], {
+      MY_CLUSTER_SECRET: 'base64:' + Buffer.from(cluster.secret).toString('base64'),
+      SWITCHBOARD_SECRET: '',
+    });
+    if (r.code !== 0) throw new Error(explainCli(r));
+    expect(JSON.parse(r.stdout)).toEqual({ node: 1, value: 1 });
+  });
+
+  it('--as-member on a slot a running member holds exits 3, saying so', async () => {
+    const r = await runCli(['ping', '--as-member', '0', '--connect-timeout', '1', ...attach]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      /cannot take slot 0 \(127\.0\.0\.1:\d+\) of the node list: .*(EADDRINUSE|in use)/,
+    );
+  });
+});
+
 describe('usage', () => {
   const COMMANDS = [
     'ping',
