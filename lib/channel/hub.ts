@@ -328,12 +328,14 @@ export class ChannelHub
   ): Sender<T> {
     this.assertOpen();
     const node = target.node;
-    // Patterns also address the clients linked here (peerCount) and this
-    // process's own receivers by their handle number.
+    // Named receivers live on nodes of the list only. By id, patterns also
+    // address the clients linked here (peerCount) and this process's own
+    // receivers by their handle number.
+    const limit = target.name !== undefined ? this.nodes.length : this.peerCount;
     if (
       !Number.isInteger(node) ||
       node < 0 ||
-      (node >= this.peerCount && node !== this.handleSelf)
+      (node >= limit && (target.name !== undefined || node !== this.handleSelf))
     ) {
       throw new OptionError(
         'node',
@@ -782,14 +784,7 @@ export class ChannelHub
     const node = this.peerOf(t.node);
     if (node < 0) {
       // A client's receiver, and that client is not linked to this node.
-      const stream = new LocalStream(sender, this);
-      sender.outlets = [stream];
-      stream.end(
-        new SwitchboardError(
-          ErrorCode.NO_RECEIVER,
-          `receiver #${t.id} is on a client not linked to node ${this.self}`,
-        ),
-      );
+      this.noReceiver(sender, `receiver #${t.id} is on a client not linked to node ${this.self}`);
       return;
     }
     if (node === this.self) {
@@ -813,6 +808,13 @@ export class ChannelHub
       }
       return;
     }
+    if (!this.transport.hasSession(node) && node >= this.nodes.length) {
+      // A client's number without a session names nobody: that client is
+      // gone for good (a reconnecting one keeps its session), and the
+      // number may go to another client next.
+      this.noReceiver(sender, `receiver #${t.id} was on a client that left node ${this.self}`);
+      return;
+    }
     if (!this.transport.hasSession(node)) {
       // Buffer (bounded by the sender's maxPending) until the peer links.
       sender.outlets = [];
@@ -820,6 +822,13 @@ export class ChannelHub
       return;
     }
     sender.outlets = [this.openRemote(sender, node, t.id, t.name)];
+  }
+
+  /** Ends `sender` as a sender to a receiver that does not exist (ERR_SB_NO_RECEIVER). */
+  private noReceiver(sender: Sender<unknown>, message: string): void {
+    const stream = new LocalStream(sender, this);
+    sender.outlets = [stream];
+    stream.end(new SwitchboardError(ErrorCode.NO_RECEIVER, message));
   }
 
   private openRemote(

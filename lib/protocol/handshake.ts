@@ -28,7 +28,7 @@ import { FrameType, frameTypeName } from './frame.js';
  * the same exchange, its HELLO naming no node (0xFFFF), its proof under
  * the client label, keyed with the cluster secret or, when its HELLO says
  * so, the members' client secret; the member's WELCOME then carries the
- * number it gave the client (docs/wire-protocol.md 5.4).
+ * number it gave the client (docs/wire-protocol.md 5.8).
  */
 
 export const PROTOCOL_MAGIC = Buffer.from('SWBD', 'ascii');
@@ -246,7 +246,7 @@ export function computeProof(
     .digest();
 }
 
-/** How an acceptor takes clients (docs/wire-protocol.md 5.4). */
+/** How an acceptor takes clients (docs/wire-protocol.md 5.8). */
 export interface ClientAdmission {
   /** The client secret: a client HELLO with that flag is keyed with it. `undefined`: none. */
   readonly secret: Buffer | undefined;

@@ -18,7 +18,7 @@ export interface NodeInfo {
 
 /**
  * Handles to a client's receivers carry this plus 48 bits of the client's
- * incarnation as their node (docs/wire-protocol.md 5.4): above every node
+ * incarnation as their node (docs/wire-protocol.md 5.8): above every node
  * id and every number a process gives its clients, the same on every node.
  */
 export const CLIENT_HANDLE_BASE = 0x1_0000;

@@ -350,7 +350,8 @@ export function resolveConnectOptions(
   const { members, timeoutMs, secret, clientSecret, ...shared } = options;
   if (secret !== undefined && clientSecret !== undefined)
     throw new OptionError('clientSecret', 'give either secret or clientSecret, not both');
-  const key = secret ?? clientSecret;
+  // Checked here, so that an error names the option the caller gave.
+  const key = secretOption('secret', secret) ?? secretOption('clientSecret', clientSecret);
   const base = resolveOptions(
     { ...shared, id: 0, ...(key === undefined ? {} : { secret: key }) },
     extraNames,

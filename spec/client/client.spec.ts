@@ -180,6 +180,31 @@ describe('a client outside the node list', () => {
     ]);
   });
 
+  it('calls streaming methods of every kind', async () => {
+    const r = await main.request<Outcome>({ cmd: 'streams' });
+    expect(r.ok).toBe(true);
+    const { counted, doubled, sum } = r.value as {
+      counted: Array<{ node: number; k: number }>;
+      doubled: number[];
+      sum: number;
+    };
+    expect(counted.map((c) => c.k)).toEqual([0, 1, 2]);
+    expect(new Set(counted.map((c) => c.node)).size).toBe(1);
+    expect([1, 2]).toContain(counted[0]!.node);
+    expect(doubled).toEqual([2, 4, 6]);
+    expect(sum).toBe(15);
+  });
+
+  it("sends to a member's named receiver", async () => {
+    const mark = member(0).reports.length;
+    expect(
+      await main.request<Outcome>({ cmd: 'send', name: 'inbox', node: 0, value: { hi: 0 } }),
+    ).toMatchObject({ ok: true });
+    expect(await member(0).waitForReport('inbox', { from: mark, timeoutMs: WAIT })).toEqual({
+      hi: 0,
+    });
+  });
+
   it('gets a reply through a Sender it sent to a member', async () => {
     expect(await main.request({ cmd: 'reply-through-sender', method: 'reply' })).toEqual({
       ok: true,
@@ -280,6 +305,39 @@ describe('a client outside the node list', () => {
     }
     quiet.kill('SIGKILL');
     await within(quiet.exited, WAIT, 'the quiet client to die');
+  });
+
+  it('reconnects to a member that reset its connection, and the session resumes', async () => {
+    await main.request({ cmd: 'subscribe', pattern: 'resume.>' });
+    await until(
+      () => member(1).call<number>('subscribers', 'resume.0'),
+      (n) => n === 1,
+      "member 1 to see the client's subscription",
+    );
+    const from = main.log.length;
+    const mark = member(1).events.length;
+    expect(await member(1).call('publishAcrossDrop', 40)).toBe(1);
+    const got = (): number[] =>
+      main.log
+        .slice(from)
+        .map((r) => r.message)
+        .filter((m) => m.type === 'publication' && m.topic.startsWith('resume.'))
+        .map((m) => (m as { value: number }).value);
+    await until(
+      () => Promise.resolve(got()),
+      (v) => v.length >= 40,
+      'forty publications',
+    );
+    // The peer-reconnected of its relink reaches the client within a heartbeat or two.
+    await new Promise((resolve) => setTimeout(resolve, 2 * TIMING.heartbeatMs));
+    expect(got()).toEqual(Array.from({ length: 40 }, (_, k) => k));
+    // The same session: member 1 never saw the client go.
+    expect(
+      member(1)
+        .events.slice(mark)
+        .filter((e) => e.type === 'client-down'),
+    ).toEqual([]);
+    expect(await clientIds(1)).toEqual([mainId]);
   });
 
   it('fails the calls in flight to a member killed under it, typed, and calls the other', async () => {

@@ -9,6 +9,7 @@ import { DEFAULT_RECEIVER_OPTIONS } from '../../lib/channel/receiver.js';
 import { DEFAULT_SENDER_OPTIONS } from '../../lib/channel/sender.js';
 import {
   DEFAULT_CALL_OPTIONS,
+  DEFAULT_CONNECT_OPTIONS,
   DEFAULT_PUBLISHER_OPTIONS,
   DEFAULT_PUSHER_OPTIONS,
   DEFAULT_SERVE_OPTIONS,
@@ -55,6 +56,7 @@ function rendered(value: unknown): string {
 
 const GUIDE_TABLES: Array<[string, number, Defaults]> = [
   ['### `Switchboard.start(options)`', 0, DEFAULT_SWITCHBOARD_OPTIONS],
+  ['### `Switchboard.connect(options)`', 0, DEFAULT_CONNECT_OPTIONS],
   ['### Receivers', 0, DEFAULT_RECEIVER_OPTIONS],
   ['### Senders', 0, DEFAULT_SENDER_OPTIONS],
   ['### RPC', 0, DEFAULT_SERVE_OPTIONS],
