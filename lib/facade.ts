@@ -205,6 +205,7 @@ export class Switchboard {
       id: this.id,
       incarnation: this.incarnation,
       peers: () => this.peers(),
+      clients: () => this.clients(),
       stats: () => this.stats(),
       ownEntries: (kind) =>
         this.hub.directory

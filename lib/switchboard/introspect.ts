@@ -20,7 +20,7 @@
  *   the directory and keeps the served contracts for their schemas.
  */
 import { OptionError } from '../errors.js';
-import type { PeerInfo } from './events.js';
+import type { ClientInfo, PeerInfo } from './events.js';
 import type { MetricsStats } from './metrics.js';
 
 /** The prefix of the system methods; the application cannot serve a method that starts with it. */
@@ -70,6 +70,8 @@ export interface PeersReply {
   readonly incarnation: string;
   /** Its `peers()`: state (connecting, up, suspect, down), incarnation, round trip, traffic. */
   readonly peers: readonly PeerInfo[];
+  /** Its `clients()`: the clients linked to it now. */
+  readonly clients: readonly ClientInfo[];
 }
 
 /** A served method's service contract, as `$sb.methods` reports it. */
@@ -123,6 +125,7 @@ export interface IntrospectionHost<S> {
   readonly id: number;
   readonly incarnation: string;
   peers(): PeerInfo[];
+  clients(): ClientInfo[];
   stats(): S;
   /** This member's own directory entries of kind `rpc` (name, kind) and `service` (name, meta). */
   ownEntries(
@@ -151,6 +154,7 @@ export class Introspection<S> {
       node: h.id,
       incarnation: h.incarnation,
       peers: h.peers(),
+      clients: h.clients(),
     }));
     h.serve(SYSTEM_METHODS.stats, () => h.stats());
     h.serve(SYSTEM_METHODS.methods, (): MethodsReply => this.methods());

@@ -18,6 +18,8 @@ import { CliProcess, ensureBuilt, explainCli, runCli } from './run-cli.js';
 import type { CliResult } from './run-cli.js';
 
 const MEMBER = new URL('./fixtures/member.ts', import.meta.url);
+/** What the members accept from clients besides the cluster secret. */
+const CLIENT_SECRET = 'the operators client secret, handed out';
 
 let cluster: ProcessCluster;
 let dir: string;
@@ -30,7 +32,7 @@ beforeAll(async () => {
   cluster = await startCluster({
     module: MEMBER,
     nodes: 3,
-    options: { heartbeatMs: 100, deadPeerMs: 600 },
+    options: { heartbeatMs: 100, deadPeerMs: 600, clientSecret: CLIENT_SECRET },
     timeoutMs: 20_000,
   });
   await cluster.ready();
@@ -105,9 +107,15 @@ describe('switchboard against a live cluster', () => {
       members: Array<{
         node: number;
         ok: boolean;
-        value: { node: number; peers: Array<{ node: number; state: string; incarnation: string }> };
+        value: {
+          node: number;
+          peers: Array<{ node: number; state: string; incarnation: string }>;
+          clients: Array<{ state: string }>;
+        };
       }>;
     }>(await sb(['peers', '--json']));
+    // The command itself is a client of every member.
+    for (const m of r.members) expect(m.value.clients.length).toBeGreaterThanOrEqual(1);
     expect(r.members).toHaveLength(3);
     for (const m of r.members) {
       expect(m.ok).toBe(true);
@@ -118,6 +126,7 @@ describe('switchboard against a live cluster', () => {
         expect(p.incarnation).toBe(cluster.node(p.node).incarnation);
       }
     }
+    expect((await sb(['peers'])).stdout).toMatch(/^ {2}\d+ client\(s\) linked: /m);
     expect((await sb(['peers'])).stdout).toMatch(
       /node 0 \(.*\), incarnation [0-9a-f]{8}, sees:\n {2}node 1 +up/,
     );
@@ -446,6 +455,25 @@ describe('attaching in the other ways', () => {
     });
     if (r.code !== 0) throw new Error(explainCli(r));
     expect(JSON.parse(r.stdout)).toEqual({ node: 1, value: 1 });
+  });
+
+  it('a client secret from --client-secret-file', async () => {
+    const file = join(dir, 'client-secret');
+    writeFileSync(file, CLIENT_SECRET, { mode: 0o600 });
+    const r = await runCli(
+      [
+        'call',
+        'add',
+        '[40,2]',
+        '--nodes',
+        cluster.addresses.join(','),
+        '--client-secret-file',
+        file,
+      ],
+      { SWITCHBOARD_SECRET: '' },
+    );
+    if (r.code !== 0) throw new Error(explainCli(r));
+    expect(JSON.parse(r.stdout)).toBe(42);
   });
 
   it('--as-member on a slot a running member holds exits 3, saying so', async () => {

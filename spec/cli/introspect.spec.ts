@@ -42,6 +42,7 @@ describe('introspection served by every member', () => {
     const r = await ask<PeersReply>(1, '$sb.peers', 0);
     expect(r.node).toBe(0);
     expect(r.incarnation).toBe(cluster.node(0).incarnation);
+    expect(r.clients).toEqual([]);
     const others = r.peers.filter((p) => p.node !== 0);
     expect(others.map((p) => p.node).sort()).toEqual([1, 2]);
     for (const p of others) {

@@ -140,6 +140,13 @@ partition shows.`,
         `node ${a.node} (${a.address}), incarnation ${shortInc(a.value.incarnation)}, sees:`,
       ]);
       for (const p of a.value.peers) rows.push(peerRow(p));
+      const clients = a.value.clients ?? [];
+      rows.push([
+        `  ${clients.length} client(s) linked` +
+          (clients.length === 0
+            ? ''
+            : `: ${clients.map((c) => `${c.address ?? '?'} ${c.state} rtt ${ms(c.rttMs)}`).join(', ')}`),
+      ]);
     }
     rows.push([`this ${ctx.session.role}'s own links:`]);
     for (const p of own) rows.push(peerRow(p));
