@@ -73,16 +73,27 @@ async function runRpc(
   tally: Tally,
   until: number,
   perNode: Map<number, number>,
+  skipped: number[],
 ): Promise<void> {
   const { method, payload, node } = s;
   const timeoutMs = 10_000;
   const options = node === undefined ? { timeoutMs } : { timeoutMs, node };
   const { sb, members } = ctx.session;
   // A system method is served by every member, this one too with --as-member:
-  // each loop is given a member in turn, so the load reaches every member and only members.
+  // each loop is given a member in turn, so the load reaches every member and
+  // only members; those not up as the bench starts are left out (and named).
   const pinned = node === undefined && isSystemMethod(method);
+  const up = new Set(
+    sb
+      .peers()
+      .filter((p) => p.state === 'up')
+      .map((p) => p.node),
+  );
+  const live = members.filter((m) => up.has(m));
+  const targets = live.length > 0 ? live : members;
+  if (pinned) for (const m of members) if (!targets.includes(m)) skipped.push(m);
   const loop = async (_: unknown, i: number): Promise<void> => {
-    const opts = pinned ? { timeoutMs, node: members[i % members.length]! } : options;
+    const opts = pinned ? { timeoutMs, node: targets[i % targets.length]! } : options;
     while (performance.now() < until) {
       const t = performance.now();
       try {
@@ -348,10 +359,12 @@ on a terminal, and prints a summary at the end:
     let extra: Record<string, unknown>;
     try {
       if (kind === 'rpc') {
-        await runRpc(ctx, s, tally, until, perNode);
+        const skipped: number[] = [];
+        await runRpc(ctx, s, tally, until, perNode, skipped);
         extra = {
           method: s.method,
           perNode: Object.fromEntries([...perNode].sort((a, b) => a[0] - b[0])),
+          ...(skipped.length === 0 ? {} : { skipped }),
         };
       } else if (kind === 'channel') extra = await runChannel(ctx, s, tally, until);
       else extra = await runPubsub(ctx, s, tally);
@@ -394,6 +407,10 @@ on a terminal, and prints a summary at the end:
             .sort((a, b) => a[0] - b[0])
             .map(([n, c]) => `${n}: ${fmtCount(c)}`)
             .join('  ')}`,
+        );
+      if (Array.isArray(extra.skipped))
+        out(
+          `  skipped    node(s) ${(extra.skipped as number[]).join(', ')}: not up when the bench began`,
         );
       if (kind === 'channel') out(`  delivered  ${fmtCount(extra.delivered as number)}`);
       if (kind === 'pubsub')
