@@ -70,6 +70,8 @@ import type { ConnectOptions, SwitchboardOptions } from './switchboard/options.j
 import { ANONYMOUS } from './switchboard/metrics.js';
 import type { Metrics, MetricsStats } from './switchboard/metrics.js';
 import { renderPrometheus } from './prometheus.js';
+import { RPC_KIND, SERVICE_KIND } from './channel/patterns/rpc/server.js';
+import { Introspection, refuseSystemName, withoutSystemMethods } from './switchboard/introspect.js';
 import type { RenderOptions } from './prometheus.js';
 import type { Observable } from 'rxjs';
 
@@ -176,6 +178,7 @@ export class Switchboard {
   private pushPullEngine: PushPull | undefined;
   private poster: Poster | undefined;
   private closing: Promise<void> | undefined;
+  private readonly introspection: Introspection<SwitchboardStats>;
 
   private constructor(options: StartOptions | ClientConnectOptions, client = false) {
     this.cluster = client
@@ -197,6 +200,21 @@ export class Switchboard {
     this.events$ = this.cluster.events$;
     this.lingerMs = this.cluster.lingerMs;
     internalsOf.set(this, { cluster: this.cluster, hub: this.hub });
+    // The `$sb.*` system methods (lib/switchboard/introspect.ts), served from the start.
+    this.introspection = new Introspection({
+      id: this.id,
+      incarnation: this.incarnation,
+      peers: () => this.peers(),
+      clients: () => this.clients(),
+      stats: () => this.stats(),
+      ownEntries: (kind) =>
+        this.hub.directory
+          .lookupKind(kind === 'rpc' ? RPC_KIND : SERVICE_KIND)
+          .filter((e) => e.node === this.id),
+      serve: (method, handler) => void this.rpc().serveUnary(method, handler),
+    });
+    // Members only: a client serves nothing in the cluster's name.
+    if (this.role === 'member') this.introspection.serveAll();
   }
 
   /**
@@ -211,7 +229,9 @@ export class Switchboard {
     try {
       await sb.cluster.startCluster();
     } catch (err) {
-      sb.hub.shutdown(new SwitchboardError(ErrorCode.CLOSED, 'switchboard failed to start'), false);
+      const failed = new SwitchboardError(ErrorCode.CLOSED, 'switchboard failed to start');
+      sb.rpcEngine?.shutdown(failed);
+      sb.hub.shutdown(failed, false);
       throw err;
     }
     return sb;
@@ -387,6 +407,7 @@ export class Switchboard {
   ): ServeHandle {
     this.assertMember('serve');
     check(options, SERVE_OPTION_NAMES);
+    refuseSystemName(method, 'method');
     return this.rpc().serveUnary(method, handler, options);
   }
 
@@ -420,6 +441,7 @@ export class Switchboard {
   ): ServeHandle {
     this.assertMember('serveStream');
     check(options, SERVE_OPTION_NAMES);
+    refuseSystemName(method, 'method');
     return this.rpc().serveStream(method, handler, options);
   }
 
@@ -441,6 +463,7 @@ export class Switchboard {
   ): ServeHandle {
     this.assertMember('serveClientStream');
     check(options, SERVE_OPTION_NAMES);
+    refuseSystemName(method, 'method');
     return this.rpc().serveClientStream(method, handler, options);
   }
 
@@ -471,6 +494,7 @@ export class Switchboard {
   ): ServeHandle {
     this.assertMember('serveBidi');
     check(options, SERVE_OPTION_NAMES);
+    refuseSystemName(method, 'method');
     return this.rpc().serveBidi(method, handler, options);
   }
 
@@ -505,7 +529,10 @@ export class Switchboard {
   ): ServiceHandle {
     this.assertMember('serveService');
     check(options, SERVE_OPTION_NAMES);
-    return serveService(this.rpc(), contract, handlers, options);
+    refuseSystemName((contract as { name?: unknown } | undefined)?.name, 'contract.name');
+    const handle = serveService(this.rpc(), contract, handlers, options);
+    this.introspection.contractServed(contract);
+    return handle;
   }
 
   /**
@@ -630,7 +657,8 @@ export class Switchboard {
 
   /** Per-peer and per-channel counters and queue depths. */
   stats(): SwitchboardStats {
-    return {
+    // The `$sb.*` system methods are the library's, not the application's traffic.
+    return withoutSystemMethods({
       node: this.id,
       role: this.role,
       incarnation: this.incarnation,
@@ -640,7 +668,7 @@ export class Switchboard {
       drops: Object.fromEntries(this.hub.drops),
       rpc: this.rpcEngine?.stats() ?? NO_RPC_STATS,
       metrics: this.hub.metrics.snapshot(),
-    };
+    });
   }
 
   /**

@@ -39,6 +39,9 @@ export { Worker } from './channel/patterns/pushpull/worker.js';
 export { METRICS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
 export { LATENCY_BUCKETS } from './switchboard/metrics.js';
 
+// ---- introspection (docs/api.md, "Introspection") ----
+export { isSystemMethod, SYSTEM_METHODS, SYSTEM_PREFIX } from './switchboard/introspect.js';
+
 // ---- errors ----
 export {
   BatchSendError,
@@ -63,6 +66,14 @@ export {
 } from './errors.js';
 
 export type { ClientConnectOptions, StartOptions, SwitchboardStats } from './facade.js';
+export type {
+  MethodContract,
+  MethodInfo,
+  MethodsReply,
+  PeersReply,
+  PingReply,
+  SideInfo,
+} from './switchboard/introspect.js';
 export type { RenderableStats, RenderOptions } from './prometheus.js';
 export type {
   EndpointStats,
