@@ -121,6 +121,15 @@ export class ClusterNode {
     return () => this.eventListeners.delete(listener);
   }
 
+  /**
+   * How the node's last process ended: its exit code, or the signal that
+   * ended it; undefined while it runs (or before it first started).
+   */
+  get exitStatus():
+    { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined {
+    return this.exit;
+  }
+
   /** True while its process runs (paused included). */
   get alive(): boolean {
     return this.proc !== undefined && this.exit === undefined;

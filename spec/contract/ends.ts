@@ -1,30 +1,28 @@
 /**
- * The parent's side of the delivery-contract suite: a {@link Recorder} that
+ * The test's side of the delivery-contract suite: a {@link Recorder} that
  * keeps every observation of a scenario, and the {@link End}s a check
  * drives: an agent in this process ({@link LocalEnd}) or in a child process
- * ({@link ChildEnd}), both taking the same commands and reporting into the
- * same recorder. Children are spawned ahead ({@link AgentChildren.take}
- * hands out a booted spare and starts the next), and every one is killed in
- * `cleanup()` whatever happened.
+ * of a switchboard/testing cluster ({@link ChildEnd}), both taking the same
+ * commands and reporting into the same recorder.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Switchboard } from '../../lib/index.js';
+import type { ClusterNode, ProcessCluster } from '../../lib/testing/index.js';
 import { Agent } from './agent.js';
-import type {
-  AgentCommand,
-  AgentStats,
-  ChildCommand,
-  ChildMessage,
-  NodeOptions,
-  Obs,
-  ObsOf,
-} from './protocol.js';
-import { ChildPool, ChildProcessHandle, within } from '../support/children.js';
-import type { Received } from '../support/children.js';
+import type { AgentCommand, AgentStats, Obs, ObsOf } from './protocol.js';
 
-const PROGRAM = 'spec/contract/child-agent.ts';
+/** Rejects with `what` if `promise` does not settle within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Every observation of a scenario, with waits on them that always end. */
 export class Recorder {
@@ -158,23 +156,73 @@ export class LocalEnd implements End {
   }
 }
 
-/** A child process running child-agent.ts. */
-export class AgentChild extends ChildProcessHandle<ChildMessage, ChildCommand> {
-  /** Where its observations go (set when a scenario takes it). */
-  recorder: Recorder | undefined;
-  readonly journal: string;
+/**
+ * A child end: a process of a switchboard/testing cluster running
+ * agent-node.ts. Its handle survives restarts (a new incarnation, the same
+ * end), and its observations reach the scene's recorder as the node
+ * reports them (scene.ts subscribes).
+ */
+export class ChildEnd implements End {
+  readonly where = 'child' as const;
 
   constructor(
-    label: string,
-    private readonly dir: string,
-  ) {
-    super(label, PROGRAM, { label });
-    this.journal = join(dir, `${label}.jsonl`);
+    readonly node: number,
+    private readonly cluster: ProcessCluster,
+    /** The file its takes are journaled to (every incarnation appends). */
+    readonly journal: string,
+  ) {}
+
+  /** The kit's handle on the process. */
+  get handle(): ClusterNode {
+    return this.cluster.node(this.node);
   }
 
-  /** Waits until the program booted. */
-  async ready(timeoutMs = 20_000): Promise<void> {
-    await this.waitFor((r) => (r.message.type === 'ready' ? true : undefined), 'ready', timeoutMs);
+  get label(): string {
+    return `node ${this.node} (child, pid ${this.handle.pid ?? '-'})`;
+  }
+
+  do<T = unknown>(c: AgentCommand, timeoutMs = 10_000): Promise<T> {
+    return this.handle.invoke<T>('do', [c], { timeoutMs });
+  }
+
+  stats(): Promise<AgentStats> {
+    return this.do<AgentStats>({ cmd: 'stats' });
+  }
+
+  /** SIGKILL; resolves once the process is gone. */
+  kill(): Promise<void> {
+    return this.cluster.kill(this.node);
+  }
+
+  /** SIGSTOP. */
+  pause(): void {
+    this.cluster.pause(this.node);
+  }
+
+  /** SIGCONT. */
+  resume(): void {
+    this.cluster.resume(this.node);
+  }
+
+  /** SIGKILL, then a new process as the same node (a new incarnation); resolves once it runs. */
+  restart(): Promise<void> {
+    return this.cluster.restart(this.node);
+  }
+
+  /**
+   * Tells the process, whose switchboard a check closed, to leave without
+   * `process.exit()`: resolves with how it ended, or with why it did not
+   * end by itself within `timeoutMs` (then it is killed).
+   */
+  async exitByItself(
+    timeoutMs: number,
+  ): Promise<{ readonly code: number | null; readonly signal: string | null } | string> {
+    try {
+      await this.cluster.stop(this.node, { exitByItself: true, timeoutMs });
+    } catch (err) {
+      return (err as Error).message.split('\n')[0]!;
+    }
+    return this.handle.exitStatus ?? 'still running';
   }
 
   /** The takes it journaled (they survive a SIGKILL that its IPC reports may not). */
@@ -189,80 +237,5 @@ export class AgentChild extends ChildProcessHandle<ChildMessage, ChildCommand> {
       .split('\n')
       .filter((l) => l.length > 0)
       .map((l) => JSON.parse(l) as ObsOf<'take'>);
-  }
-
-  protected override received(entry: Received<ChildMessage>): void {
-    const m = entry.message;
-    if (m.type === 'obs') for (const o of m.obs) this.recorder?.push(o);
-  }
-
-  get dirPath(): string {
-    return this.dir;
-  }
-}
-
-/** A child's end of a placement. */
-export class ChildEnd implements End {
-  readonly where = 'child' as const;
-  readonly label: string;
-
-  constructor(
-    readonly node: number,
-    readonly child: AgentChild,
-  ) {
-    this.label = `node ${node} (child ${child.label}, pid ${child.pid})`;
-  }
-
-  do<T = unknown>(c: AgentCommand, timeoutMs = 10_000): Promise<T> {
-    return this.child.request<T>(c, timeoutMs);
-  }
-
-  stats(): Promise<AgentStats> {
-    return this.do<AgentStats>({ cmd: 'stats' });
-  }
-
-  /** Starts its switchboard as `options.id`, journaling takes; resolves with its incarnation. */
-  start(options: NodeOptions): Promise<string> {
-    return this.do<string>({ cmd: 'start', options, journal: this.child.journal });
-  }
-
-  kill(signal: NodeJS.Signals): void {
-    this.child.kill(signal);
-  }
-}
-
-/**
- * The children of one spec file. `take()` hands out a child that already
- * booted (one is always being spawned ahead) so that a check rarely waits
- * for a process to start.
- */
-export class AgentChildren extends ChildPool<AgentChild> {
-  private spare: AgentChild | undefined;
-  private n = 0;
-  private readonly dir = mkdtempSync(join(tmpdir(), 'sb-contract-'));
-
-  /** A booted child, its observations going to `recorder`; another is spawned ahead. */
-  async take(recorder: Recorder): Promise<AgentChild> {
-    const child = this.spare ?? this.spawn();
-    this.spare = this.spawn();
-    await child.ready();
-    child.recorder = recorder;
-    recorder.describeWith(
-      () =>
-        `--- output of child ${child.label} (pid ${child.pid}, ${child.alive ? 'alive' : `exited ${JSON.stringify(child.exit)}`}):\n${child.outputTail}`,
-    );
-    return child;
-  }
-
-  private spawn(): AgentChild {
-    mkdirSync(this.dir, { recursive: true });
-    return this.adopt(new AgentChild(`c${++this.n}`, this.dir));
-  }
-
-  /** Kills every child, the spare included, and removes the journals. */
-  override async cleanup(): Promise<void> {
-    this.spare = undefined;
-    await super.cleanup();
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }

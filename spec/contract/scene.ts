@@ -1,16 +1,28 @@
 /**
  * Clusters for the delivery-contract checks: a {@link Scene} is a set of
  * ends (agents in this process or in children) linked into one cluster
- * over real TCP on 127.0.0.1, with the suite's short timers, one recorder
- * for all their observations, and the faults a check applies to a child
- * (SIGKILL, a restart with the same id, SIGSTOP/SIGCONT).
+ * over real TCP on the loopback, with the suite's short timers, one
+ * recorder for all their observations, and the faults a check applies to a
+ * child (SIGKILL, a restart with the same id, SIGSTOP/SIGCONT).
+ *
+ * A scene with a child is a switchboard/testing cluster: the children are
+ * its processes, running agent-node.ts, and the ends in this process are
+ * its nodes `here` (docs/testing.md, "Nodes in the test process"), so every
+ * link of the scene passes through the kit's proxies. A scene without a
+ * child is switchboards of this process linked directly.
  *
  * {@link placed} builds the two ends of a placement: `near` is always an
  * agent in this process; `far` is the same agent (`same`), a second
  * switchboard in this process (`tcp`), or a child process (`child`).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCluster } from '../../lib/testing/index.js';
+import type { NodeReport, ProcessCluster } from '../../lib/testing/index.js';
 import { ChildEnd, LocalEnd, Recorder } from './ends.js';
-import type { AgentChild, AgentChildren, End } from './ends.js';
+import type { End } from './ends.js';
+import type { AgentNodeData } from './agent-node.js';
 import type { NodeOptions, Obs, ObsOf } from './protocol.js';
 import type { Placement } from './table.js';
 import { localNodes } from '../support/ports.js';
@@ -30,16 +42,23 @@ export const TIMERS = {
 /** Slack on top of a timer for scheduling, IPC and a loaded 2-core machine, ms. */
 export const SLACK = 700;
 
+/** The children's node module. */
+const AGENT_NODE = new URL('./agent-node.ts', import.meta.url);
+
 export type EndKind = 'local' | 'child';
+
+/** Extra switchboard options of a scene's nodes (the kit or the scene owns the node list, id and secret). */
+export type SceneOptions = Omit<Partial<NodeOptions>, 'nodes' | 'id' | 'secret'>;
 
 export interface Scene {
   readonly recorder: Recorder;
   /** By node id. */
   readonly ends: End[];
-  readonly options: NodeOptions[];
+  /** The kit cluster of a scene with a child. */
+  readonly cluster: ProcessCluster | undefined;
   /** Kills node `id` (a child) with SIGKILL if it is alive, and waits for it to be gone. */
   kill(id: number): Promise<void>;
-  /** Kills node `id` (a child) and starts a new child as the same node: a new incarnation. */
+  /** Kills node `id` (a child) and starts it again as the same node: a new incarnation. */
   restart(id: number): Promise<ChildEnd>;
   /** Destroys what is left: local switchboards, and the children of this scene. */
   dispose(): Promise<void>;
@@ -52,75 +71,121 @@ export function streamId(prefix: string): string {
   return `${prefix}${++streams}`;
 }
 
+/** Where the children journal their takes: one directory per spec file, removed at its end. */
+let journals: string | undefined;
+afterAll(() => {
+  if (journals !== undefined) rmSync(journals, { recursive: true, force: true });
+  journals = undefined;
+});
+
 /**
  * Starts one end per `kinds` entry (node ids in that order), waits for the
  * rendezvous, and returns the scene. `extra(id)` adds options per node.
  */
 export async function scene(
   kinds: readonly EndKind[],
-  children: AgentChildren | undefined,
-  extra: (id: number) => Partial<NodeOptions> = () => ({}),
+  extra: (id: number) => SceneOptions = () => ({}),
 ): Promise<Scene> {
-  const recorder = new Recorder();
-  const nodes = await localNodes(kinds.length);
-  const options = kinds.map((_, id): NodeOptions => ({
-    nodes,
-    id,
-    secret: SECRET,
-    ...TIMERS,
-    ...extra(id),
-  }));
-  const ends: End[] = [];
-  const mine: ChildEnd[] = [];
-  try {
-    for (const [id, kind] of kinds.entries()) {
-      if (kind === 'local') {
-        const end = new LocalEnd(id, `node ${id} (this process)`, recorder);
-        ends.push(end);
-        await end.do({ cmd: 'start', options: options[id]! });
-      } else {
-        if (children === undefined) throw new Error('scene: a child end needs a pool');
-        const end = new ChildEnd(id, await children.take(recorder));
-        ends.push(end);
-        mine.push(end);
-        await end.start(options[id]!);
-      }
-    }
-    await Promise.all(ends.map((e) => e.do({ cmd: 'rendezvous', timeoutMs: 10_000 }, 12_000)));
-  } catch (err) {
-    await disposeAll(ends, mine);
-    throw err;
-  }
-  const s: Scene = {
-    recorder,
-    ends,
-    options,
-    kill: async (id) => {
-      const end = ends[id];
-      if (!(end instanceof ChildEnd)) throw new Error(`node ${id} is not a child`);
-      end.kill('SIGKILL');
-      await end.child.exited;
-    },
-    restart: async (id) => {
-      await s.kill(id);
-      const end = new ChildEnd(id, await children!.take(recorder));
-      ends[id] = end;
-      mine.push(end);
-      await end.start(options[id]!);
-      return end;
-    },
-    dispose: () => disposeAll(ends, mine),
-  };
-  return s;
+  return kinds.includes('child') ? kitScene(kinds, extra) : localScene(kinds.length, extra);
 }
 
-async function disposeAll(ends: readonly End[], children: readonly ChildEnd[]): Promise<void> {
-  await Promise.all(ends.map((e) => (e instanceof LocalEnd ? e.dispose() : Promise.resolve())));
-  for (const c of children) {
-    c.kill('SIGCONT');
-    c.kill('SIGKILL');
+/** Switchboards of this process only, linked directly. */
+async function localScene(n: number, extra: (id: number) => SceneOptions): Promise<Scene> {
+  const recorder = new Recorder();
+  const nodes = await localNodes(n);
+  const ends: LocalEnd[] = [];
+  const dispose = (): Promise<void> =>
+    Promise.all(ends.map((e) => e.dispose())).then(() => undefined);
+  try {
+    for (let id = 0; id < n; id++) {
+      const end = new LocalEnd(id, `node ${id} (this process)`, recorder);
+      ends.push(end);
+      await end.do({
+        cmd: 'start',
+        options: { nodes, id, secret: SECRET, ...TIMERS, ...extra(id) },
+      });
+    }
+    await rendezvous(ends);
+  } catch (err) {
+    await dispose();
+    throw err;
   }
-  await Promise.all(children.map((c) => c.child.exited));
+  const noChild = (id: number): Promise<never> =>
+    Promise.reject(new Error(`node ${id} is not a child`));
+  return { recorder, ends, cluster: undefined, kill: noChild, restart: noChild, dispose };
+}
+
+/** A switchboard/testing cluster: the children are its processes, the local ends its nodes here. */
+async function kitScene(
+  kinds: readonly EndKind[],
+  extra: (id: number) => SceneOptions,
+): Promise<Scene> {
+  const recorder = new Recorder();
+  journals ??= mkdtempSync(join(tmpdir(), 'sb-contract-'));
+  const dir = journals;
+  const tag = streamId('scene');
+  const here = kinds.flatMap((k, id) => (k === 'local' ? [id] : []));
+  const locals = new Map(
+    here.map((id) => [id, new LocalEnd(id, `node ${id} (this process)`, recorder)]),
+  );
+  const cluster = await startCluster({
+    module: AGENT_NODE,
+    nodes: kinds.length,
+    here,
+    options: (id) => ({ ...TIMERS, ...extra(id) }),
+    setup: ({ sb, id }) => {
+      locals.get(id)!.agent.attach(sb);
+    },
+    data: (id): AgentNodeData => ({ journal: join(dir, `${tag}-node${id}.jsonl`) }),
+    timeoutMs: 15_000,
+  });
+  const ends: End[] = kinds.map(
+    (k, id) => locals.get(id) ?? new ChildEnd(id, cluster, join(dir, `${tag}-node${id}.jsonl`)),
+  );
+  const dispose = async (): Promise<void> => {
+    await Promise.all([...locals.values()].map((e) => e.dispose()));
+    await cluster.close();
+  };
+  try {
+    for (const end of ends) {
+      if (!(end instanceof ChildEnd)) continue;
+      const node = end.handle;
+      const take = (r: NodeReport): void => {
+        if (r.kind === 'obs') for (const o of r.data as Obs[]) recorder.push(o);
+      };
+      // What it reported while the cluster started, then the rest as it comes (one turn: no gap).
+      for (const r of node.reports) take(r);
+      node.onReport(take);
+    }
+    recorder.describeWith(() => `--- the cluster:\n${cluster.describe()}`);
+    await cluster.ready();
+    await rendezvous(ends);
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+  const child = (id: number): ChildEnd => {
+    const end = ends[id];
+    if (!(end instanceof ChildEnd)) throw new Error(`node ${id} is not a child`);
+    return end;
+  };
+  return {
+    recorder,
+    ends,
+    cluster,
+    kill: (id) => child(id).kill(),
+    restart: async (id) => {
+      const end = child(id);
+      await end.restart();
+      return end;
+    },
+    dispose,
+  };
+}
+
+/** Every end's own rendezvous, as an application awaits it. */
+async function rendezvous(ends: readonly End[]): Promise<void> {
+  await Promise.all(ends.map((e) => e.do({ cmd: 'rendezvous', timeoutMs: 10_000 }, 12_000)));
 }
 
 /** A placement's scene and its two ends. */
@@ -134,8 +199,7 @@ export interface Placed extends Scene {
 /** Builds the scene of `placement`. `near`/`far` options apply to those ends. */
 export async function placed(
   placement: Placement,
-  children: AgentChildren | undefined,
-  extra: { near?: Partial<NodeOptions>; far?: Partial<NodeOptions> } = {},
+  extra: { near?: SceneOptions; far?: SceneOptions } = {},
 ): Promise<Placed> {
   const kinds: EndKind[] =
     placement === 'same'
@@ -143,7 +207,7 @@ export async function placed(
       : placement === 'tcp'
         ? ['local', 'local']
         : ['local', 'child'];
-  const s = await scene(kinds, children, (id) =>
+  const s = await scene(kinds, (id) =>
     placement === 'same'
       ? { ...extra.near, ...extra.far }
       : id === 0
@@ -190,7 +254,7 @@ export function shortError(
  * Adds the takes `child` journaled that its IPC reports did not bring (a
  * killed child's last reports die in the pipe; the journal does not).
  */
-export function mergeJournal(recorder: Recorder, child: AgentChild): number {
+export function mergeJournal(recorder: Recorder, child: ChildEnd): number {
   const key = (t: ObsOf<'take'>): string => `${t.inc}/${t.stream}/${t.seq}/${t.attempt}/${t.at}`;
   const seen = new Set(recorder.of('take').map(key));
   let added = 0;
