@@ -7,8 +7,6 @@
  * test process's exit, or by itself when its IPC channel to the test drops.
  */
 import { randomBytes } from 'node:crypto';
-import { extname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Switchboard } from '../index.js';
 import { LOCAL_POLL_MS, LocalNode, describeLocal, launchLocal, seenLocal } from './local.js';
 import { bindCandidates } from './loopback.js';
@@ -17,6 +15,9 @@ import { mainOf } from './node-module.js';
 import type { NodeMain } from './node-module.js';
 import { ClusterNode } from './node-process.js';
 import type { Launch } from './node-process.js';
+import { launchOf, moduleUrl } from './launch.js';
+import type { ProcessOptions } from './launch.js';
+import { closeStandalone } from './start-node.js';
 import { OWNED } from './node-options.js';
 import type { NodeOptions } from './node-options.js';
 import { LinkFabric } from './proxy.js';
@@ -28,7 +29,7 @@ import type { ScheduleOptions, SchedulePlan, ScheduleReport } from './schedule.j
 export type { NodeOptions } from './node-options.js';
 
 /** Options of {@link startCluster}. */
-export interface ClusterOptions {
+export interface ClusterOptions extends ProcessOptions {
   /** The user's node module (`.js`, `.mjs`, or `.ts` with a loader): a path from `cwd`, or a file URL. */
   readonly module: string | URL;
   /** How many nodes. */
@@ -39,23 +40,6 @@ export interface ClusterOptions {
   readonly tags?: (id: number) => readonly string[];
   /** What each node's module gets as `ctx.data` (structured-cloneable). */
   readonly data?: (id: number) => unknown;
-  /** The default timeout of every wait, call and start, ms. Default 15000. */
-  readonly timeoutMs?: number;
-  /**
-   * Node flags for the children. Default: the test process's own loader
-   * flags (`--import`, `--require`, `--loader`, `--conditions`...), so a
-   * test run under tsx runs its nodes under tsx; `--import tsx` is added
-   * when the module (or the kit itself) is TypeScript and no loader is given.
-   */
-  readonly execArgv?: readonly string[];
-  /** Added to the test process's environment (never put the secret here: the kit passes it over IPC). */
-  readonly env?: Readonly<Record<string, string>>;
-  /** Working directory of the children. Default: the test process's. */
-  readonly cwd?: string;
-  /** Lines of stdout and of stderr kept per node. Default 2000. */
-  readonly keepLines?: number;
-  /** Copy the nodes' output to the test's stderr as it comes. Default false. */
-  readonly echo?: boolean;
   /**
    * Nodes that run in the test process itself instead of a child process
    * (a mixed cluster): their switchboards start here, behind proxies like
@@ -71,58 +55,13 @@ export interface ClusterOptions {
   readonly setup?: NodeMain;
 }
 
-const HERE = fileURLToPath(import.meta.url);
-/** The node program next to this file: child.ts under a TypeScript loader, child.js once built. */
-const CHILD = resolve(HERE, '..', `child${extname(HERE)}`);
-const TS = /\.[cm]?ts$/;
-
-/** Loader flags of the test process worth handing down to its nodes. */
-function inheritedFlags(argv: readonly string[]): string[] {
-  const withValue = /^(--import|--require|-r|--loader|--experimental-loader|--conditions|-C)$/;
-  const joined = /^(--import|--require|--loader|--experimental-loader|--conditions)=/;
-  const bare =
-    /^--(enable-source-maps|no-warnings|no-deprecation|experimental-strip-types|experimental-transform-types)$/;
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (withValue.test(a) && i + 1 < argv.length) out.push(a, argv[++i]!);
-    else if (joined.test(a) || bare.test(a)) out.push(a);
-  }
-  return out;
-}
-
-function childArgv(options: ClusterOptions, moduleUrl: string): string[] {
-  const argv =
-    options.execArgv === undefined ? inheritedFlags(process.execArgv) : [...options.execArgv];
-  const needsTs = TS.test(CHILD) || TS.test(new URL(moduleUrl).pathname);
-  const hasLoader = argv.some((a) =>
-    /tsx|ts-node|experimental-strip-types|experimental-transform-types/.test(a),
-  );
-  return needsTs && !hasLoader ? ['--import', 'tsx', ...argv] : argv;
-}
-
-function childEnv(extra: Readonly<Record<string, string>> | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  // jest runs with --experimental-vm-modules in NODE_OPTIONS; node:test marks its children.
-  const nodeOptions = (env.NODE_OPTIONS ?? '').replace(/--experimental-vm-modules/g, '').trim();
-  if (nodeOptions === '') delete env.NODE_OPTIONS;
-  else env.NODE_OPTIONS = nodeOptions;
-  delete env.NODE_TEST_CONTEXT;
-  return env;
-}
-
-function moduleUrl(module: string | URL, cwd: string): string {
-  if (module instanceof URL) return module.href;
-  return module.startsWith('file:') ? module : pathToFileURL(resolve(cwd, module)).href;
-}
-
 /** Every cluster not yet closed: the test process's exit kills what they left. */
 const open = new Set<ProcessCluster>();
 let exitHook = false;
 
-/** Closes every cluster still open (for an `afterEach`/`afterAll` that forgets none). */
+/** Closes every cluster still open and kills every node of {@link startNode} still running (for an `afterEach`/`afterAll` that forgets none). */
 export async function closeAll(): Promise<void> {
-  await Promise.all([...open].map((c) => c.close()));
+  await Promise.all([...[...open].map((c) => c.close()), closeStandalone()]);
 }
 
 /**
@@ -160,15 +99,7 @@ export async function startCluster(options: ClusterOptions): Promise<ProcessClus
     const [host, port] = [a.slice(0, a.lastIndexOf(':')), Number(a.slice(a.lastIndexOf(':') + 1))];
     return { host, port, tags: [...tags] };
   });
-  const launch: Launch = {
-    command: process.execPath,
-    args: [...childArgv(options, url), CHILD],
-    env: childEnv(options.env),
-    cwd,
-    keepLines: options.keepLines ?? 2_000,
-    echo: options.echo === true,
-    timeoutMs: options.timeoutMs ?? 15_000,
-  };
+  const launch = launchOf(options, url, cwd);
   // Fresh for every cluster, and only ever sent over IPC.
   const secret = randomBytes(32).toString('hex');
   const spec = async (id: number): Promise<StartSpec> => ({

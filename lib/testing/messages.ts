@@ -36,8 +36,9 @@ export interface StartCommand {
   readonly t: 'start';
   readonly id: number;
   readonly nodes: ReadonlyArray<string | { host: string; port: number; tags: string[] }>;
-  readonly secret: string;
-  /** Addresses to try for `bindHost`, in order, while they are taken. */
+  /** Absent for a node of `startNode` started `insecure`. */
+  readonly secret?: string | Uint8Array;
+  /** Addresses to try for `bindHost`, in order, while they are taken; none: as the options say. */
   readonly bindHosts: readonly string[];
   readonly options: Readonly<Record<string, unknown>>;
   /** The user's module, as a URL `import()` takes. */
