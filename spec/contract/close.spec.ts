@@ -23,13 +23,11 @@
  * On `tcp` and `child` the closing side is the far end, holding the
  * producers (`@producer`) or the consumers (`@consumer`).
  */
-import { ChildEnd } from './ends.js';
-import type { End } from './ends.js';
+import { ChildEnd, SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
+import type { End, Placed } from './scene.js';
 import { channelName } from './patterns.js';
 import { CHANNEL_PATTERNS, RECEIVING_PATTERNS, isRpc } from './protocol.js';
 import type { AgentStats, ErrorInfo, ObsOf, PatternId } from './protocol.js';
-import { SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
-import type { Placed } from './scene.js';
 import { casesOf } from './table.js';
 import type { Placement } from './table.js';
 

@@ -13,10 +13,9 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode } from '../../lib/index.js';
-import { ChildEnd } from './ends.js';
-import type { PatternId } from './protocol.js';
-import { SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
+import { ChildEnd, SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
 import type { Placed } from './scene.js';
+import type { PatternId } from './protocol.js';
 import { PLACEMENTS, casesOf } from './table.js';
 import type { Placement } from './table.js';
 

@@ -7,8 +7,7 @@
  * hangs. If the holder closes its sender cleanly, the receiver ends with
  * `done` (after every message sent).
  */
-import { ChildEnd } from './ends.js';
-import { SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
+import { ChildEnd, SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
 import type { Placed } from './scene.js';
 import { casesOf } from './table.js';
 import type { Placement } from './table.js';

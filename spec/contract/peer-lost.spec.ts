@@ -19,11 +19,11 @@
  * is a scenario of its own, so that the stalled application is that
  * pattern's.
  */
-import type { ChildEnd, End, Recorder } from './ends.js';
+import { TIMERS, mergeJournal, ofStream, placed, streamId } from './scene.js';
+import type { ChildEnd, End, Placed } from './scene.js';
+import type { Recorder } from './recorder.js';
 import { CHANNEL_PATTERNS, isRpc } from './protocol.js';
 import type { PatternId, ProduceSpec } from './protocol.js';
-import { TIMERS, mergeJournal, ofStream, placed, streamId } from './scene.js';
-import type { Placed } from './scene.js';
 import { patternsOf } from './table.js';
 
 /** Operations per stream; the fault comes after the consumer took `FAULT_AFTER` of them. */

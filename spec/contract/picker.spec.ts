@@ -10,10 +10,9 @@
  * peer in this process (node 1) and the child (node 2). Each variant and
  * pattern is a stream; one stop of the child serves them all.
  */
-import type { ChildEnd, LocalEnd } from './ends.js';
-import type { PatternId } from './protocol.js';
 import { ofStream, scene, streamId } from './scene.js';
-import type { Scene } from './scene.js';
+import type { ChildEnd, LocalEnd, Scene } from './scene.js';
+import type { PatternId } from './protocol.js';
 import { casesOf } from './table.js';
 
 /** Long enough that the stopped child stays suspect, not down, through the check. */

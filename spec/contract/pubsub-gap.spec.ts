@@ -19,11 +19,10 @@
  * - Delivered messages come once each, in publish order, and a fresh
  *   stream carries the last ones.
  */
-import type { ChildEnd, End } from './ends.js';
+import { TIMERS, ofStream, placed, streamId } from './scene.js';
+import type { ChildEnd, End, Placed } from './scene.js';
 import { topicName } from './patterns.js';
 import type { AgentStats } from './protocol.js';
-import { TIMERS, ofStream, placed, streamId } from './scene.js';
-import type { Placed } from './scene.js';
 import { casesOf } from './table.js';
 
 const COUNT = 140;

@@ -11,6 +11,13 @@
  * link of the scene passes through the kit's proxies. A scene without a
  * child is switchboards of this process linked directly.
  *
+ * An end is an agent in this process ({@link LocalEnd}) or in a child
+ * ({@link ChildEnd}); both take the same commands and report into the
+ * scene's recorder.
+ *
+ * One file for the ends and the scenes: a scene builds its ends and wires
+ * them to its cluster and recorder, and they change together.
+ *
  * {@link placed} builds the two ends of a placement: `near` is always an
  * agent in this process; `far` is the same agent (`same`), a second
  * switchboard in this process (`tcp`), or a child process (`child`).
@@ -20,10 +27,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster } from '../../lib/testing/index.js';
 import type { NodeReport, ProcessCluster } from '../../lib/testing/index.js';
-import { ChildEnd, LocalEnd, Recorder } from './ends.js';
-import type { End } from './ends.js';
+import { readFileSync } from 'node:fs';
+import type { Switchboard } from '../../lib/index.js';
+import type { ClusterNode } from '../../lib/testing/index.js';
+import { Agent } from './agent.js';
 import type { AgentNodeData } from './agent-node.js';
-import type { NodeOptions, Obs, ObsOf } from './protocol.js';
+import type { AgentCommand, AgentStats, NodeOptions, Obs, ObsOf } from './protocol.js';
+import { Recorder } from './recorder.js';
 import type { Placement } from './table.js';
 import { localNodes } from '../support/ports.js';
 
@@ -44,6 +54,148 @@ export const SLACK = 700;
 
 /** The children's node module. */
 const AGENT_NODE = new URL('./agent-node.ts', import.meta.url);
+
+// ---- the ends ----------------------------------------------------------------
+
+/** Rejects with `what` if `promise` does not settle within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One end of a placement: an agent with a switchboard. */
+export interface End {
+  readonly node: number;
+  readonly label: string;
+  readonly where: 'local' | 'child';
+  do<T = unknown>(c: AgentCommand, timeoutMs?: number): Promise<T>;
+  stats(): Promise<AgentStats>;
+}
+
+/** An agent in this process. */
+export class LocalEnd implements End {
+  readonly where = 'local' as const;
+  readonly agent: Agent;
+
+  constructor(
+    readonly node: number,
+    readonly label: string,
+    recorder: Recorder,
+  ) {
+    this.agent = new Agent((o) => recorder.push(o));
+  }
+
+  /** The switchboard (this process only: checks read `peers()` and events from it). */
+  get sb(): Switchboard {
+    return this.agent.sb;
+  }
+
+  async do<T = unknown>(c: AgentCommand, timeoutMs = 10_000): Promise<T> {
+    return (await within(this.agent.handle(c), timeoutMs, `${this.label}: ${c.cmd}`)) as T;
+  }
+
+  stats(): Promise<AgentStats> {
+    return Promise.resolve(this.agent.stats());
+  }
+
+  /** Destroys the switchboard if a check left it open. */
+  async dispose(): Promise<void> {
+    if (this.agent.started) await this.agent.sb.destroy();
+  }
+}
+
+/**
+ * A child end: a process of a switchboard/testing cluster running
+ * agent-node.ts. Its handle survives restarts (a new incarnation, the same
+ * end), and its observations reach the scene's recorder as the node
+ * reports them (scene.ts subscribes).
+ */
+export class ChildEnd implements End {
+  readonly where = 'child' as const;
+
+  constructor(
+    readonly node: number,
+    private readonly cluster: ProcessCluster,
+    /** The file its takes are journaled to (every incarnation appends). */
+    readonly journal: string,
+  ) {}
+
+  /** The kit's handle on the process. */
+  get handle(): ClusterNode {
+    return this.cluster.node(this.node);
+  }
+
+  get label(): string {
+    return `node ${this.node} (child, pid ${this.handle.pid ?? '-'})`;
+  }
+
+  do<T = unknown>(c: AgentCommand, timeoutMs = 10_000): Promise<T> {
+    return this.handle.invoke<T>('do', [c], { timeoutMs });
+  }
+
+  stats(): Promise<AgentStats> {
+    return this.do<AgentStats>({ cmd: 'stats' });
+  }
+
+  /** SIGKILL; resolves once the process is gone. */
+  kill(): Promise<void> {
+    return this.cluster.kill(this.node);
+  }
+
+  /** SIGSTOP. */
+  pause(): void {
+    this.cluster.pause(this.node);
+  }
+
+  /** SIGCONT. */
+  resume(): void {
+    this.cluster.resume(this.node);
+  }
+
+  /** SIGKILL, then a new process as the same node (a new incarnation); resolves once it runs. */
+  restart(): Promise<void> {
+    return this.cluster.restart(this.node);
+  }
+
+  /**
+   * Tells the process, whose switchboard a check closed, to leave without
+   * `process.exit()`: resolves with how it ended, or with why it did not
+   * end by itself within `timeoutMs` (then it is killed).
+   */
+  async exitByItself(
+    timeoutMs: number,
+  ): Promise<{ readonly code: number | null; readonly signal: string | null } | string> {
+    try {
+      await this.cluster.stop(this.node, { exitByItself: true, timeoutMs });
+    } catch (err) {
+      return (err as Error).message.split('\n')[0]!;
+    }
+    return this.handle.exitStatus ?? 'still running';
+  }
+
+  /** The takes it journaled (they survive a SIGKILL that its IPC reports may not). */
+  journaled(): Array<ObsOf<'take'>> {
+    let text: string;
+    try {
+      text = readFileSync(this.journal, 'utf8');
+    } catch {
+      return [];
+    }
+    return text
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((l) => JSON.parse(l) as ObsOf<'take'>);
+  }
+}
+
+// ---- scenes ------------------------------------------------------------------
 
 export type EndKind = 'local' | 'child';
 
