@@ -161,6 +161,10 @@ process.on('message', (c: Command) => {
     case 'stop':
       stop(c.exitByItself === true).catch(fatal);
       return;
+    case 'preload':
+      // A failure shows again, and is reported, when the start imports it.
+      import(c.module).catch(() => undefined);
+      return;
   }
 });
 

@@ -18,6 +18,7 @@ import type { Launch } from './node-process.js';
 import { launchOf, moduleUrl } from './launch.js';
 import type { ProcessOptions } from './launch.js';
 import { closeStandalone } from './start-node.js';
+import { killSpares } from './spares.js';
 import { OWNED } from './node-options.js';
 import type { NodeOptions } from './node-options.js';
 import { LinkFabric } from './proxy.js';
@@ -61,6 +62,7 @@ let exitHook = false;
 
 /** Closes every cluster still open and kills every node of {@link startNode} still running (for an `afterEach`/`afterAll` that forgets none). */
 export async function closeAll(): Promise<void> {
+  killSpares();
   await Promise.all([...[...open].map((c) => c.close()), closeStandalone()]);
 }
 

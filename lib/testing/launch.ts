@@ -29,6 +29,14 @@ export interface ProcessOptions {
   readonly keepLines?: number;
   /** Copy the nodes' output to the test's stderr as it comes. Default false. */
   readonly echo?: boolean;
+  /**
+   * Node processes to keep booted ahead, the module already imported, so
+   * that a start or a restart takes one instead of waiting for a fresh
+   * process (docs/testing.md, "Spare processes"). Spares are shared by
+   * every cluster and node of the test process run the same way (command
+   * line, environment, working directory, module). Default 0.
+   */
+  readonly spares?: number;
 }
 
 const HERE = fileURLToPath(import.meta.url);
@@ -98,5 +106,6 @@ export function launchOf(
     keepLines: options.keepLines ?? 2_000,
     echo: options.echo === true,
     timeoutMs: options.timeoutMs ?? 15_000,
+    spares: options.spares ?? 0,
   };
 }

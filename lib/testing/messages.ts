@@ -51,7 +51,9 @@ export type Command =
   | StartCommand
   | { readonly t: 'call'; readonly re: number; readonly fn: string; readonly args: unknown[] }
   /** `exitByItself`: close, then let the process end on its own (no `process.exit()`). */
-  | { readonly t: 'stop'; readonly exitByItself?: boolean };
+  | { readonly t: 'stop'; readonly exitByItself?: boolean }
+  /** A spare (lib/testing/spares.ts): import the module ahead of its start. */
+  | { readonly t: 'preload'; readonly module: string };
 
 /** Node -> test. */
 export type NodeMessage =

@@ -4,7 +4,6 @@
  * printed and reported, the calls into it, and how it ended. The cluster
  * (lib/testing/cluster.ts) starts, signals and restarts it.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import type {
   Command,
@@ -18,6 +17,7 @@ import { Calls } from './calls.js';
 import { describeNode } from './describe.js';
 import type { NodeReport } from './describe.js';
 import { OutputLines } from './output.js';
+import { spawnNode, takeSpare, warmSpares } from './spares.js';
 import { unwatchPaused, watchPaused } from './reaper.js';
 import type { Changes } from './waits.js';
 import { ClusterWaitError, waitFor } from './waits.js';
@@ -37,6 +37,8 @@ export interface Launch {
   /** Copy every line to the test's stderr, prefixed with the node. */
   readonly echo: boolean;
   readonly timeoutMs: number;
+  /** Processes to keep booted ahead for this launch (lib/testing/spares.ts). Default 0. */
+  readonly spares?: number;
 }
 
 /** One node of a process cluster. */
@@ -148,12 +150,9 @@ export class ClusterNode {
     this.incarnation = undefined;
     this.host = undefined;
     this.peerViews = [];
-    const proc = spawn(this.launch.command, this.launch.args, {
-      cwd: this.launch.cwd,
-      env: this.launch.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      serialization: 'advanced',
-    });
+    const spare = takeSpare(this.launch, command.module);
+    const proc = spare ?? spawnNode(this.launch);
+    warmSpares(this.launch, command.module, this.launch.spares ?? 0);
     this.proc = proc;
     this.stdout.follow(proc.stdout!);
     this.stderr.follow(proc.stderr!);
@@ -179,7 +178,7 @@ export class ClusterNode {
     });
     this.closed = new Promise((resolve) => proc.once('close', () => resolve()));
     proc.on('message', (m: NodeMessage) => this.received(m));
-    await this.waitMessage((m) => m.t === 'booted', 'its process to boot');
+    if (spare === undefined) await this.waitMessage((m) => m.t === 'booted', 'its process to boot');
     this.pid = proc.pid;
     if (proc.pid !== undefined) this.pids.push(proc.pid);
     this.send({ t: 'start', id: this.id, ...command });
