@@ -41,6 +41,11 @@ function exists(pid: number): boolean {
   }
 }
 
+beforeAll(async () => {
+  // A jest worker runs other spec files before this one: none of their spares may be counted here.
+  await closeAll();
+  expect(await until(() => nodeChildren().length === 0, 5_000)).toBe(true);
+});
 afterAll(() => closeAll());
 
 it('a restart takes the spare booted ahead, and another is booted', async () => {
