@@ -8,7 +8,21 @@
  */
 import { extname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Launch } from './node-process.js';
+
+/** How to run a node process. */
+export interface Launch {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+  /** Lines of stdout and of stderr kept per node. */
+  readonly keepLines: number;
+  /** Copy every line to the test's stderr, prefixed with the node. */
+  readonly echo: boolean;
+  readonly timeoutMs: number;
+  /** Processes to keep booted ahead for this launch (lib/testing/spares.ts). Default 0. */
+  readonly spares?: number;
+}
 
 /** How the kit runs node processes (options of `startCluster` and `startNode`). */
 export interface ProcessOptions {

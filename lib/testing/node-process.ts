@@ -17,6 +17,7 @@ import { Calls } from './calls.js';
 import { describeNode } from './describe.js';
 import type { NodeReport } from './describe.js';
 import { OutputLines } from './output.js';
+import type { Launch } from './launch.js';
 import { spawnNode, takeSpare, warmSpares } from './spares.js';
 import { unwatchPaused, watchPaused } from './reaper.js';
 import type { Changes } from './waits.js';
@@ -26,20 +27,7 @@ import { ClusterWaitError, waitFor } from './waits.js';
 export type NodeStatus =
   'starting' | 'running' | 'paused' | 'stopping' | 'stopped' | 'killed' | 'exited';
 
-/** How to run a node process. */
-export interface Launch {
-  readonly command: string;
-  readonly args: readonly string[];
-  readonly env: NodeJS.ProcessEnv;
-  readonly cwd: string;
-  /** Lines of stdout and of stderr kept per node. */
-  readonly keepLines: number;
-  /** Copy every line to the test's stderr, prefixed with the node. */
-  readonly echo: boolean;
-  readonly timeoutMs: number;
-  /** Processes to keep booted ahead for this launch (lib/testing/spares.ts). Default 0. */
-  readonly spares?: number;
-}
+export type { Launch } from './launch.js';
 
 /** One node of a process cluster. */
 export class ClusterNode {

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import type { Command, NodeMessage } from './messages.js';
-import type { Launch } from './node-process.js';
+import type { Launch } from './launch.js';
 
 interface Spare {
   readonly proc: ChildProcess;

