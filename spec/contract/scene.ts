@@ -292,8 +292,6 @@ async function kitScene(
     },
     data: (id): AgentNodeData => ({ journal: join(dir, `${tag}-node${id}.jsonl`) }),
     timeoutMs: 15_000,
-    // A booted child waits for the next scene, or the next restart, as the old pool's spare did.
-    spares: 1,
   });
   const ends: End[] = kinds.map(
     (k, id) => locals.get(id) ?? new ChildEnd(id, cluster, join(dir, `${tag}-node${id}.jsonl`)),
