@@ -56,7 +56,9 @@ export abstract class LinkedCluster implements Observed {
     return Promise.resolve();
   }
   /** Also look every this many ms while waiting (for what no report announces). */
-  protected readonly pollMs: number | undefined = undefined;
+  protected get pollMs(): number | undefined {
+    return undefined;
+  }
 
   /** Waits for the rendezvous: every node sees every other up. */
   ready(options: WaitOptions = {}): Promise<void> {

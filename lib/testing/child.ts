@@ -39,10 +39,20 @@ function reportPeers(): void {
   send({ t: 'peers', peers });
 }
 
+/** The host of a node list entry. */
+function hostOf(entry: StartCommand['nodes'][number] | undefined): string {
+  if (entry === undefined) return '';
+  return typeof entry === 'string' ? entry.slice(0, entry.lastIndexOf(':')) : entry.host;
+}
+
 /** Starts the switchboard on the first free address of `c.bindHosts`. */
 async function startSwitchboard(c: StartCommand): Promise<{ sb: Switchboard; host: string }> {
   let last: unknown;
-  for (const bindHost of c.bindHosts) {
+  // A node of startNode() without a bindHost listens where its node list says.
+  const hosts = c.bindHosts.length === 0 ? [undefined] : c.bindHosts;
+  const secret =
+    typeof c.secret === 'string' || c.secret === undefined ? c.secret : Buffer.from(c.secret);
+  for (const bindHost of hosts) {
     try {
       const started = await Switchboard.start({
         reconnectMinMs: 20,
@@ -51,10 +61,10 @@ async function startSwitchboard(c: StartCommand): Promise<{ sb: Switchboard; hos
         ...(c.options as Partial<StartOptions>),
         nodes: c.nodes,
         id: c.id,
-        secret: c.secret,
-        bindHost,
+        ...(secret === undefined ? {} : { secret }),
+        ...(bindHost === undefined ? {} : { bindHost }),
       });
-      return { sb: started, host: bindHost };
+      return { sb: started, host: bindHost ?? hostOf(c.nodes[c.id]) };
     } catch (err) {
       if (!(err instanceof ListenError && err.systemCode === 'EADDRINUSE')) throw err;
       last = err;
@@ -150,6 +160,10 @@ process.on('message', (c: Command) => {
       return;
     case 'stop':
       stop(c.exitByItself === true).catch(fatal);
+      return;
+    case 'preload':
+      // A failure shows again, and is reported, when the start imports it.
+      import(c.module).catch(() => undefined);
       return;
   }
 });

@@ -7,29 +7,30 @@
  * test process's exit, or by itself when its IPC channel to the test drops.
  */
 import { randomBytes } from 'node:crypto';
-import { extname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { StartOptions } from '../index.js';
+import type { Switchboard } from '../index.js';
+import { LOCAL_POLL_MS, LocalNode, describeLocal, launchLocal, seenLocal } from './local.js';
 import { bindCandidates } from './loopback.js';
 import type { PeerView } from './messages.js';
+import { mainOf } from './node-module.js';
+import type { NodeMain } from './node-module.js';
 import { ClusterNode } from './node-process.js';
 import type { Launch } from './node-process.js';
+import { launchOf, moduleUrl } from './launch.js';
+import type { ProcessOptions } from './launch.js';
+import { closeStandalone } from './start-node.js';
+import { killSpares } from './spares.js';
+import { OWNED } from './node-options.js';
+import type { NodeOptions } from './node-options.js';
 import { LinkFabric } from './proxy.js';
 import { LinkedCluster } from './base.js';
 import type { WaitOptions } from './base.js';
 import { planSchedule, runSchedule } from './schedule.js';
 import type { ScheduleOptions, SchedulePlan, ScheduleReport } from './schedule.js';
 
-/** Switchboard options a test may set; the kit owns the node list, id, secret and bind address. */
-export type NodeOptions = Omit<
-  Partial<StartOptions>,
-  'nodes' | 'id' | 'secret' | 'insecure' | 'bindHost'
->;
-
-const OWNED = ['nodes', 'id', 'secret', 'insecure', 'bindHost'] as const;
+export type { NodeOptions } from './node-options.js';
 
 /** Options of {@link startCluster}. */
-export interface ClusterOptions {
+export interface ClusterOptions extends ProcessOptions {
   /** The user's node module (`.js`, `.mjs`, or `.ts` with a loader): a path from `cwd`, or a file URL. */
   readonly module: string | URL;
   /** How many nodes. */
@@ -40,77 +41,29 @@ export interface ClusterOptions {
   readonly tags?: (id: number) => readonly string[];
   /** What each node's module gets as `ctx.data` (structured-cloneable). */
   readonly data?: (id: number) => unknown;
-  /** The default timeout of every wait, call and start, ms. Default 15000. */
-  readonly timeoutMs?: number;
   /**
-   * Node flags for the children. Default: the test process's own loader
-   * flags (`--import`, `--require`, `--loader`, `--conditions`...), so a
-   * test run under tsx runs its nodes under tsx; `--import tsx` is added
-   * when the module (or the kit itself) is TypeScript and no loader is given.
+   * Nodes that run in the test process itself instead of a child process
+   * (a mixed cluster): their switchboards start here, behind proxies like
+   * the others, and run {@link setup}; the test reaches them with
+   * `cluster.sb(i)` and `cluster.local(i)`. Default: none.
    */
-  readonly execArgv?: readonly string[];
-  /** Added to the test process's environment (never put the secret here: the kit passes it over IPC). */
-  readonly env?: Readonly<Record<string, string>>;
-  /** Working directory of the children. Default: the test process's. */
-  readonly cwd?: string;
-  /** Lines of stdout and of stderr kept per node. Default 2000. */
-  readonly keepLines?: number;
-  /** Copy the nodes' output to the test's stderr as it comes. Default false. */
-  readonly echo?: boolean;
-}
-
-const HERE = fileURLToPath(import.meta.url);
-/** The node program next to this file: child.ts under a TypeScript loader, child.js once built. */
-const CHILD = resolve(HERE, '..', `child${extname(HERE)}`);
-const TS = /\.[cm]?ts$/;
-
-/** Loader flags of the test process worth handing down to its nodes. */
-function inheritedFlags(argv: readonly string[]): string[] {
-  const withValue = /^(--import|--require|-r|--loader|--experimental-loader|--conditions|-C)$/;
-  const joined = /^(--import|--require|--loader|--experimental-loader|--conditions)=/;
-  const bare =
-    /^--(enable-source-maps|no-warnings|no-deprecation|experimental-strip-types|experimental-transform-types)$/;
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (withValue.test(a) && i + 1 < argv.length) out.push(a, argv[++i]!);
-    else if (joined.test(a) || bare.test(a)) out.push(a);
-  }
-  return out;
-}
-
-function childArgv(options: ClusterOptions, moduleUrl: string): string[] {
-  const argv =
-    options.execArgv === undefined ? inheritedFlags(process.execArgv) : [...options.execArgv];
-  const needsTs = TS.test(CHILD) || TS.test(new URL(moduleUrl).pathname);
-  const hasLoader = argv.some((a) =>
-    /tsx|ts-node|experimental-strip-types|experimental-transform-types/.test(a),
-  );
-  return needsTs && !hasLoader ? ['--import', 'tsx', ...argv] : argv;
-}
-
-function childEnv(extra: Readonly<Record<string, string>> | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  // jest runs with --experimental-vm-modules in NODE_OPTIONS; node:test marks its children.
-  const nodeOptions = (env.NODE_OPTIONS ?? '').replace(/--experimental-vm-modules/g, '').trim();
-  if (nodeOptions === '') delete env.NODE_OPTIONS;
-  else env.NODE_OPTIONS = nodeOptions;
-  delete env.NODE_TEST_CONTEXT;
-  return env;
-}
-
-function moduleUrl(module: string | URL, cwd: string): string {
-  if (module instanceof URL) return module.href;
-  return module.startsWith('file:') ? module : pathToFileURL(resolve(cwd, module)).href;
+  readonly here?: readonly number[];
+  /**
+   * What each node of {@link here} runs once its switchboard is started, as
+   * a node module's default export runs in a process. Default: the
+   * module's default export, imported in the test process.
+   */
+  readonly setup?: NodeMain;
 }
 
 /** Every cluster not yet closed: the test process's exit kills what they left. */
 const open = new Set<ProcessCluster>();
 let exitHook = false;
 
-/** Closes every cluster still open (for an `afterEach`/`afterAll` that forgets none). */
+/** Closes every cluster still open and kills every node of {@link startNode} still running (for an `afterEach`/`afterAll` that forgets none). */
 export async function closeAll(): Promise<void> {
-  await Promise.all([...open].map((c) => c.close()));
+  killSpares();
+  await Promise.all([...[...open].map((c) => c.close()), closeStandalone()]);
 }
 
 /**
@@ -132,6 +85,15 @@ export async function startCluster(options: ClusterOptions): Promise<ProcessClus
     }
     return o;
   });
+  const here = new Set(options.here ?? []);
+  for (const id of here) {
+    if (!Number.isInteger(id) || id < 0 || id >= n)
+      throw new RangeError(`here: no node ${id} in a cluster of ${n}`);
+  }
+  let setup = options.setup;
+  if (setup === undefined && here.size > 0) {
+    setup = mainOf(await import(url), `node module ${url}`);
+  }
   const fabric = await LinkFabric.open(n);
   const nodes = fabric.addresses.map((a, id) => {
     const tags = options.tags?.(id);
@@ -139,15 +101,7 @@ export async function startCluster(options: ClusterOptions): Promise<ProcessClus
     const [host, port] = [a.slice(0, a.lastIndexOf(':')), Number(a.slice(a.lastIndexOf(':') + 1))];
     return { host, port, tags: [...tags] };
   });
-  const launch: Launch = {
-    command: process.execPath,
-    args: [...childArgv(options, url), CHILD],
-    env: childEnv(options.env),
-    cwd,
-    keepLines: options.keepLines ?? 2_000,
-    echo: options.echo === true,
-    timeoutMs: options.timeoutMs ?? 15_000,
-  };
+  const launch = launchOf(options, url, cwd);
   // Fresh for every cluster, and only ever sent over IPC.
   const secret = randomBytes(32).toString('hex');
   const spec = async (id: number): Promise<StartSpec> => ({
@@ -159,9 +113,19 @@ export async function startCluster(options: ClusterOptions): Promise<ProcessClus
     data: options.data?.(id),
   });
   const tls = perNode.some((o) => o.tls !== undefined);
-  const cluster = new ProcessCluster(fabric, launch, spec, tls, secret);
+  const cluster = new ProcessCluster(fabric, launch, spec, tls, secret, here, (node, changes) =>
+    launchLocal(node, {
+      nodes,
+      secret,
+      options: perNode[node.id]!,
+      setup,
+      data: options.data?.(node.id),
+      fabric,
+      changes,
+    }),
+  );
   try {
-    await Promise.all(cluster.nodes.map((node) => cluster.launchNode(node)));
+    await Promise.all(cluster.members.map((node) => cluster.launchMember(node)));
   } catch (err) {
     await cluster.close();
     throw err;
@@ -174,8 +138,14 @@ type StartSpec = Parameters<ClusterNode['start']>[0];
 
 /** A running test cluster of processes. See docs/testing.md for each verb. */
 export class ProcessCluster extends LinkedCluster {
-  /** One handle per node, by id (they survive restarts). */
+  /**
+   * One handle per node process, in id order (they survive restarts). With
+   * no `here` option that is every node, `nodes[i]` being node `i`; the
+   * nodes of `here` are {@link local}.
+   */
   readonly nodes: readonly ClusterNode[];
+  /** @internal Every node by id: a process, or a switchboard of this process. */
+  readonly members: ReadonlyArray<ClusterNode | LocalNode>;
   private closing: Promise<void> | undefined;
   private scheduling = false;
   /** What failure messages say of the fault schedule running or last run. */
@@ -189,18 +159,25 @@ export class ProcessCluster extends LinkedCluster {
     tls: boolean,
     /** The cluster's secret, for a test that starts a switchboard of its own against it. */
     readonly secret: string,
+    here: ReadonlySet<number> = new Set(),
+    private readonly startLocal: (
+      node: LocalNode,
+      changes: LinkedCluster['changes'],
+    ) => Promise<void> = () => Promise.reject(new Error('no in-process nodes')),
   ) {
     super(fabric, launch.timeoutMs, tls);
-    this.nodes = fabric.addresses.map(
-      (_, id) =>
-        new ClusterNode(
-          id,
-          launch,
-          this.changes,
-          (node) => fabric.setUpstream(node.id, node.host),
-          (node) => fabric.setUpstream(node.id, undefined),
-        ),
+    this.members = fabric.addresses.map((_, id) =>
+      here.has(id)
+        ? new LocalNode(id)
+        : new ClusterNode(
+            id,
+            launch,
+            this.changes,
+            (node) => fabric.setUpstream(node.id, node.host),
+            (node) => fabric.setUpstream(node.id, undefined),
+          ),
     );
+    this.nodes = this.members.filter((m): m is ClusterNode => m instanceof ClusterNode);
     open.add(this);
     if (!exitHook) {
       exitHook = true;
@@ -211,47 +188,87 @@ export class ProcessCluster extends LinkedCluster {
     }
   }
 
-  /** The handle of node `i`. */
+  /** Waits also look every few ms when some nodes run here (their peer states change on timers). */
+  protected override get pollMs(): number | undefined {
+    return this.nodes.length < this.members.length ? LOCAL_POLL_MS : undefined;
+  }
+
+  private member(i: number): ClusterNode | LocalNode {
+    const m = this.members[i];
+    if (m === undefined) throw new RangeError(`no node ${i} in a cluster of ${this.size}`);
+    return m;
+  }
+
+  /** The handle of node `i`, a process (for a node of `here`, see {@link local}). */
   node(i: number): ClusterNode {
-    const node = this.nodes[i];
-    if (node === undefined) throw new RangeError(`no node ${i} in a cluster of ${this.size}`);
-    return node;
+    const m = this.member(i);
+    if (m instanceof LocalNode)
+      throw new TypeError(
+        `node ${i} runs in the test process (here): use cluster.local(${i}) or cluster.sb(${i})`,
+      );
+    return m;
+  }
+
+  /** Node `i` of `here`: a switchboard of the test process, across its restarts. */
+  local(i: number): LocalNode {
+    const m = this.member(i);
+    if (!(m instanceof LocalNode))
+      throw new TypeError(`node ${i} is a process, not a node of here: use cluster.node(${i})`);
+    return m;
+  }
+
+  /** The switchboard of node `i` of `here` (throws while it is stopped). */
+  sb(i: number): Switchboard {
+    return this.local(i).switchboard;
+  }
+
+  /** True if node `i` runs in the test process (`here`). */
+  isHere(i: number): boolean {
+    return this.member(i) instanceof LocalNode;
   }
 
   /** SIGKILL: the node dies at once, without a word to its peers. Resolves once it is gone. */
   kill(i: number): Promise<void> {
-    return this.node(i).kill();
+    return this.process(i, 'kill').kill();
   }
 
   /**
    * Graceful stop: the node closes its switchboard (peers see it down at
    * once) and exits; with `exitByItself`, it must then end without
    * `process.exit()`, every handle closed (docs/testing.md, section 3).
+   * A node of `here` closes its switchboard.
    */
-  stop(i: number, options: WaitOptions & { readonly exitByItself?: boolean } = {}): Promise<void> {
-    return this.node(i).stop(options.timeoutMs ?? this.timeoutMs, options.exitByItself === true);
+  async stop(
+    i: number,
+    options: WaitOptions & { readonly exitByItself?: boolean } = {},
+  ): Promise<void> {
+    const m = this.member(i);
+    if (m instanceof LocalNode) return this.stopLocal(m);
+    return m.stop(options.timeoutMs ?? this.timeoutMs, options.exitByItself === true);
   }
 
   /**
    * Starts node `i` again with the same id, as a new incarnation (SIGKILL
-   * first if it still runs); resolves once its module is ready. Its peers
-   * see it restarted: `waitUntilAllUp()` waits until they all have.
+   * first if it still runs; a node of `here` is closed first); resolves
+   * once its module is ready. Its peers see it restarted:
+   * `waitUntilAllUp()` waits until they all have.
    */
   async restart(i: number): Promise<void> {
-    const node = this.node(i);
+    const m = this.member(i);
     if (this.closing !== undefined) throw new Error('the cluster is closed');
-    await node.kill();
-    await this.launchNode(node);
+    if (m instanceof LocalNode) await this.stopLocal(m);
+    else await m.kill();
+    await this.launchMember(m);
   }
 
   /** SIGSTOP: the node freezes (its sockets stay open, nothing answers). */
   pause(i: number): void {
-    this.node(i).pause();
+    this.process(i, 'pause').pause();
   }
 
   /** SIGCONT after {@link pause}. */
   resume(i: number): void {
-    this.node(i).resume();
+    this.process(i, 'resume').resume();
   }
 
   /** The plan {@link schedule} would run with these options (nothing is run). */
@@ -266,11 +283,13 @@ export class ProcessCluster extends LinkedCluster {
    * always ends healed, every node up, and stops by itself. A failing
    * step, `check` or final recovery rejects with a `ScheduleError` naming
    * the seed and the steps; while it runs, and after, every failed wait of
-   * this cluster names them too.
+   * this cluster names them too. Every node must be a process (no `here`).
    */
   async schedule(options: ScheduleOptions = {}): Promise<ScheduleReport> {
     if (this.closing !== undefined) throw new Error('the cluster is closed');
     if (this.scheduling) throw new Error('a fault schedule is already running on this cluster');
+    if (this.nodes.length < this.members.length)
+      throw new Error('fault schedules need every node in a process of its own (no here)');
     const plan = planSchedule(this.size, options);
     this.scheduling = true;
     try {
@@ -286,10 +305,16 @@ export class ProcessCluster extends LinkedCluster {
     return this.scheduleNote === undefined ? base : `${this.scheduleNote}\n${base}`;
   }
 
-  /** Kills every node and closes the proxies. Idempotent. */
+  /**
+   * Kills every node process, closes the switchboards of `here` (each
+   * within its `lingerMs`, as an in-process cluster does) and closes the
+   * proxies. Idempotent.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.all(this.nodes.map((n) => n.kill()));
+      await Promise.all(
+        this.members.map((m) => (m instanceof LocalNode ? this.stopLocal(m) : m.kill())),
+      );
       await this.fabric.close();
       open.delete(this);
     })();
@@ -299,32 +324,62 @@ export class ProcessCluster extends LinkedCluster {
   // ---- what the waits look at ---------------------------------------------
 
   incarnation(i: number): string | undefined {
-    const n = this.node(i);
-    return n.alive && n.status !== 'starting' ? n.incarnation : undefined;
+    const m = this.member(i);
+    if (m instanceof LocalNode) return m.sb?.incarnation;
+    return m.alive && m.status !== 'starting' ? m.incarnation : undefined;
   }
 
   gone(i: number): string | undefined {
-    return this.node(i).gone();
+    const m = this.member(i);
+    if (m instanceof LocalNode) return m.stopped ? 'was stopped by the test' : undefined;
+    return m.gone();
   }
 
   seen(by: number, of: number): PeerView | undefined {
-    return this.node(by).seen(of);
+    const m = this.member(by);
+    return m instanceof LocalNode ? seenLocal(m, of) : m.seen(of);
   }
 
   protected running(i: number): boolean {
-    return this.node(i).alive;
+    const m = this.member(i);
+    return m instanceof LocalNode ? m.sb !== undefined : m.alive;
   }
 
   protected describeNode(i: number): string {
-    return this.node(i).describe();
+    const m = this.member(i);
+    return m instanceof LocalNode ? describeLocal(m) : m.describe();
   }
 
   protected override settleNode(i: number): Promise<void> {
-    return this.node(i).settle();
+    const m = this.member(i);
+    return m instanceof LocalNode ? Promise.resolve() : m.settle();
   }
 
   /** @internal Forks `node` and waits until it is ready. */
   async launchNode(node: ClusterNode): Promise<void> {
     await node.start(await this.spec(node.id));
+  }
+
+  /** @internal Starts node `m`: forks it, or starts its switchboard here. */
+  async launchMember(m: ClusterNode | LocalNode): Promise<void> {
+    if (m instanceof LocalNode) await this.startLocal(m, this.changes);
+    else await this.launchNode(m);
+  }
+
+  private process(i: number, verb: string): ClusterNode {
+    const m = this.member(i);
+    if (m instanceof LocalNode)
+      throw new TypeError(`cannot ${verb} node ${i}: it runs in the test process (here)`);
+    return m;
+  }
+
+  /** Closes a switchboard of `here`: its peers see it down at once. */
+  private async stopLocal(node: LocalNode): Promise<void> {
+    const sb = node.sb;
+    node.stopped = true;
+    node.sb = undefined;
+    this.fabric.setUpstream(node.id, undefined);
+    await sb?.close();
+    this.changes.notify();
   }
 }

@@ -5,6 +5,9 @@
  */
 export { closeAll, startCluster, ProcessCluster } from './cluster.js';
 export type { ClusterOptions, NodeOptions } from './cluster.js';
+export type { ProcessOptions } from './launch.js';
+export { startNode } from './start-node.js';
+export type { FullNodeOptions, StartNodeOptions } from './start-node.js';
 export type { ThrottleOptions, WaitOptions } from './base.js';
 export { LinkedCluster } from './base.js';
 export { ClusterNode } from './node-process.js';

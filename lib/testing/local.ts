@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { Switchboard } from '../index.js';
 import type { StartOptions } from '../index.js';
 import { LinkedCluster } from './base.js';
-import type { NodeOptions } from './cluster.js';
+import type { NodeOptions } from './node-options.js';
 import { describeNode } from './describe.js';
 import type { NodeReport } from './describe.js';
 import { bindCandidates } from './loopback.js';
@@ -19,6 +19,7 @@ import type { EventNote, PeerView } from './messages.js';
 import { functionsOf } from './node-module.js';
 import type { NodeMain } from './node-module.js';
 import { LinkFabric } from './proxy.js';
+import type { Changes } from './waits.js';
 
 /** Options of {@link startLocalCluster}. */
 export interface LocalClusterOptions {
@@ -88,9 +89,11 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 export class LocalCluster extends LinkedCluster {
   readonly nodes: readonly LocalNode[];
   /** Peer states change on timers too: waits also look every few ms. */
-  protected override readonly pollMs = 10;
+  protected override get pollMs(): number {
+    return LOCAL_POLL_MS;
+  }
   private readonly secret = randomBytes(32).toString('hex');
-  private readonly nodeList: ReadonlyArray<string | { host: string; port: number; tags: string[] }>;
+  private readonly nodeList: readonly NodeListEntry[];
   private closing: Promise<void> | undefined;
 
   /** @internal Use {@link startLocalCluster}. */
@@ -163,12 +166,7 @@ export class LocalCluster extends LinkedCluster {
   }
 
   seen(by: number, of: number): PeerView | undefined {
-    const p = this.node(by)
-      .sb?.peers()
-      .find((x) => x.node === of);
-    return p === undefined
-      ? undefined
-      : { node: p.node, state: p.state, incarnation: p.incarnation };
+    return seenLocal(this.node(by), of);
   }
 
   protected running(i: number): boolean {
@@ -176,60 +174,102 @@ export class LocalCluster extends LinkedCluster {
   }
 
   protected describeNode(i: number): string {
-    const node = this.node(i);
-    const sb = node.sb;
-    return describeNode({
-      head: `node ${i} (in process, ${sb === undefined ? 'stopped' : `incarnation ${sb.incarnation.slice(0, 8)}`})`,
-      peers:
-        sb?.peers().map((p) => ({ node: p.node, state: p.state, incarnation: p.incarnation })) ??
-        [],
-      events: node.events,
-      reports: node.reports,
-    });
+    return describeLocal(this.node(i));
   }
 
   /** @internal Starts `node`'s switchboard and runs `setup` on it. */
   async launch(node: LocalNode): Promise<void> {
-    const id = node.id;
-    let last: unknown;
-    let sb: Switchboard | undefined;
-    for (const bindHost of await bindCandidates()) {
-      try {
-        sb = await Switchboard.start({
-          reconnectMinMs: 20,
-          reconnectMaxMs: 250,
-          lingerMs: 1_000,
-          ...(this.perNode[id] as Partial<StartOptions>),
-          nodes: this.nodeList,
-          id,
-          secret: this.secret,
-          bindHost,
-        });
-        this.fabric.setUpstream(id, bindHost);
-        break;
-      } catch (err) {
-        last = err;
-        if ((err as { systemCode?: unknown }).systemCode !== 'EADDRINUSE') break;
-      }
-    }
-    if (sb === undefined) throw last;
-    node.sb = sb;
-    node.stopped = false;
-    sb.events$.subscribe((e) => {
-      const n = note(e);
-      if (n !== undefined) node.events.push(n);
-      this.changes.notify();
+    await launchLocal(node, {
+      nodes: this.nodeList,
+      secret: this.secret,
+      options: this.perNode[node.id]!,
+      setup: this.options.setup,
+      data: this.options.data?.(node.id),
+      fabric: this.fabric,
+      changes: this.changes,
     });
-    const fns = await this.options.setup?.({
-      sb,
-      id,
-      data: this.options.data?.(id),
-      report: (kind, data) => {
-        node.reports.push({ kind, data, at: performance.now() });
-        this.changes.notify();
-      },
-    });
-    node.functions = functionsOf(fns, `setup of node ${id}`);
-    this.changes.notify();
   }
+}
+
+/** Waits over in-process switchboards also look this often, ms: peer states change on timers too. */
+export const LOCAL_POLL_MS = 10;
+
+/** A node list entry: `host:port`, or with tags. */
+export type NodeListEntry = string | { host: string; port: number; tags: string[] };
+
+/** @internal What a switchboard of the test process needs to join a kit cluster. */
+export interface LocalLaunch {
+  readonly nodes: readonly NodeListEntry[];
+  readonly secret: string;
+  readonly options: NodeOptions;
+  readonly setup: NodeMain | undefined;
+  readonly data: unknown;
+  readonly fabric: LinkFabric;
+  readonly changes: Changes;
+}
+
+/**
+ * @internal Starts `node`'s switchboard in this process behind its proxy
+ * (on the first free private address) and runs `setup` on it.
+ */
+export async function launchLocal(node: LocalNode, l: LocalLaunch): Promise<void> {
+  const id = node.id;
+  let last: unknown;
+  let sb: Switchboard | undefined;
+  for (const bindHost of await bindCandidates()) {
+    try {
+      sb = await Switchboard.start({
+        reconnectMinMs: 20,
+        reconnectMaxMs: 250,
+        lingerMs: 1_000,
+        ...(l.options as Partial<StartOptions>),
+        nodes: l.nodes,
+        id,
+        secret: l.secret,
+        bindHost,
+      });
+      l.fabric.setUpstream(id, bindHost);
+      break;
+    } catch (err) {
+      last = err;
+      if ((err as { systemCode?: unknown }).systemCode !== 'EADDRINUSE') break;
+    }
+  }
+  if (sb === undefined) throw last;
+  node.sb = sb;
+  node.stopped = false;
+  sb.events$.subscribe((e) => {
+    const n = note(e);
+    if (n !== undefined) node.events.push(n);
+    l.changes.notify();
+  });
+  const fns = await l.setup?.({
+    sb,
+    id,
+    data: l.data,
+    report: (kind, data) => {
+      node.reports.push({ kind, data, at: performance.now() });
+      l.changes.notify();
+    },
+  });
+  node.functions = functionsOf(fns, `setup of node ${id}`);
+  l.changes.notify();
+}
+
+/** @internal What in-process node `node` last saw of `of`. */
+export function seenLocal(node: LocalNode, of: number): PeerView | undefined {
+  const p = node.sb?.peers().find((x) => x.node === of);
+  return p === undefined ? undefined : { node: p.node, state: p.state, incarnation: p.incarnation };
+}
+
+/** @internal An in-process node as failure messages show it. */
+export function describeLocal(node: LocalNode): string {
+  const sb = node.sb;
+  return describeNode({
+    head: `node ${node.id} (in process, ${sb === undefined ? 'stopped' : `incarnation ${sb.incarnation.slice(0, 8)}`})`,
+    peers:
+      sb?.peers().map((p) => ({ node: p.node, state: p.state, incarnation: p.incarnation })) ?? [],
+    events: node.events,
+    reports: node.reports,
+  });
 }

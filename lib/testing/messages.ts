@@ -36,8 +36,9 @@ export interface StartCommand {
   readonly t: 'start';
   readonly id: number;
   readonly nodes: ReadonlyArray<string | { host: string; port: number; tags: string[] }>;
-  readonly secret: string;
-  /** Addresses to try for `bindHost`, in order, while they are taken. */
+  /** Absent for a node of `startNode` started `insecure`. */
+  readonly secret?: string | Uint8Array;
+  /** Addresses to try for `bindHost`, in order, while they are taken; none: as the options say. */
   readonly bindHosts: readonly string[];
   readonly options: Readonly<Record<string, unknown>>;
   /** The user's module, as a URL `import()` takes. */
@@ -50,7 +51,9 @@ export type Command =
   | StartCommand
   | { readonly t: 'call'; readonly re: number; readonly fn: string; readonly args: unknown[] }
   /** `exitByItself`: close, then let the process end on its own (no `process.exit()`). */
-  | { readonly t: 'stop'; readonly exitByItself?: boolean };
+  | { readonly t: 'stop'; readonly exitByItself?: boolean }
+  /** A spare (lib/testing/spares.ts): import the module ahead of its start. */
+  | { readonly t: 'preload'; readonly module: string };
 
 /** Node -> test. */
 export type NodeMessage =

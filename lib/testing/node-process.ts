@@ -4,7 +4,6 @@
  * printed and reported, the calls into it, and how it ended. The cluster
  * (lib/testing/cluster.ts) starts, signals and restarts it.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import type {
   Command,
@@ -18,6 +17,8 @@ import { Calls } from './calls.js';
 import { describeNode } from './describe.js';
 import type { NodeReport } from './describe.js';
 import { OutputLines } from './output.js';
+import type { Launch } from './launch.js';
+import { spawnNode, takeSpare, warmSpares } from './spares.js';
 import { unwatchPaused, watchPaused } from './reaper.js';
 import type { Changes } from './waits.js';
 import { ClusterWaitError, waitFor } from './waits.js';
@@ -26,18 +27,7 @@ import { ClusterWaitError, waitFor } from './waits.js';
 export type NodeStatus =
   'starting' | 'running' | 'paused' | 'stopping' | 'stopped' | 'killed' | 'exited';
 
-/** How to run a node process. */
-export interface Launch {
-  readonly command: string;
-  readonly args: readonly string[];
-  readonly env: NodeJS.ProcessEnv;
-  readonly cwd: string;
-  /** Lines of stdout and of stderr kept per node. */
-  readonly keepLines: number;
-  /** Copy every line to the test's stderr, prefixed with the node. */
-  readonly echo: boolean;
-  readonly timeoutMs: number;
-}
+export type { Launch } from './launch.js';
 
 /** One node of a process cluster. */
 export class ClusterNode {
@@ -121,6 +111,15 @@ export class ClusterNode {
     return () => this.eventListeners.delete(listener);
   }
 
+  /**
+   * How the node's last process ended: its exit code, or the signal that
+   * ended it; undefined while it runs (or before it first started).
+   */
+  get exitStatus():
+    { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined {
+    return this.exit;
+  }
+
   /** True while its process runs (paused included). */
   get alive(): boolean {
     return this.proc !== undefined && this.exit === undefined;
@@ -139,12 +138,9 @@ export class ClusterNode {
     this.incarnation = undefined;
     this.host = undefined;
     this.peerViews = [];
-    const proc = spawn(this.launch.command, this.launch.args, {
-      cwd: this.launch.cwd,
-      env: this.launch.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      serialization: 'advanced',
-    });
+    const spare = takeSpare(this.launch, command.module);
+    const proc = spare ?? spawnNode(this.launch);
+    warmSpares(this.launch, command.module, this.launch.spares ?? 0);
     this.proc = proc;
     this.stdout.follow(proc.stdout!);
     this.stderr.follow(proc.stderr!);
@@ -170,7 +166,7 @@ export class ClusterNode {
     });
     this.closed = new Promise((resolve) => proc.once('close', () => resolve()));
     proc.on('message', (m: NodeMessage) => this.received(m));
-    await this.waitMessage((m) => m.t === 'booted', 'its process to boot');
+    if (spare === undefined) await this.waitMessage((m) => m.t === 'booted', 'its process to boot');
     this.pid = proc.pid;
     if (proc.pid !== undefined) this.pids.push(proc.pid);
     this.send({ t: 'start', id: this.id, ...command });

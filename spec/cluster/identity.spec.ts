@@ -1,8 +1,13 @@
 import { freePorts } from '../support/ports.js';
-import { startCluster } from '../../lib/testing/index.js';
-import type { ClusterNode, ProcessCluster } from '../../lib/testing/index.js';
-import { Harness, clusterOptions } from './fixtures/harness.js';
-import type { NodeOptions, NodeProcess, ProbeResult, ProbeSpec } from './fixtures/harness.js';
+import { startCluster, startNode } from '../../lib/testing/index.js';
+import type {
+  ClusterNode,
+  FullNodeOptions,
+  PeerView,
+  ProcessCluster,
+} from '../../lib/testing/index.js';
+import { probe as runProbe } from './fixtures/probe.js';
+import type { ProbeResult, ProbeSpec } from './fixtures/probe.js';
 import type { ReceiveStats } from './fixtures/traffic-node.js';
 
 /**
@@ -16,18 +21,20 @@ import type { ReceiveStats } from './fixtures/traffic-node.js';
  *
  * The live cluster is a switchboard/testing cluster running
  * fixtures/traffic-node.ts; the intruders are misconfigured on purpose,
- * which the kit (owning each node's list, id and secret) never does, so
- * they are fixtures/node.ts processes of fixtures/harness.ts given the
+ * which a cluster (owning each node's list, id and secret) never does, so
+ * they are the kit's single nodes (`startNode`, the same module) given the
  * live node list (`cluster.addresses`) and, where they must prove it, the
  * live secret (`cluster.secret`). Intruders that claim a live node's id
  * must bind somewhere else: they use `bindHost: 127.0.0.2` (the whole of
- * 127/8 is loopback on Linux).
+ * 127/8 is loopback on Linux). An id beyond the node list is presented by
+ * a hand-driven handshake from this process (fixtures/probe.ts).
  */
 const NODE = new URL('./fixtures/traffic-node.ts', import.meta.url);
 const LIVE = { heartbeatMs: 500, deadPeerMs: 5_000 };
 const WAIT = 10_000;
 
-const intruders = new Harness();
+/** The intruders of the running test: killed after it. */
+let intruders: ClusterNode[] = [];
 let cluster: ProcessCluster;
 let nodes: string[] = [];
 let live: ClusterNode[] = [];
@@ -45,7 +52,10 @@ beforeAll(async () => {
   live = [...cluster.nodes];
   incarnations = live.map((c) => c.incarnation!);
 }, 30_000);
-afterEach(() => intruders.cleanup());
+afterEach(async () => {
+  await Promise.all(intruders.map((n) => n.kill()));
+  intruders = [];
+});
 afterAll(async () => {
   try {
     // The live cluster survived every intrusion and still shuts down cleanly.
@@ -97,15 +107,25 @@ async function whileLiveTrafficFlows(intrude: () => Promise<void>): Promise<void
 }
 
 /** An intruder switchboard: `options` over the live node list, bound on 127.0.0.2. */
-function spawnIntruder(label: string, id: number, extra: Partial<NodeOptions>): NodeProcess {
-  return intruders.spawn(label, {
-    options: clusterOptions(nodes, id, {
+async function spawnIntruder(id: number, extra: Partial<FullNodeOptions>): Promise<ClusterNode> {
+  const node = await startNode({
+    module: NODE,
+    options: {
+      nodes,
+      id,
+      reconnectMinMs: 20,
+      reconnectMaxMs: 200,
+      lingerMs: 1_000,
+      handshakeTimeoutMs: 1_000,
       ...LIVE,
       secret: cluster.secret,
       bindHost: '127.0.0.2',
       ...extra,
-    }),
+    },
+    timeoutMs: 15_000,
   });
+  intruders.push(node);
+  return node;
 }
 
 /** An auth-failure with `code` (about `node` when given). */
@@ -115,12 +135,11 @@ const isAuthFailure =
     e.type === 'auth-failure' && e.code === code && (node === undefined || e.node === node);
 
 /** Waits for an auth-failure with `code` on the intruder `c` (about `node` when given). */
-function intruderFailure(c: NodeProcess, code: string, node?: number): Promise<unknown> {
-  return c.waitEvent(
-    isAuthFailure(code, node),
-    `auth-failure ${code}${node === undefined ? '' : ` about node ${node}`}`,
-    WAIT,
-  );
+function intruderFailure(c: ClusterNode, code: string, node?: number): Promise<unknown> {
+  return c.waitForEvent(isAuthFailure(code, node), {
+    timeoutMs: WAIT,
+    what: `auth-failure ${code}${node === undefined ? '' : ` about node ${node}`}`,
+  });
 }
 
 /** Waits for an auth-failure with `code` on live node `c`, after `from` (about `node` when given). */
@@ -136,7 +155,9 @@ it('refuses a process with the wrong secret, on both sides', async () => {
   const marks = mark();
   await whileLiveTrafficFlows(async () => {
     // Claiming node 0, it dials nodes 1 and 2.
-    const intruder = spawnIntruder('wrong-secret', 0, { secret: 'not-the-cluster-secret-at-all' });
+    const intruder = await spawnIntruder(0, {
+      secret: 'not-the-cluster-secret-at-all',
+    });
     await Promise.all([
       intruderFailure(intruder, 'ERR_SB_AUTH_FAILED', 1),
       intruderFailure(intruder, 'ERR_SB_AUTH_FAILED', 2),
@@ -149,7 +170,7 @@ it('refuses a process with the wrong secret, on both sides', async () => {
 it('refuses a second process claiming a live node id with ERR_SB_DUPLICATE_NODE, on both sides', async () => {
   const marks = mark();
   await whileLiveTrafficFlows(async () => {
-    const intruder = spawnIntruder('duplicate-0', 0, {});
+    const intruder = await spawnIntruder(0, {});
     await Promise.all([
       intruderFailure(intruder, 'ERR_SB_DUPLICATE_NODE', 1),
       intruderFailure(intruder, 'ERR_SB_DUPLICATE_NODE', 2),
@@ -157,7 +178,8 @@ it('refuses a second process claiming a live node id with ERR_SB_DUPLICATE_NODE,
       authFailure(live[1]!, 'ERR_SB_DUPLICATE_NODE', 0, marks[1]!),
       authFailure(live[2]!, 'ERR_SB_DUPLICATE_NODE', 0, marks[2]!),
     ]);
-    const { peers } = await intruder.peers();
+    const peers = await intruder.call<PeerView[]>('peers');
+    expect(peers.length).toBe(2);
     expect(peers.every((p) => p.state !== 'up')).toBe(true);
   });
 }, 30_000);
@@ -168,7 +190,7 @@ it('refuses a process configured with a different node list (fingerprint), on bo
     // Same addresses, but a tag on node 2: a subtle misconfiguration, still loud.
     const [a, b, c] = nodes as [string, string, string];
     const port = Number(c.slice(c.lastIndexOf(':') + 1));
-    const intruder = spawnIntruder('other-list', 0, {
+    const intruder = await spawnIntruder(0, {
       nodes: [a, b, { host: '127.0.0.1', port, tags: ['gpu'] }],
     });
     await Promise.all([
@@ -185,24 +207,20 @@ describe('a process claiming id 3 in a cluster of three', () => {
    * A switchboard cannot be configured with an id outside its node list, so
    * a process that claims id 3 has a longer list. Under the dial rule node 3
    * dials nobody and nobody dials it, so it cannot even knock; these probes
-   * drive the handshake by hand (the library's own state machine, in a
-   * child process) to present id 3 as such a node would.
+   * drive the handshake by hand (the library's own state machine, from
+   * this process) to present id 3 as such a node would.
    */
   async function probe(spec: Partial<ProbeSpec>): Promise<ProbeResult> {
-    const prober = intruders.spawn('prober', {});
     const port = Number(nodes[1]!.slice(nodes[1]!.lastIndexOf(':') + 1));
-    return prober.request<ProbeResult>({
-      cmd: 'probe',
-      probe: {
-        host: '127.0.0.1',
-        port,
-        nodes,
-        secret: cluster.secret,
-        self: 3,
-        peer: 1,
-        timeoutMs: 5_000,
-        ...spec,
-      },
+    return runProbe({
+      host: '127.0.0.1',
+      port,
+      nodes,
+      secret: cluster.secret,
+      self: 3,
+      peer: 1,
+      timeoutMs: 5_000,
+      ...spec,
     });
   }
 

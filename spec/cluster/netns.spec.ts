@@ -1,8 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Harness, logTiming, rendezvousAll, run, startCluster } from './fixtures/harness.js';
-import type { NodeProcess, ReceiveStats, TimedEvent } from './fixtures/harness.js';
+import { startNode } from '../../lib/testing/index.js';
+import type { ClusterNode, EventNote, PeerView } from '../../lib/testing/index.js';
+import { logTiming, run } from './fixtures/system.js';
+import type { ReceiveStats } from './fixtures/traffic-node.js';
 
 /**
  * docs/reliability.md 9 with a real network in between: three nodes, each in its
@@ -12,7 +14,13 @@ import type { NodeProcess, ReceiveStats, TimedEvent } from './fixtures/harness.j
  * FIN, no RST: a half-open link, as when a cable is pulled), which the
  * others must detect within the dead-peer timeout plus one heartbeat. Once
  * the cut is healed, it must relink within one reconnect cycle.
+ *
+ * Each node is a single node of switchboard/testing (`startNode`) running
+ * fixtures/traffic-node.ts under `ip netns exec` (its `prefix`), on the
+ * namespace addresses: no kit proxy, the links are the veths and the bridge.
  */
+const NODE = new URL('./fixtures/traffic-node.ts', import.meta.url);
+const SECRET = randomBytes(16).toString('hex');
 const HEARTBEAT = 200;
 const DEAD = 1_500;
 const HANDSHAKE = 1_000;
@@ -46,7 +54,7 @@ describeWithNetns('a cluster of three across network namespaces', () => {
   const subnet = `10.213.${randomInt(1, 255)}`;
   const address = (i: number): string => `${subnet}.${i + 1}`;
   const created: string[] = [];
-  const harness = new Harness();
+  let cs: ClusterNode[] = [];
 
   const ip = (...args: string[]): Promise<string> => run('ip', args);
   const inNs = (name: string, ...args: string[]): Promise<string> =>
@@ -117,7 +125,7 @@ describeWithNetns('a cluster of three across network namespaces', () => {
 
   afterAll(async () => {
     const failures: string[] = [];
-    await harness.cleanup().catch((err: Error) => failures.push(err.message));
+    await Promise.all(cs.map((c) => c.kill())).catch((err: Error) => failures.push(err.message));
     // Deleting a namespace deletes its veth ends and the bridge with it.
     for (const name of created.reverse()) {
       await ip('netns', 'del', name).catch((err: Error) => failures.push(err.message));
@@ -174,60 +182,74 @@ describeWithNetns('a cluster of three across network namespaces', () => {
     expect({ what, ms, late: ms > DEAD + HEARTBEAT + MARGIN }).toMatchObject({ late: false });
   }
 
-  async function expectTraffic(
-    cs: readonly NodeProcess[],
-    routes: ReadonlyArray<readonly [number, number]>,
-  ): Promise<void> {
-    const base = await Promise.all(
-      routes.map(([, to]) => cs[to]!.request<Record<number, ReceiveStats>>({ cmd: 'received' })),
-    );
-    await Promise.all(
-      routes.map(([from, to]) => cs[from]!.request({ cmd: 'send', to, count: MESSAGES })),
-    );
-    for (const [i, [from, to]] of routes.entries()) {
-      const want = base[i]![from]!.count + MESSAGES;
-      const got = await cs[to]!.request<ReceiveStats>({ cmd: 'expect', from, count: want });
+  /** Each route's sender sends MESSAGES numbered messages; each must arrive whole and in order. */
+  async function expectTraffic(routes: ReadonlyArray<readonly [number, number]>): Promise<void> {
+    await Promise.all(routes.map(([from, to]) => cs[from]!.call('send', to, MESSAGES)));
+    for (const [from, to] of routes) {
+      const got = await cs[to]!.call<ReceiveStats>('expect', from, MESSAGES);
       expect({ from, to, count: got.count, outOfOrder: got.outOfOrder }).toEqual({
         from,
         to,
-        count: want,
+        count: MESSAGES,
         outOfOrder: 0,
       });
     }
   }
 
+  /** When (performance.now(), in this process) each event of a node arrived. */
+  const arrived = new WeakMap<EventNote, number>();
+
+  /** Every node's own rendezvous, at once. */
+  const rendezvousAll = (): Promise<unknown> =>
+    Promise.all(cs.map((c) => c.call('rendezvous', 10_000)));
+
   it('declares a node cut off by silent packet loss lost within the bound, and relinks it once healed', async () => {
     const nodes = [0, 1, 2].map((i) => `${address(i)}:${PORT}`);
-    const cs = await startCluster(
-      harness,
-      nodes,
-      {
-        heartbeatMs: HEARTBEAT,
-        deadPeerMs: DEAD,
-        handshakeTimeoutMs: HANDSHAKE,
-        reconnectMaxMs: RECONNECT_MAX,
-      },
-      (i) => ({ netns: ns[i]! }),
+    cs = await Promise.all(
+      [0, 1, 2].map((id) =>
+        startNode({
+          module: NODE,
+          options: {
+            nodes,
+            id,
+            secret: SECRET,
+            heartbeatMs: HEARTBEAT,
+            deadPeerMs: DEAD,
+            handshakeTimeoutMs: HANDSHAKE,
+            reconnectMinMs: 20,
+            reconnectMaxMs: RECONNECT_MAX,
+            lingerMs: 1_000,
+          },
+          prefix: ['ip', 'netns', 'exec', ns[id]!],
+          timeoutMs: 15_000,
+        }),
+      ),
     );
-    await rendezvousAll(cs);
-    await expectTraffic(cs, [
+    for (const c of cs) c.onEvent((e, at) => arrived.set(e, at));
+    await rendezvousAll();
+    await expectTraffic([
       [0, 1],
       [1, 2],
       [2, 0],
     ]);
-    const [n0, n1, n2] = cs as [NodeProcess, NodeProcess, NodeProcess];
+    const [n0, n1, n2] = cs as [ClusterNode, ClusterNode, ClusterNode];
     const incarnations = cs.map((c) => c.incarnation!);
-    const marks = cs.map((c) => c.mark());
+    const marks = cs.map((c) => c.events.length);
 
     await cut(1);
     const cutAt = performance.now();
-    const wait = (c: NodeProcess, type: string, node: number, code?: string): Promise<TimedEvent> =>
-      c.waitEvent(
+    const wait = async (
+      c: ClusterNode,
+      type: string,
+      node: number,
+      code?: string,
+    ): Promise<{ event: EventNote; at: number }> => {
+      const event = await c.waitForEvent(
         (e) => e.type === type && e.node === node && (code === undefined || e.code === code),
-        `${type} of node ${node}`,
-        5_000,
-        marks[cs.indexOf(c)],
+        { what: `${type} of node ${node}`, timeoutMs: 5_000, from: marks[cs.indexOf(c)]! },
       );
+      return { event, at: arrived.get(event)! };
+    };
     // Node 0 dials node 1: it drops the silent connection once node 1 is
     // suspect and dials again (docs/failure-detection.md), long before the loss.
     const [redial, ...seen] = await Promise.all([
@@ -246,7 +268,7 @@ describeWithNetns('a cluster of three across network namespaces', () => {
     // long enough (about 4.4 s) that the kernel's next SYN retry of a dial begun during
     // the cut is some 3 s away when it heals: the relink bound below needs the library
     // to abandon such dials itself.
-    await expect(n1.request({ cmd: 'rendezvous', timeoutMs: 3_500 }, 6_000)).rejects.toMatchObject({
+    await expect(n1.call('rendezvous', 3_500)).rejects.toMatchObject({
       code: 'ERR_SB_RENDEZVOUS_TIMEOUT',
       message: expect.stringContaining('missing peers: 0, 2') as unknown,
     });
@@ -256,27 +278,25 @@ describeWithNetns('a cluster of three across network namespaces', () => {
       [n2, 0],
     ] as const)
       expect(
-        c
-          .events(marks[cs.indexOf(c)])
+        c.events
+          .slice(marks[cs.indexOf(c)])
           // A silence flag only (see restart.spec.ts): tolerated on a loaded machine.
-          .filter((e) => e.event.node === other && e.event.type !== 'peer-suspect'),
+          .filter((e) => e.node === other && e.type !== 'peer-suspect'),
       ).toEqual([]);
 
-    const healMarks = cs.map((c) => c.mark());
+    const healMarks = cs.map((c) => c.events.length);
     await heal(1);
     const healedAt = performance.now();
     // The same incarnations come back up: nobody restarted.
     await Promise.all(
       [n0, n2].map((c) =>
-        c.waitEvent(
+        c.waitForEvent(
           (e) => e.type === 'peer-up' && e.node === 1 && e.incarnation === incarnations[1],
-          'peer-up of node 1',
-          10_000,
-          healMarks[cs.indexOf(c)],
+          { what: 'peer-up of node 1', timeoutMs: 10_000, from: healMarks[cs.indexOf(c)]! },
         ),
       ),
     );
-    await rendezvousAll(cs);
+    await rendezvousAll();
     const relinkMs = performance.now() - healedAt;
     logTiming('netns relink after heal', relinkMs);
     // Within one reconnect cycle: a dial left hanging in the partition gives up after the
@@ -285,19 +305,20 @@ describeWithNetns('a cluster of three across network namespaces', () => {
       late: false,
     });
     for (const [id, c] of cs.entries()) {
-      const { peers } = await c.peers();
+      const peers = await c.call<PeerView[]>('peers');
       expect({ id, peers: peers.map((p) => [p.node, p.state, p.incarnation]) }).toEqual({
         id,
         peers: [0, 1, 2].filter((p) => p !== id).map((p) => [p, 'up', incarnations[p]]),
       });
     }
-    await expectTraffic(cs, [
+    await expectTraffic([
       [0, 1],
       [1, 0],
       [1, 2],
       [2, 1],
     ]);
-    const exits = await Promise.all(cs.map((c) => c.closeAndExit()));
-    expect(exits).toEqual(cs.map(() => ({ code: 0, signal: null })));
+    // Every node closes and its process then leaves by itself.
+    await Promise.all(cs.map((c) => c.stop(10_000, true)));
+    expect(cs.map((c) => c.exitStatus)).toEqual(cs.map(() => ({ code: 0, signal: null })));
   }, 45_000);
 });

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { startCluster } from '../../lib/testing/index.js';
 import type { EventNote, NodeOptions, ProcessCluster } from '../../lib/testing/index.js';
-import { logTiming } from './fixtures/harness.js';
+import { logTiming } from './fixtures/system.js';
 import type { ReceiveStats } from './fixtures/traffic-node.js';
 
 /**

@@ -1,35 +1,43 @@
+import { randomBytes } from 'node:crypto';
+import { startCluster } from '../../lib/testing/index.js';
+import type { ProcessCluster } from '../../lib/testing/index.js';
 import { freePorts } from '../support/ports.js';
-import {
-  Harness,
-  available,
-  clusterOptions,
-  establishedSockets,
-  rendezvousAll,
-} from './fixtures/harness.js';
-import type { NodeProcess } from './fixtures/harness.js';
+import { available, establishedSockets } from './fixtures/system.js';
 
 /**
  * docs/reliability.md 8: all nodes start at the same instant, repeatedly, and end
- * up with exactly one link per pair every time. Three long-lived children
- * each start a fresh switchboard (new incarnation, new ports) on the same
- * IPC broadcast, 20 rounds. Each round checks the links three ways: every
- * node's peers(), the TCP sockets each process holds, and the kernel's view
- * of established connections (`ss`), mapped back to (dialer, acceptor) pairs.
+ * up with exactly one link per pair every time. Three long-lived processes
+ * (a switchboard/testing cluster running fixtures/round-node.ts) each
+ * start a fresh switchboard (new incarnation, new ports) on calls the test
+ * sends in one tick, 20 rounds. Each round checks the links three ways:
+ * every node's peers(), the TCP sockets each process holds (the kit's own
+ * links, counted before the rounds, plus the round's), and the kernel's
+ * view of established connections (`ss`) on the round's ports, mapped back
+ * to (dialer, acceptor) pairs.
  */
 const ROUNDS = 20;
 const SIZE = 3;
+const SECRET = randomBytes(16).toString('hex');
 
-const harness = new Harness();
-let children: NodeProcess[] = [];
+let cluster: ProcessCluster;
 let haveSs = false;
+/** TCP sockets each process holds for the kit's own switchboard. */
+let kitSockets: number[] = [];
 
 beforeAll(async () => {
   haveSs = await available('ss', ['-V']);
   if (!haveSs) console.log('simultaneous.spec: `ss` not found; checking sockets per process only');
-  children = Array.from({ length: SIZE }, (_, id) => harness.spawn(`node${id}`, {}));
-  await Promise.all(children.map((c) => c.ready(15_000)));
-});
-afterAll(() => harness.cleanup());
+  cluster = await startCluster({
+    module: new URL('./fixtures/round-node.ts', import.meta.url),
+    nodes: SIZE,
+    timeoutMs: 15_000,
+  });
+  await cluster.ready();
+  kitSockets = await Promise.all(cluster.nodes.map((c) => c.call<number>('tcpSockets')));
+  // One link per peer for the kit's switchboard of each node.
+  expect(kitSockets).toEqual(cluster.nodes.map(() => SIZE - 1));
+}, 30_000);
+afterAll(() => cluster.close());
 
 /** The pairs [dialer, acceptor] of every established connection among `ports`. */
 async function kernelLinks(ports: readonly number[], pids: readonly number[]): Promise<string[]> {
@@ -57,33 +65,37 @@ it(`links every pair exactly once when ${SIZE} nodes start at the same instant, 
     'dialed 0->2',
     'dialed 1->2',
   ];
+  const children = cluster.nodes;
   for (let round = 0; round < ROUNDS; round++) {
     const ports = await freePorts(SIZE);
     const nodes = ports.map((p) => `127.0.0.1:${p}`);
-    const from = children.map((c) => c.mark());
-    // No await between the sends: the three starts go out in the same tick.
+    // No await between the calls: the three starts go out in the same tick.
     const started = children.map((c, id) =>
-      c.request<{ incarnation: string }>(
-        {
-          cmd: 'start',
-          options: clusterOptions(nodes, id, { reconnectMinMs: 5, reconnectMaxMs: 50 }),
-        },
-        10_000,
-      ),
+      c.call<string>('start', {
+        nodes,
+        id,
+        secret: SECRET,
+        handshakeTimeoutMs: 1_000,
+        reconnectMinMs: 5,
+        reconnectMaxMs: 50,
+        lingerMs: 1_000,
+      }),
     );
-    const incarnations = (await Promise.all(started)).map((s) => s.incarnation);
-    await rendezvousAll(children, 5_000);
+    const incarnations = await Promise.all(started);
+    await Promise.all(children.map((c) => c.call('rendezvous', 5_000)));
 
     for (const [id, c] of children.entries()) {
-      const { peers, tcpSockets } = await c.peers();
+      const seen = await c.call<{ peers: unknown[]; events: string[]; tcpSockets: number }>('seen');
       const where = `round ${round}, node ${id}`;
-      expect({ where, peers: peers.map((p) => [p.node, p.state, p.incarnation]) }).toEqual({
+      expect({ where, peers: seen.peers }).toEqual({
         where,
         peers: incarnations.flatMap((inc, peer) => (peer === id ? [] : [[peer, 'up', inc]])),
       });
-      expect({ where, tcpSockets }).toEqual({ where, tcpSockets: SIZE - 1 });
-      const events = c.events(from[id]).map((e) => e.event);
-      expect({ where, events: events.map((e) => `${e.type} ${e.node}`).sort() }).toEqual({
+      expect({ where, tcpSockets: seen.tcpSockets }).toEqual({
+        where,
+        tcpSockets: kitSockets[id]! + SIZE - 1,
+      });
+      expect({ where, events: [...seen.events].sort() }).toEqual({
         where,
         events: incarnations.flatMap((_, peer) => (peer === id ? [] : [`peer-up ${peer}`])),
       });
@@ -91,13 +103,15 @@ it(`links every pair exactly once when ${SIZE} nodes start at the same instant, 
     if (haveSs) {
       const pairs = await kernelLinks(
         ports,
-        children.map((c) => c.pid),
+        children.map((c) => c.pid!),
       );
       expect({ round, pairs }).toEqual({ round, pairs: expectedKernel });
     }
-    await Promise.all(children.map((c) => c.request({ cmd: 'close' })));
+    await Promise.all(children.map((c) => c.call('close')));
   }
-  // After twenty switchboards each, the processes still leave by themselves.
-  const exits = await Promise.all(children.map((c) => c.closeAndExit()));
-  expect(exits).toEqual(children.map(() => ({ code: 0, signal: null })));
+  // After twenty switchboards each (and the kit's), the processes still leave by themselves.
+  await Promise.all(children.map((c) => cluster.stop(c.id, { exitByItself: true })));
+  expect(children.map((c) => c.exitStatus)).toEqual(
+    children.map(() => ({ code: 0, signal: null })),
+  );
 }, 60_000);

@@ -3,7 +3,7 @@
  * it, driven by {@link AgentCommand}s and recording {@link Obs}ervations.
  * The same class runs in the jest process (the `same` and `tcp`
  * placements, and this side of `child`) and in a child process
- * (child-agent.ts), so a check reads the same evidence wherever an end is.
+ * (agent-node.ts), so a check reads the same evidence wherever an end is.
  *
  * Every operation is tracked from issue to settlement, and counted: a check
  * asserts that each settled exactly once. Takes are also appended to a
@@ -118,9 +118,17 @@ export class Agent implements AdapterHost {
 
   /** Starts the switchboard; resolves with its incarnation. */
   async start(options: NodeOptions, journal?: string): Promise<string> {
-    this.journal = journal;
     const { nodes, id, secret, ...rest } = options;
-    const sb = await Switchboard.start({ nodes, id, secret, ...rest });
+    return this.attach(await Switchboard.start({ nodes, id, secret, ...rest }), journal);
+  }
+
+  /**
+   * Takes a switchboard started elsewhere (by switchboard/testing, for a
+   * node of a kit cluster) as its own, right after its start; returns its
+   * incarnation.
+   */
+  attach(sb: Switchboard, journal?: string): string {
+    this.journal = journal;
     this.switchboard = sb;
     sb.events$.subscribe((e) => this.event(e));
     return sb.incarnation;

@@ -23,18 +23,13 @@
  * On `tcp` and `child` the closing side is the far end, holding the
  * producers (`@producer`) or the consumers (`@consumer`).
  */
-import { AgentChildren, ChildEnd } from './ends.js';
-import type { End } from './ends.js';
+import { ChildEnd, SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
+import type { End, Placed } from './scene.js';
 import { channelName } from './patterns.js';
 import { CHANNEL_PATTERNS, RECEIVING_PATTERNS, isRpc } from './protocol.js';
 import type { AgentStats, ErrorInfo, ObsOf, PatternId } from './protocol.js';
-import { SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
-import type { Placed } from './scene.js';
 import { casesOf } from './table.js';
 import type { Placement } from './table.js';
-
-const children = new AgentChildren();
-afterAll(() => children.cleanup());
 
 /** Operations per stream, all issued at once. */
 const OPS = 12;
@@ -60,8 +55,9 @@ interface Outcome {
   /** The last stats of each side, once closed. */
   readonly closingStats: AgentStats | undefined;
   readonly otherStats: AgentStats | undefined;
+  /** How the closing child's process ended, or why it did not end by itself. */
   readonly exit:
-    { readonly code: number | null; readonly signal: string | null } | 'still running' | undefined;
+    { readonly code: number | null; readonly signal: string | null } | string | undefined;
 }
 
 const scenarios = casesOf('close-inflight')
@@ -112,7 +108,7 @@ async function runScenario(
   side: 'self' | 'producer' | 'consumer',
   patterns: readonly PatternId[],
 ): Promise<Outcome> {
-  const sc = await placed(placement, children);
+  const sc = await placed(placement);
   const r = sc.recorder;
   // The far end closes; it holds the producers or the consumers.
   const closing = sc.far;
@@ -177,11 +173,10 @@ async function runScenario(
 
   const closingAt = Date.now();
   const closingStats = await closing
-    .do<AgentStats>(
-      { cmd: 'close', how, exit: closing instanceof ChildEnd },
-      TIMERS.lingerMs + 5_000,
-    )
+    .do<AgentStats>({ cmd: 'close', how }, TIMERS.lingerMs + 5_000)
     .catch(() => undefined);
+  // From here on a child does nothing more: its process must leave by itself, within 5 s.
+  const exiting = closing instanceof ChildEnd ? closing.exitByItself(5_000) : undefined;
   const closed = r.of('closed', (o) => o.node === closing.node).at(-1);
   // The other side's operations settle: at once, or by their own deadline at the latest.
   const others = sc.ends.filter((e) => e !== closing);
@@ -203,16 +198,7 @@ async function runScenario(
       : await others[0]!
           .do<AgentStats>({ cmd: 'close', how: 'close' }, TIMERS.lingerMs + 5_000)
           .catch(() => undefined);
-  let exit: Outcome['exit'];
-  if (closing instanceof ChildEnd) {
-    const child = closing.child;
-    exit = await Promise.race([
-      child.exited.then((e) => ({ code: e.code, signal: e.signal })),
-      new Promise<'still running'>((resolve) =>
-        setTimeout(() => resolve('still running'), 5_000).unref(),
-      ),
-    ]);
-  }
+  const exit: Outcome['exit'] = await exiting;
   return {
     sc,
     how,

@@ -11,18 +11,13 @@
  * - docs/errors.md has a row for every code the contract names.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ErrorCode } from '../../lib/index.js';
-import { AgentChildren, ChildEnd } from './ends.js';
-import type { PatternId } from './protocol.js';
-import { SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
+import { ChildEnd, SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
 import type { Placed } from './scene.js';
+import type { PatternId } from './protocol.js';
 import { PLACEMENTS, casesOf } from './table.js';
 import type { Placement } from './table.js';
-import { ROOT } from '../support/children.js';
-
-const children = new AgentChildren();
-afterAll(() => children.cleanup());
 
 const placementsOf = (variant: string): Placement[] =>
   PLACEMENTS.filter((p) => casesOf('codes', { variant, placement: p }).length > 0);
@@ -32,7 +27,7 @@ describe.each(PLACEMENTS.filter((p) => casesOf('codes', { placement: p }).length
   (placement: Placement) => {
     let sc: Placed;
     beforeAll(async () => {
-      sc = await placed(placement, children);
+      sc = await placed(placement);
     }, 30_000);
     afterAll(() => sc?.dispose());
 
@@ -73,7 +68,7 @@ describe.each(placementsOf('peer-down-close'))(
     it.each(variants)(
       '%s: the peer-down event carries ERR_SB_PEER_LOST (a PeerLostError naming the node)',
       async (variant) => {
-        const sc = await placed(placement, children);
+        const sc = await placed(placement);
         try {
           await peerDownIsPeerLost(sc, variant);
         } finally {
@@ -89,7 +84,10 @@ describe('contract 6, the docs', () => {
   it.each(casesOf('codes', { variant: 'docs' }).map((c) => c.variant))(
     '%s: docs/errors.md has a row for every code the contract names, each a code of ErrorCode',
     () => {
-      const doc = readFileSync(join(ROOT, 'docs/errors.md'), 'utf8');
+      const doc = readFileSync(
+        fileURLToPath(new URL('../../docs/errors.md', import.meta.url)),
+        'utf8',
+      );
       const named = [
         'ERR_SB_CLOSED',
         'ERR_SB_NOT_DELIVERED',
@@ -223,13 +221,9 @@ async function peerDownIsPeerLost(sc: Placed, variant: string): Promise<void> {
   const started = Date.now();
   if (variant === 'peer-down-kill') {
     if (!(far instanceof ChildEnd)) throw new Error('a kill needs a child');
-    far.kill('SIGKILL');
+    await far.kill();
   } else {
-    await far.do({
-      cmd: 'close',
-      how: variant === 'peer-down-close' ? 'close' : 'destroy',
-      exit: true,
-    });
+    await far.do({ cmd: 'close', how: variant === 'peer-down-close' ? 'close' : 'destroy' });
   }
   const down = await r.first(
     'event',

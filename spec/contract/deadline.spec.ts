@@ -8,7 +8,6 @@
  * Sixty calls per case, deadlines (or aborts) spread over 40-100 ms,
  * against handlers that work 250 ms: each call is asserted, at both ends.
  */
-import { AgentChildren } from './ends.js';
 import type { Behaviour, ObsOf, PatternId } from './protocol.js';
 import { ofStream, placed, streamId } from './scene.js';
 import type { Placed } from './scene.js';
@@ -21,15 +20,12 @@ const DELAYS = Array.from({ length: CALLS }, (_, i) => 40 + ((i * 37) % 61));
 /** How late after its deadline a call may reject (timers, a loaded machine), ms. */
 const LATE_MS = 150;
 
-const children = new AgentChildren();
-afterAll(() => children.cleanup());
-
 describe.each(PLACEMENTS.filter((p) => casesOf('deadline', { placement: p }).length > 0))(
   'contract 2, deadlines, placement %s',
   (placement: Placement) => {
     let sc: Placed;
     beforeAll(async () => {
-      sc = await placed(placement, children);
+      sc = await placed(placement);
     }, 30_000);
     afterAll(() => sc?.dispose());
 

@@ -7,7 +7,6 @@
  * drop (`stats().drops`, a `drop` event). On every placement, the local
  * path included.
  */
-import { AgentChildren } from './ends.js';
 import { channelName } from './patterns.js';
 import { BAD_PATH } from './protocol.js';
 import type { BadKind, PatternId } from './protocol.js';
@@ -16,15 +15,12 @@ import type { Placed } from './scene.js';
 import { PLACEMENTS, casesOf } from './table.js';
 import type { Placement } from './table.js';
 
-const children = new AgentChildren();
-afterAll(() => children.cleanup());
-
 describe.each(PLACEMENTS.filter((p) => casesOf('encode', { placement: p }).length > 0))(
   'contract 4, values the codec cannot carry, placement %s',
   (placement: Placement) => {
     let sc: Placed;
     beforeAll(async () => {
-      sc = await placed(placement, children);
+      sc = await placed(placement);
     }, 30_000);
     afterAll(() => sc?.dispose());
 

@@ -7,20 +7,16 @@
  * hangs. If the holder closes its sender cleanly, the receiver ends with
  * `done` (after every message sent).
  */
-import { AgentChildren, ChildEnd } from './ends.js';
-import { SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
+import { ChildEnd, SLACK, TIMERS, ofStream, placed, streamId } from './scene.js';
 import type { Placed } from './scene.js';
 import { casesOf } from './table.js';
 import type { Placement } from './table.js';
-
-const children = new AgentChildren();
-afterAll(() => children.cleanup());
 
 describe('contract 5, handles: an anonymous channel sender held by another node', () => {
   it.each(casesOf('handles').map((c) => [c.variant, c.placement] as const))(
     'holder %s (placement %s)',
     async (variant, placement) => {
-      const sc = await placed(placement as Placement, children);
+      const sc = await placed(placement as Placement);
       try {
         await holderCase(sc, variant);
       } finally {
@@ -60,7 +56,7 @@ async function holderCase(sc: Placed, variant: string): Promise<void> {
   }
   if (!(holder instanceof ChildEnd)) throw new Error('a kill needs a child');
   const killedAt = Date.now();
-  holder.kill('SIGKILL');
+  await holder.kill();
   const end = await r.first(
     'end',
     (e) => e.stream === stream,

@@ -19,16 +19,12 @@
  * is a scenario of its own, so that the stalled application is that
  * pattern's.
  */
-import { AgentChildren } from './ends.js';
-import type { ChildEnd, End, Recorder } from './ends.js';
+import { TIMERS, mergeJournal, ofStream, placed, streamId } from './scene.js';
+import type { ChildEnd, End, Placed } from './scene.js';
+import type { Recorder } from './recorder.js';
 import { CHANNEL_PATTERNS, isRpc } from './protocol.js';
 import type { PatternId, ProduceSpec } from './protocol.js';
-import { TIMERS, mergeJournal, ofStream, placed, streamId } from './scene.js';
-import type { Placed } from './scene.js';
 import { patternsOf } from './table.js';
-
-const children = new AgentChildren();
-afterAll(() => children.cleanup());
 
 /** Operations per stream; the fault comes after the consumer took `FAULT_AFTER` of them. */
 const COUNT = 140;
@@ -73,7 +69,7 @@ describe.each(['kill', 'restart'] as const)(
 
     beforeAll(async () => {
       try {
-        sc = await placed('child', children);
+        sc = await placed('child');
         streams = new Map(patterns.map((p) => [p, streamId(kind === 'kill' ? 'kl' : 'rs')]));
         fault = await killScenario(sc, kind, streams);
       } catch (err) {
@@ -108,7 +104,7 @@ async function killScenario(
       `${pattern}: ${FAULT_AFTER} taken before the kill`,
       10_000,
     );
-  const child = (sc.far as ChildEnd).child;
+  const child = sc.far as ChildEnd;
   const from = r.all.length;
   await sc.kill(1);
   mergeJournal(r, child);
@@ -139,7 +135,7 @@ async function killScenario(
     await quiesce(r, pattern, stream, sc.near.node, kind === 'kill');
   // What a post still had queued for the killed node is counted once its poster closes.
   if (kind === 'kill') await sc.near.do({ cmd: 'close', how: 'close' }, TIMERS.lingerMs + 5_000);
-  if (kind === 'restart') mergeJournal(r, (sc.far as ChildEnd).child);
+  if (kind === 'restart') mergeJournal(r, sc.far as ChildEnd);
   return { kind, producerNode: sc.near.node, consumerNode: 1, endedAt: ended?.at };
 }
 
@@ -169,7 +165,7 @@ async function stallCase(
   pattern: PatternId,
   kind: 'stall-consumer' | 'stall-producer',
 ): Promise<void> {
-  const sc = await placed('child', children);
+  const sc = await placed('child');
   try {
     const r = sc.recorder;
     const roles: Roles =

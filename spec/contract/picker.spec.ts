@@ -10,11 +10,9 @@
  * peer in this process (node 1) and the child (node 2). Each variant and
  * pattern is a stream; one stop of the child serves them all.
  */
-import { AgentChildren } from './ends.js';
-import type { ChildEnd, LocalEnd } from './ends.js';
-import type { PatternId } from './protocol.js';
 import { ofStream, scene, streamId } from './scene.js';
-import type { Scene } from './scene.js';
+import type { ChildEnd, LocalEnd, Scene } from './scene.js';
+import type { PatternId } from './protocol.js';
 import { casesOf } from './table.js';
 
 /** Long enough that the stopped child stays suspect, not down, through the check. */
@@ -22,9 +20,6 @@ const DEAD_PEER_MS = 4_000;
 const WARM = 4;
 const OPS = 10;
 const SUSPECT = 2;
-
-const children = new AgentChildren();
-afterAll(() => children.cleanup());
 
 /** Where each variant has consumers besides the suspect child. */
 const HEALTHY: Readonly<Record<string, readonly number[]>> = {
@@ -88,7 +83,7 @@ describe('contract 8, pickers skip suspect peers', () => {
 });
 
 async function runScenario(cases: ReadonlyArray<readonly [string, PatternId]>): Promise<Outcome> {
-  const sc = await scene(['local', 'local', 'child'], children, () => ({
+  const sc = await scene(['local', 'local', 'child'], () => ({
     deadPeerMs: DEAD_PEER_MS,
   }));
   const r = sc.recorder;
@@ -122,7 +117,7 @@ async function runScenario(cases: ReadonlyArray<readonly [string, PatternId]>): 
     }
     const child = sc.ends[SUSPECT] as ChildEnd;
     const from = r.all.length;
-    child.kill('SIGSTOP');
+    child.pause();
     const stoppedAt = Date.now();
     await r.first(
       'event',
@@ -147,7 +142,7 @@ async function runScenario(cases: ReadonlyArray<readonly [string, PatternId]>): 
         DEAD_PEER_MS / 2,
       )
       .catch(() => undefined);
-    child.kill('SIGCONT');
+    child.resume();
     const resumedAt = Date.now();
     await r
       .until(

@@ -245,7 +245,7 @@ export type AgentCommand =
   | { readonly cmd: 'idle'; readonly pattern: PatternId; readonly stream: string }
   | { readonly cmd: 'close-consumer'; readonly stream: string }
   | { readonly cmd: 'close-producer'; readonly stream: string }
-  | { readonly cmd: 'close'; readonly how: 'close' | 'destroy'; readonly exit?: boolean }
+  | { readonly cmd: 'close'; readonly how: 'close' | 'destroy' }
   | { readonly cmd: 'stats' }
   | { readonly cmd: 'peers' };
 
@@ -372,29 +372,6 @@ export type Obs =
   | (Base & { readonly t: 'final'; readonly stats: AgentStats; readonly unsettled: number });
 
 export type ObsOf<K extends Obs['t']> = Extract<Obs, { readonly t: K }>;
-
-/** Child to parent. */
-export type ChildMessage =
-  | { readonly type: 'started'; readonly id: number; readonly incarnation: string }
-  | { readonly type: 'ready' }
-  | { readonly type: 'obs'; readonly obs: readonly Obs[] }
-  | {
-      readonly type: 'reply';
-      readonly re: number;
-      readonly ok: true;
-      readonly value: unknown;
-    }
-  | {
-      readonly type: 'reply';
-      readonly re: number;
-      readonly ok: false;
-      readonly code: string | undefined;
-      readonly message: string;
-    }
-  | { readonly type: 'fatal'; readonly message: string };
-
-/** Parent to child: a command and its correlation id. */
-export type ChildCommand = AgentCommand & { readonly re: number };
 
 /** Reads an error into plain data. */
 export function errorInfo(err: unknown): ErrorInfo {

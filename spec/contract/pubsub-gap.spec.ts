@@ -19,12 +19,10 @@
  * - Delivered messages come once each, in publish order, and a fresh
  *   stream carries the last ones.
  */
-import { AgentChildren } from './ends.js';
-import type { ChildEnd, End } from './ends.js';
+import { TIMERS, ofStream, placed, streamId } from './scene.js';
+import type { ChildEnd, End, Placed } from './scene.js';
 import { topicName } from './patterns.js';
 import type { AgentStats } from './protocol.js';
-import { TIMERS, ofStream, placed, streamId } from './scene.js';
-import type { Placed } from './scene.js';
 import { casesOf } from './table.js';
 
 const COUNT = 140;
@@ -34,14 +32,11 @@ const STALL_MS = TIMERS.deadPeerMs + 400;
 /** Quick up to the fault, slower through it, and on well after the rejoin. */
 const GAPS = Array.from({ length: COUNT }, (_, i) => (i < 45 ? 2 : i < 105 ? 20 : 10));
 
-const children = new AgentChildren();
-afterAll(() => children.cleanup());
-
 describe('contract 9, pub-sub at a session end', () => {
   it.each(casesOf('pubsub-gap').map((c) => c.variant))(
     '%s: in-flight messages counted as dropped by the publisher, the gap known to the subscription, the accounting closed',
     async (variant) => {
-      const sc = await placed('child', children);
+      const sc = await placed('child');
       try {
         expect(await gapCase(sc, variant)).toEqual([]);
       } finally {
@@ -97,9 +92,9 @@ async function gapCase(sc: Placed, variant: string): Promise<string[]> {
       `${FAULT_AFTER} taken`,
       5_000,
     );
-    stalled.kill('SIGSTOP');
+    stalled.pause();
     await r.until(ended, 'this node to find the stopped child down', TIMERS.deadPeerMs + 3_000);
-    stalled.kill('SIGCONT');
+    stalled.resume();
   } else {
     await r.first('stalled', (s) => s.stream === stream, 'the stall', 10_000);
   }

@@ -9,7 +9,6 @@
  * arrive just as a receive gives up. Every message must be taken once, in
  * order, and every failed receive must carry exactly the promised code.
  */
-import { AgentChildren } from './ends.js';
 import type { PatternId } from './protocol.js';
 import { ofStream, placed, streamId } from './scene.js';
 import type { Placed } from './scene.js';
@@ -22,15 +21,12 @@ const RECEIVE_MS = 8;
 /** Gaps before each send, around the deadline (a fixed pseudo-random sequence). */
 const GAPS = Array.from({ length: COUNT }, (_, i) => [2, 8, 15, 7, 9, 1, 12, 8, 20, 6][i % 10]!);
 
-const children = new AgentChildren();
-afterAll(() => children.cleanup());
-
 describe.each(PLACEMENTS.filter((p) => casesOf('receive', { placement: p }).length > 0))(
   'contract 7, receives with a deadline or a signal, placement %s',
   (placement: Placement) => {
     let sc: Placed;
     beforeAll(async () => {
-      sc = await placed(placement, children);
+      sc = await placed(placement);
     }, 30_000);
     afterAll(() => sc?.dispose());
 

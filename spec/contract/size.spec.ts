@@ -9,7 +9,6 @@
  * The receiving end has a small limit and the sending end the default, so
  * the refusal can only come from the announced limit.
  */
-import { AgentChildren } from './ends.js';
 import { channelName, topicName } from './patterns.js';
 import type { ErrorInfo, ObsOf, PatternId } from './protocol.js';
 import { ofStream, placed, streamId } from './scene.js';
@@ -21,9 +20,6 @@ import type { Placement } from './table.js';
 const LIMIT = 32 * 1024;
 const BIG = 40 * 1024;
 
-const children = new AgentChildren();
-afterAll(() => children.cleanup());
-
 const placementsOf = (variant: string): Placement[] =>
   [...new Set(casesOf('size', { variant }).map((c) => c.placement))].filter(
     (p): p is Placement => p !== '-',
@@ -34,7 +30,7 @@ describe.each(placementsOf('request'))(
   (placement) => {
     let sc: Placed;
     beforeAll(async () => {
-      sc = await placed(placement, children, { far: { maxMessageSize: LIMIT } });
+      sc = await placed(placement, { far: { maxMessageSize: LIMIT } });
     }, 30_000);
     afterAll(() => sc?.dispose());
 
@@ -53,7 +49,7 @@ describe.each(placementsOf('reply'))(
   (placement) => {
     let sc: Placed;
     beforeAll(async () => {
-      sc = await placed(placement, children, { near: { maxMessageSize: LIMIT } });
+      sc = await placed(placement, { near: { maxMessageSize: LIMIT } });
     }, 30_000);
     afterAll(() => sc?.dispose());
 

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { ROOT } from '../support/children.js';
+import { fileURLToPath } from 'node:url';
 import { ClusterWaitError, NodeCallError, startCluster } from '../../lib/testing/index.js';
 import type { ProcessCluster } from '../../lib/testing/index.js';
 
@@ -14,6 +14,8 @@ import type { ProcessCluster } from '../../lib/testing/index.js';
 const HEARTBEAT = 100;
 const DEAD = 600;
 const NODE = new URL('./fixtures/node.ts', import.meta.url);
+/** The repository root (the runner fixture runs from there so `--import tsx` resolves). */
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** True if a process with this pid exists. */
 function exists(pid: number): boolean {
