@@ -77,19 +77,4 @@ describe('lib import structure', () => {
     for (const f of graph.keys()) visit(f, []);
     expect(cycles).toEqual([]);
   });
-
-  it('loads rxjs through its per-module entry points, never its index (docs/benchmarks.md, import cost)', () => {
-    const whole: string[] = [];
-    let deep = 0;
-    for (const file of graph.keys()) {
-      const text = readFileSync(file, 'utf8');
-      // A value import from 'rxjs' loads every operator of rxjs; types cost nothing.
-      for (const m of text.matchAll(/^import (type )?[^;]*from 'rxjs(\/[^']*)?';/gm)) {
-        if (m[2] !== undefined) deep++;
-        else if (m[1] === undefined) whole.push(relative(LIB, file));
-      }
-    }
-    expect(deep).toBeGreaterThan(5);
-    expect(whole).toEqual([]);
-  });
 });

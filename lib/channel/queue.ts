@@ -13,7 +13,7 @@
  * (docs/guide.md, "Nothing is lost silently"). Held items do not block the others:
  * the first ready item goes first, so FIFO holds per source.
  */
-import { Observable } from 'rxjs/internal/Observable';
+import { Observable } from 'rxjs';
 import { ErrorCode, OptionError, SwitchboardError } from '../errors.js';
 import { Ring } from './ring.js';
 import { Wait, WaitList, abortError, checkTimeout, timeoutError } from './waits.js';

@@ -10,7 +10,7 @@
  * leaves.
  */
 import type { Observable } from 'rxjs';
-import { Subject } from 'rxjs/internal/Subject';
+import { Subject } from 'rxjs';
 import { ErrorCode, OptionError, PeerLostError, SwitchboardError } from '../errors.js';
 import { Headed } from './envelope.js';
 import { NO_HEADERS } from './headers.js';

@@ -8,7 +8,7 @@
  * share the sender's outlets and its state.
  */
 import type { Observable } from 'rxjs';
-import { Subject } from 'rxjs/internal/Subject';
+import { Subject } from 'rxjs';
 import {
   BatchSendError,
   ErrorCode,

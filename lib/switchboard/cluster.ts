@@ -14,7 +14,7 @@ import { isIP } from 'node:net';
 import { debuglog } from 'node:util';
 import pRetry from 'p-retry';
 import type { Observable } from 'rxjs';
-import { Subject } from 'rxjs/internal/Subject';
+import { Subject } from 'rxjs';
 import {
   ErrorCode,
   HandshakeError,

@@ -14,8 +14,7 @@
  * event, so a subscriber never carries on as if nothing was missed.
  */
 import type { Observable } from 'rxjs';
-import { merge } from 'rxjs/internal/observable/merge';
-import { Subject } from 'rxjs/internal/Subject';
+import { merge, Subject } from 'rxjs';
 import { DecodeError, ErrorCode, OptionError, SwitchboardError } from '../../../errors.js';
 import { Headed } from '../../envelope.js';
 import type { Headers } from '../../headers.js';

@@ -16,7 +16,7 @@
  * redelivery) is one state machine over one table of tasks.
  */
 import type { Observable } from 'rxjs';
-import { Subject } from 'rxjs/internal/Subject';
+import { Subject } from 'rxjs';
 import { ErrorCode, NotDeliveredError, OptionError, SwitchboardError } from '../../../errors.js';
 import type { DirectoryEntry } from '../../directory.js';
 import { Headed } from '../../envelope.js';

@@ -11,7 +11,7 @@ import type { Headers } from '../../headers.js';
 import { taskTrace, traced } from '../../tracing.js';
 import type { TaskTraceContext } from '../../tracing.js';
 import type { Observable } from 'rxjs';
-import { Subject } from 'rxjs/internal/Subject';
+import { Subject } from 'rxjs';
 import type { ErrorCode } from '../../../errors.js';
 import { DecodeError, OptionError, SwitchboardError } from '../../../errors.js';
 import type { ChannelHub } from '../../hub.js';

@@ -16,7 +16,7 @@
  * kind of handler, replying, cancelling) is one state machine over the
  * served methods and the calls they run.
  */
-import { takeWhile } from 'rxjs/internal/operators/takeWhile';
+import { takeWhile } from 'rxjs';
 import type { Subscription } from 'rxjs';
 import { ErrorCode, OptionError, PeerLostError, SwitchboardError } from '../../../errors.js';
 import type { ChannelHub } from '../../hub.js';

@@ -5,8 +5,7 @@
  * direction, so each has its own credit window (a slow reader slows its
  * writer and nothing else).
  */
-import { Observable } from 'rxjs/internal/Observable';
-import { isObservable } from 'rxjs/internal/util/isObservable';
+import { isObservable, Observable } from 'rxjs';
 import type { Subscription } from 'rxjs';
 import { ErrorCode, SwitchboardError } from '../../../errors.js';
 import { Headed } from '../../envelope.js';
