@@ -499,19 +499,7 @@ export class Handshake {
       return [];
     }
     this.ownHello = this.makeHello(hello.from);
-    if (hello.nonce.equals(this.own!.nonce)) {
-      throw fail(
-        ErrorCode.AUTH_FAILED,
-        'peer echoed this node\u2019s nonce (reflection)',
-        this.state,
-      );
-    }
-    this.state = 'await-auth';
-    const proof = computeProof(this.key, 'acceptor', this.peerHelloBytes, this.ownHello);
-    return [
-      { type: FrameType.HELLO, payload: this.ownHello },
-      { type: FrameType.AUTH, payload: proof },
-    ];
+    return this.answer(hello, this.ownHello, this.peerHelloBytes);
   }
 
   /** An acceptor's answer to a client HELLO: the checks common to members were made. */
@@ -539,16 +527,22 @@ export class Handshake {
     this.peerHelloBytes = Buffer.from(payload);
     this.peerHello = hello;
     this.ownHello = this.makeHello(CLIENT_NODE, o.clients.resumeFor(hello.incarnation));
-    if (hello.nonce.equals(this.own!.nonce))
+    return this.answer(hello, this.ownHello, this.peerHelloBytes);
+  }
+
+  /** The acceptor's HELLO and proof, once `ownHello` is made (never to a peer echoing our nonce). */
+  private answer(hello: Hello, own: Buffer, peerBytes: Buffer): OutFrame[] {
+    if (hello.nonce.equals(this.own!.nonce)) {
       throw fail(
         ErrorCode.AUTH_FAILED,
         'peer echoed this node\u2019s nonce (reflection)',
         this.state,
       );
+    }
     this.state = 'await-auth';
-    const proof = computeProof(this.key, 'acceptor', this.peerHelloBytes, this.ownHello);
+    const proof = computeProof(this.key, 'acceptor', peerBytes, own);
     return [
-      { type: FrameType.HELLO, payload: this.ownHello },
+      { type: FrameType.HELLO, payload: own },
       { type: FrameType.AUTH, payload: proof },
     ];
   }
