@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseNodes } from '../../lib/index.js';
 import type { NodeSpec } from '../../lib/index.js';
-import { UsageError } from '../demo/options.js';
+import { UsageError, intFlag } from '../demo/options.js';
+
+export { intFlag };
 
 /** The parseArgs options every cluster command takes. */
 export const COMMON_OPTIONS = {
@@ -125,21 +127,6 @@ export function secondsFlag(
   if (!Number.isFinite(v) || v <= 0 || v > max)
     throw new UsageError(`--${flag} takes seconds, more than 0 and at most ${max}; got "${raw}"`);
   return Math.round(v * 1000);
-}
-
-/** A whole number given to `--flag`. */
-export function intFlag(
-  flag: string,
-  raw: string | undefined,
-  min: number,
-  max: number,
-  dflt: number,
-): number {
-  if (raw === undefined) return dflt;
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < min || v > max)
-    throw new UsageError(`--${flag} must be an integer in ${min}..${max}, got "${raw}"`);
-  return v;
 }
 
 function readSecretFile(path: string, what: string): Buffer {

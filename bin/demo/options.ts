@@ -93,7 +93,8 @@ function steps(raw: string | undefined): string[] | undefined {
 /** A bad command line; the message says which flag. */
 export class UsageError extends Error {}
 
-function int(
+/** A whole number given to `--flag` (`dflt` when absent); a UsageError otherwise. */
+export function intFlag(
   flag: string,
   raw: string | undefined,
   min: number,
@@ -132,13 +133,13 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions & { readonly
   }
   const d = DEFAULT_DEMO_OPTIONS;
   return {
-    nodes: int('nodes', values.nodes, 2, 16, d.nodes),
-    messages: int('messages', values.messages, 100, 1_000_000, d.messages),
+    nodes: intFlag('nodes', values.nodes, 2, 16, d.nodes),
+    messages: intFlag('messages', values.messages, 100, 1_000_000, d.messages),
     kill: values['no-kill'] !== true,
     json: values.json === true,
     metrics: values.metrics === true,
     plain: values.plain === true,
-    timeoutS: int('timeout', values.timeout, 5, 3_600, d.timeoutS),
+    timeoutS: intFlag('timeout', values.timeout, 5, 3_600, d.timeoutS),
     only: steps(values.only),
     help: values.help === true,
   };
