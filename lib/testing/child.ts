@@ -9,7 +9,7 @@
  * drops (the runner crashed, was interrupted or killed) it exits at once.
  */
 import { Switchboard, ListenError } from '../index.js';
-import type { StartOptions } from '../index.js';
+import type { ClientConnectOptions, StartOptions } from '../index.js';
 import { errorInfo, note } from './messages.js';
 import type { Command, NodeMessage, PeerView, StartCommand } from './messages.js';
 import { functionsOf, mainOf } from './node-module.js';
@@ -73,8 +73,23 @@ async function startSwitchboard(c: StartCommand): Promise<{ sb: Switchboard; hos
   throw last;
 }
 
+/** Attaches as a client (`startClient`): no listener, the members' node list as given. */
+async function connectClient(c: StartCommand): Promise<{ sb: Switchboard; host: string }> {
+  const secret =
+    typeof c.secret === 'string' || c.secret === undefined ? c.secret : Buffer.from(c.secret);
+  const started = await Switchboard.connect({
+    reconnectMinMs: 20,
+    reconnectMaxMs: 250,
+    lingerMs: 1_000,
+    ...(c.options as Partial<ClientConnectOptions>),
+    nodes: c.nodes,
+    ...(secret === undefined ? {} : { secret }),
+  });
+  return { sb: started, host: '' };
+}
+
 async function start(c: StartCommand): Promise<void> {
-  const { sb: started, host } = await startSwitchboard(c);
+  const { sb: started, host } = await (c.client === true ? connectClient(c) : startSwitchboard(c));
   sb = started;
   started.events$.subscribe((e) => {
     const n = note(e);
@@ -89,7 +104,8 @@ async function start(c: StartCommand): Promise<void> {
   fns = functionsOf(
     await main({
       sb: started,
-      id: c.id,
+      // A client's id is the one the members gave it.
+      id: c.client === true ? started.id : c.id,
       data: c.data,
       report: (kind, data) => send({ t: 'report', kind, data }),
     }),

@@ -8,6 +8,8 @@ export type { ClusterOptions, NodeOptions } from './cluster.js';
 export type { ProcessOptions } from './launch.js';
 export { startNode } from './start-node.js';
 export type { FullNodeOptions, StartNodeOptions } from './start-node.js';
+export { CLIENT_HANDLE_ID, startClient } from './start-client.js';
+export type { ClientOptions, StartClientOptions } from './start-client.js';
 export type { ThrottleOptions, WaitOptions } from './base.js';
 export { LinkedCluster } from './base.js';
 export { ClusterNode } from './node-process.js';

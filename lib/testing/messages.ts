@@ -12,6 +12,18 @@ export interface ErrorInfo {
   readonly message: string;
   readonly stack: string | undefined;
   readonly code: string | undefined;
+  /** A `ClientConnectError`'s (or a rendezvous timeout's) reasons, one per member. */
+  readonly reasons?: readonly ReasonInfo[];
+}
+
+/** One entry of an error's `reasons`, as it crosses IPC. */
+export interface ReasonInfo {
+  readonly node: number;
+  readonly address: string;
+  readonly reason: string;
+  /** The code of the error behind the reason, when there is one. */
+  readonly code: string | undefined;
+  readonly message: string | undefined;
 }
 
 /** One peer as a node sees it. */
@@ -44,6 +56,11 @@ export interface StartCommand {
   /** The user's module, as a URL `import()` takes. */
   readonly module: string;
   readonly data: unknown;
+  /**
+   * A client of `startClient`: attach with `Switchboard.connect` (the
+   * options, node list and secret as given) instead of starting a member.
+   */
+  readonly client?: boolean;
 }
 
 /** Test -> node. */
@@ -71,15 +88,36 @@ export type NodeMessage =
 /** `err` as it crosses IPC. */
 export function errorInfo(err: unknown): ErrorInfo {
   if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
+    const reasons = (err as { reasons?: unknown }).reasons;
     return {
       name: err.name,
       message: err.message,
       stack: err.stack,
-      code: typeof code === 'string' ? code : undefined,
+      code: codeOf(err),
+      ...(Array.isArray(reasons) ? { reasons: reasons.map(reasonInfo) } : {}),
     };
   }
   return { name: 'Error', message: String(err), stack: undefined, code: undefined };
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function reasonInfo(r: {
+  node: number;
+  address?: string;
+  reason?: string;
+  error?: unknown;
+}): ReasonInfo {
+  return {
+    node: r.node,
+    address: r.address ?? '',
+    reason: r.reason ?? '',
+    code: codeOf(r.error),
+    message: r.error instanceof Error ? r.error.message : undefined,
+  };
 }
 
 /** A switchboard event as the kit keeps it (drops and errors summed up in `detail`). */

@@ -29,6 +29,18 @@ export type NodeStatus =
 
 export type { Launch } from './launch.js';
 
+/**
+ * Why a node's start failed: what it threw, as it crossed IPC (the cause
+ * of the start's `ClusterWaitError`; `startClient` makes a
+ * `ClientConnectError` of it again).
+ */
+export class StartFailure extends Error {
+  constructor(readonly info: ErrorInfo) {
+    super(`failed to start: ${info.message}`);
+    this.name = 'StartFailure';
+  }
+}
+
 /** One node of a process cluster. */
 export class ClusterNode {
   /** Everything the node printed, across its incarnations (restarts are marked). */
@@ -67,9 +79,11 @@ export class ClusterNode {
     private readonly changes: Changes,
     private readonly onListening: (node: ClusterNode) => void,
     private readonly onGone: (node: ClusterNode) => void,
+    /** How messages name it: `node <id>` unless given (a client of `startClient`). */
+    readonly name = `node ${id}`,
   ) {
     const echo = (stream: string) => (line: string) => {
-      if (launch.echo) process.stderr.write(`[node ${id} ${stream}] ${line}\n`);
+      if (launch.echo) process.stderr.write(`[${name} ${stream}] ${line}\n`);
       changes.notify();
     };
     this.stdout = new OutputLines(launch.keepLines, echo('stdout'));
@@ -127,7 +141,7 @@ export class ClusterNode {
 
   /** Forks a new incarnation and waits until its module is ready. */
   async start(command: Omit<StartCommand, 't' | 'id'>): Promise<void> {
-    if (this.alive) throw new Error(`node ${this.id} is already running`);
+    if (this.alive) throw new Error(`${this.name} is already running`);
     if (this.pids.length > 0) {
       this.stdout.mark('restarted');
       this.stderr.mark('restarted');
@@ -174,12 +188,12 @@ export class ClusterNode {
       this.changes,
       () => {
         if (this.status === 'running') return true;
-        if (this.fatal !== undefined) throw new Error(`failed to start: ${this.fatal.message}`);
+        if (this.fatal !== undefined) throw new StartFailure(this.fatal);
         if (!this.alive) throw new Error(`${this.gone() ?? 'exited'} while starting`);
         return undefined;
       },
       {
-        what: `node ${this.id} to start`,
+        what: `${this.name} to start`,
         timeoutMs: this.launch.timeoutMs,
         describe: () => this.describe(),
         settle: () => this.settle(),
@@ -233,11 +247,11 @@ export class ClusterNode {
           .find((x) => x.kind === kind && (options.match?.(x.data as T) ?? true));
         if (r !== undefined) return { data: r.data as T };
         if (!this.alive && this.status !== 'starting')
-          throw new Error(`node ${this.id} ${this.gone()}`);
+          throw new Error(`${this.name} ${this.gone()}`);
         return undefined;
       },
       {
-        what: `node ${this.id} to report ${kind}`,
+        what: `${this.name} to report ${kind}`,
         timeoutMs: options.timeoutMs ?? this.launch.timeoutMs,
         describe: () => this.describe(),
         settle: () => this.settle(),
@@ -260,11 +274,11 @@ export class ClusterNode {
         const e = this.events.slice(from).find(match);
         if (e !== undefined) return e;
         if (!this.alive && this.status !== 'starting')
-          throw new Error(`node ${this.id} ${this.gone()}`);
+          throw new Error(`${this.name} ${this.gone()}`);
         return undefined;
       },
       {
-        what: `node ${this.id} to see ${options.what ?? 'a matching event'}`,
+        what: `${this.name} to see ${options.what ?? 'a matching event'}`,
         timeoutMs: options.timeoutMs ?? this.launch.timeoutMs,
         describe: () => this.describe(),
         settle: () => this.settle(),
@@ -282,7 +296,7 @@ export class ClusterNode {
     const streams =
       options.stream === undefined ? [this.stdout, this.stderr] : [this[options.stream]];
     return waitFor(this.changes, () => streams.flatMap((s) => s.all()).find(matches), {
-      what: `node ${this.id} to print ${String(pattern)}`,
+      what: `${this.name} to print ${String(pattern)}`,
       timeoutMs: options.timeoutMs ?? this.launch.timeoutMs,
       describe: () => this.describe(),
       settle: () => this.settle(),
@@ -367,7 +381,7 @@ export class ClusterNode {
       this.incarnation === undefined ? '' : `, incarnation ${this.incarnation.slice(0, 8)}`;
     const exit = this.exit === undefined ? '' : `, ${this.exitText()}`;
     return describeNode({
-      head: `node ${this.id} (pid ${this.pid ?? '-'}, ${this.status}${exit}${inc})`,
+      head: `${this.name} (pid ${this.pid ?? '-'}, ${this.status}${exit}${inc})`,
       fatal: this.fatal === undefined ? undefined : (this.fatal.stack ?? this.fatal.message),
       peers: this.peerViews,
       events: this.events,
@@ -379,7 +393,7 @@ export class ClusterNode {
 
   /** An error about this node, with {@link describe} under it. */
   failure(what: string): ClusterWaitError {
-    return new ClusterWaitError(`node ${this.id}: ${what}\n${this.describe()}`);
+    return new ClusterWaitError(`${this.name}: ${what}\n${this.describe()}`);
   }
 
   /** {@link failure}, once the node's last output is in (at most half a second). */
@@ -437,7 +451,7 @@ export class ClusterNode {
         return undefined;
       },
       {
-        what: `node ${this.id}: ${what}`,
+        what: `${this.name}: ${what}`,
         timeoutMs: this.launch.timeoutMs,
         describe: () => this.describe(),
         settle: () => this.settle(),

@@ -10,7 +10,7 @@
  */
 import type { StartOptions } from '../index.js';
 import { launchOf, moduleUrl } from './launch.js';
-import type { ProcessOptions } from './launch.js';
+import type { Launch, ProcessOptions } from './launch.js';
 import type { StartCommand } from './messages.js';
 import { ClusterNode } from './node-process.js';
 import { Changes } from './waits.js';
@@ -44,6 +44,31 @@ const running = new Set<ClusterNode>();
 let exitHook = false;
 
 /**
+ * @internal A handle for a process outside any cluster (a node of
+ * {@link startNode}, a client of `startClient`), killed by `closeAll()`
+ * and by the test process's exit.
+ */
+export function standalone(id: number, launch: Launch, name?: string): ClusterNode {
+  const node = new ClusterNode(
+    id,
+    launch,
+    new Changes(),
+    () => undefined,
+    () => running.delete(node),
+    name,
+  );
+  running.add(node);
+  if (!exitHook) {
+    exitHook = true;
+    // Synchronous, last resort: whatever a test forgot to kill dies with it.
+    process.once('exit', () => {
+      for (const n of running) n.signal('SIGKILL');
+    });
+  }
+  return node;
+}
+
+/**
  * Forks one node running `options.module` with exactly the switchboard
  * options given, and resolves with its handle once its switchboard has
  * started and its module returned. End it with `node.kill()`,
@@ -57,21 +82,7 @@ export async function startNode(options: StartNodeOptions): Promise<ClusterNode>
   const cwd = options.cwd ?? process.cwd();
   const url = moduleUrl(options.module, cwd);
   const launch = launchOf(options, url, cwd, options.prefix);
-  const node = new ClusterNode(
-    id,
-    launch,
-    new Changes(),
-    () => undefined,
-    () => running.delete(node),
-  );
-  running.add(node);
-  if (!exitHook) {
-    exitHook = true;
-    // Synchronous, last resort: whatever a test forgot to kill dies with it.
-    process.once('exit', () => {
-      for (const n of running) n.signal('SIGKILL');
-    });
-  }
+  const node = standalone(id, launch);
   const command: Omit<StartCommand, 't' | 'id'> = {
     nodes: nodes as StartCommand['nodes'],
     ...(secret === undefined ? {} : { secret }),

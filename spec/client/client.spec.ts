@@ -2,65 +2,64 @@
  * Clients (docs/guide.md, "Clients"; docs/wire-protocol.md 5.8): processes
  * outside the node list that attach to a running cluster with
  * `Switchboard.connect`. Three members run under switchboard/testing
- * (fixtures/member.ts); each client is a process of its own
- * (fixtures/client.ts) using the built package, authenticated with the
- * members' client secret. The tests run in order on one cluster: what the
- * client may do, what it may not, the member's limits, a client that goes
- * quiet, and last a member killed under the client.
+ * (fixtures/member.ts); each client is a process of its own started with
+ * the kit's `startClient` (docs/testing.md, "Client processes") running
+ * fixtures/client.ts, authenticated with the members' client secret. The
+ * clients run the built package: the spec takes `startClient` from dist/,
+ * whose client program connects with dist's `Switchboard`. The tests run
+ * in order on one cluster: what the client may do, what it may not, the
+ * member's limits, a client that goes quiet, and last a member killed
+ * under the client.
  */
 import { ErrorCode, Switchboard } from '../../lib/index.js';
+import type * as Lib from '../../lib/index.js';
 import { switchboardInternals } from '../../lib/facade.js';
 import { startCluster } from '../../lib/testing/index.js';
-import type { ProcessCluster } from '../../lib/testing/index.js';
-import { ChildPool, ChildProcessHandle, within } from '../support/children.js';
-import type { FatalMessage, ReplyMessage } from '../support/child-runtime.js';
+import type { ClusterNode, ProcessCluster } from '../../lib/testing/index.js';
+import type * as Kit from '../../lib/testing/index.js';
 import { runProgram } from '../docs/run-program.js';
 import { distIsFresh } from '../packaging/pack.js';
-import type { ClientConfig, Command, Outcome } from './fixtures/client.js';
+import type { Outcome } from './fixtures/client.js';
 
 const MEMBER = new URL('./fixtures/member.ts', import.meta.url);
+const CLIENT = new URL('./fixtures/client.ts', import.meta.url);
+const DIST_KIT = new URL('../../dist/lib/testing/index.js', import.meta.url).href;
+const DIST_LIB = new URL('../../dist/lib/index.js', import.meta.url).href;
 const CLIENT_SECRET = 'the client secret, not the cluster one';
 const TIMING = { heartbeatMs: 250, deadPeerMs: 1_500, reconnectMinMs: 20, reconnectMaxMs: 200 };
 const WAIT = 10_000;
 
-type Message =
-  | { readonly type: 'ready' }
-  | { readonly type: 'publication'; readonly topic: string; readonly value: unknown }
-  | ReplyMessage
-  | FatalMessage;
+let cluster: ProcessCluster;
+/** The built kit and package, loaded once dist/ is fresh. */
+let kit: typeof Kit;
+let lib: typeof Lib;
+let main: ClusterNode;
+let mainId: string;
 
-class ClientProcess extends ChildProcessHandle<Message, Command> {
-  /** Resolves with the first publication on `topic` reported from `from` on. */
-  publication(topic: string, from = 0): Promise<unknown> {
-    return this.waitFor(
-      (r) =>
-        r.message.type === 'publication' && r.message.topic === topic ? r.message.value : undefined,
-      `a publication on ${topic}`,
-      WAIT,
-      from,
-    );
-  }
-}
-
-class Clients extends ChildPool<ClientProcess> {
-  async spawn(label: string, extra: Partial<ClientConfig> = {}): Promise<ClientProcess> {
-    const config: ClientConfig = {
+/** A client process of the built kit, attached to the cluster's members. */
+function spawn(extra: Partial<Lib.ClientConnectOptions> = {}): Promise<ClusterNode> {
+  return kit.startClient({
+    module: CLIENT,
+    options: {
       nodes: cluster.addresses,
       clientSecret: CLIENT_SECRET,
       timeoutMs: WAIT,
       ...TIMING,
       ...extra,
-    };
-    const c = this.adopt(new ClientProcess(label, 'spec/client/fixtures/client.ts', config));
-    await c.waitFor((r) => (r.message.type === 'ready' ? true : undefined), 'ready', WAIT);
-    return c;
-  }
+    },
+    timeoutMs: WAIT + 5_000,
+  });
 }
 
-let cluster: ProcessCluster;
-const clients = new Clients();
-let main: ClientProcess;
-let mainId: string;
+/** Resolves with the first publication on `topic` the client reported from the `from`-th report on. */
+async function publication(c: ClusterNode, topic: string, from = 0): Promise<unknown> {
+  const m = await c.waitForReport<{ topic: string; value: unknown }>('publication', {
+    from,
+    match: (p) => p.topic === topic,
+    timeoutMs: WAIT,
+  });
+  return m.value;
+}
 
 /** Polls `read` until `ok` holds of its value (the members' views change as frames arrive). */
 async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string): Promise<T> {
@@ -84,6 +83,8 @@ beforeAll(async () => {
     const r = await runProgram('npm', ['run', 'build'], 120_000);
     if (r.code !== 0) throw new Error(`npm run build failed:\n${r.stdout}\n${r.stderr}`);
   }
+  kit = (await import(DIST_KIT)) as typeof Kit;
+  lib = (await import(DIST_LIB)) as typeof Lib;
   cluster = await startCluster({
     module: MEMBER,
     nodes: 3,
@@ -92,21 +93,23 @@ beforeAll(async () => {
     timeoutMs: 20_000,
   });
   await cluster.ready({ timeoutMs: WAIT });
-  main = await clients.spawn('main client');
+  main = await spawn();
 }, 180_000);
 
 afterAll(async () => {
-  await clients.cleanup();
+  await kit?.closeAll();
   await cluster?.close();
 }, 30_000);
 
 describe('a client outside the node list', () => {
   it('attaches to every member, which list it apart from their peers', async () => {
-    const joined = await main.request<Outcome>({ cmd: 'connect' });
-    expect(joined).toMatchObject({ ok: true, value: { role: 'client', id: 3 } });
-    mainId = (joined.value as { incarnation: string }).incarnation;
-    await main.request({ cmd: 'rendezvous' }, WAIT + 1_000);
-    expect(await main.request({ cmd: 'view' })).toEqual({
+    const joined = await main.call<{ role: string; id: number; incarnation: string }>('identity');
+    expect(joined).toMatchObject({ role: 'client', id: 3 });
+    mainId = joined.incarnation;
+    // The kit's handle knows the same incarnation.
+    expect(main.incarnation).toBe(mainId);
+    await main.invoke('rendezvous', [], { timeoutMs: WAIT + 1_000 });
+    expect(await main.call('view')).toEqual({
       role: 'client',
       peers: [0, 1, 2].map((node) => ({ node, state: 'up' })),
       clients: 0,
@@ -130,7 +133,7 @@ describe('a client outside the node list', () => {
   it('calls a method served on two members, and both serve some calls', async () => {
     const served = new Map<number, number>();
     for (let i = 0; i < 24; i++) {
-      const r = await main.request<Outcome>({ cmd: 'call', method: 'echo', value: i });
+      const r = await main.call<Outcome>('call', 'echo', i);
       expect(r.ok).toBe(true);
       const { node, x } = r.value as { node: number; x: number };
       expect(x).toBe(i);
@@ -140,18 +143,18 @@ describe('a client outside the node list', () => {
   });
 
   it('subscribes and receives what a member publishes, and publishes to members', async () => {
-    await main.request({ cmd: 'subscribe', pattern: 'news.>' });
+    await main.call('subscribe', 'news.>');
     await until(
       () => member(1).call<number>('subscribers', 'news.today'),
       (n) => n === 1,
       "member 1 to see the client's subscription",
     );
-    const from = main.log.length;
+    const from = main.reports.length;
     await member(1).call('publish', 'news.today', { headline: 'from member 1' });
-    expect(await main.publication('news.today', from)).toEqual({ headline: 'from member 1' });
+    expect(await publication(main, 'news.today', from)).toEqual({ headline: 'from member 1' });
 
     const marks = [0, 1, 2].map((i) => member(i).reports.length);
-    await main.request({ cmd: 'publish', topic: 'from-client.hello', value: 'hi' });
+    await main.call('publish', 'from-client.hello', 'hi');
     for (const i of [0, 1, 2]) {
       const got = await member(i).waitForReport('publication', {
         from: marks[i]!,
@@ -164,9 +167,7 @@ describe('a client outside the node list', () => {
   it("pushes tasks that the members' workers process", async () => {
     const marks = [1, 2].map((i) => member(i).reports.length);
     for (let n = 0; n < 6; n++)
-      expect(
-        await main.request<Outcome>({ cmd: 'push', queue: 'jobs', task: { n } }),
-      ).toMatchObject({ ok: true });
+      expect(await main.call<Outcome>('push', 'jobs', { n })).toMatchObject({ ok: true });
     const done = (): Promise<number[]> =>
       Promise.resolve(
         [1, 2]
@@ -181,7 +182,7 @@ describe('a client outside the node list', () => {
   });
 
   it('calls streaming methods of every kind', async () => {
-    const r = await main.request<Outcome>({ cmd: 'streams' });
+    const r = await main.call<Outcome>('streams');
     expect(r.ok).toBe(true);
     const { counted, doubled, sum } = r.value as {
       counted: Array<{ node: number; k: number }>;
@@ -197,23 +198,21 @@ describe('a client outside the node list', () => {
 
   it("sends to a member's named receiver", async () => {
     const mark = member(0).reports.length;
-    expect(
-      await main.request<Outcome>({ cmd: 'send', name: 'inbox', node: 0, value: { hi: 0 } }),
-    ).toMatchObject({ ok: true });
+    expect(await main.call<Outcome>('send', 'inbox', 0, { hi: 0 })).toMatchObject({ ok: true });
     expect(await member(0).waitForReport('inbox', { from: mark, timeoutMs: WAIT })).toEqual({
       hi: 0,
     });
   });
 
   it('gets a reply through a Sender it sent to a member', async () => {
-    expect(await main.request({ cmd: 'reply-through-sender', method: 'reply' })).toEqual({
+    expect(await main.call('replyThroughSender', 'reply')).toEqual({
       ok: true,
       value: { answer: 'sent', first: { from: 0, via: 'a sender the client sent' } },
     });
   });
 
   it('cannot serve, work or own named and MPMC receivers: ClientRoleError', async () => {
-    const tried = await main.request<Record<string, Outcome>>({ cmd: 'member-only' });
+    const tried = await main.call<Record<string, Outcome>>('memberOnly');
     for (const name of ['serve', 'serveStream', 'worker', 'mpmcReceiver', 'namedReceiver'])
       expect({ operation: name, ...tried[name] }).toMatchObject({
         operation: name,
@@ -259,31 +258,35 @@ describe('a client outside the node list', () => {
   });
 
   it('is refused with ERR_SB_CLIENT_LIMIT by a member that holds its maxClients', async () => {
-    const extra = await clients.spawn('one too many', { members: [2] });
-    const refused = await extra.request<Outcome>({ cmd: 'connect' }, WAIT + 2_000);
+    // The kit reports the failed connect as the ClientConnectError the client got.
+    const refused = await spawn({ members: [2] }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(lib.ClientConnectError);
     expect(refused).toMatchObject({
-      ok: false,
       name: 'ClientConnectError',
       code: ErrorCode.CONNECT,
-      reasons: [{ node: 2, code: ErrorCode.CLIENT_LIMIT }],
+      reasons: [{ node: 2, error: { code: ErrorCode.CLIENT_LIMIT } }],
     });
-    const wrong = await clients.spawn('wrong client secret', {
-      members: [0],
-      clientSecret: 'not the client secret at all',
-    });
-    expect(await wrong.request<Outcome>({ cmd: 'connect' }, WAIT + 2_000)).toMatchObject({
-      ok: false,
+    const wrong = await spawn({ members: [0], clientSecret: 'not the client secret at all' }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(wrong).toBeInstanceOf(lib.ClientConnectError);
+    expect(wrong).toMatchObject({
       code: ErrorCode.CONNECT,
-      reasons: [{ node: 0, code: ErrorCode.AUTH_FAILED }],
+      reasons: [{ node: 0, error: { code: ErrorCode.AUTH_FAILED } }],
     });
+    // Neither refused client is left running.
+    expect(await clientIds(2)).toEqual([mainId]);
   });
 
   it('is dropped by the members, with its subscriptions, once quiet past deadPeerMs', async () => {
-    const quiet = await clients.spawn('quiet client', { members: [0, 1] });
-    const joined = await quiet.request<Outcome>({ cmd: 'connect' });
-    const id = (joined.value as { incarnation: string }).incarnation;
-    await quiet.request({ cmd: 'rendezvous' }, WAIT + 1_000);
-    await quiet.request({ cmd: 'subscribe', pattern: 'quiet.>' });
+    const quiet = await spawn({ members: [0, 1] });
+    const id = (await quiet.call<{ incarnation: string }>('identity')).incarnation;
+    await quiet.invoke('rendezvous', [], { timeoutMs: WAIT + 1_000 });
+    await quiet.call('subscribe', 'quiet.>');
     for (const i of [0, 1]) {
       await until(
         () => member(i).call<number>('subscribers', 'quiet.x'),
@@ -293,7 +296,7 @@ describe('a client outside the node list', () => {
       expect(await clientIds(i)).toEqual(expect.arrayContaining([mainId, id]));
     }
     const marks = [0, 1].map((i) => member(i).events.length);
-    quiet.kill('SIGSTOP');
+    quiet.pause();
     for (const i of [0, 1]) {
       const down = await member(i).waitForEvent(
         (e) => e.type === 'client-down' && (e.detail ?? '').includes(id),
@@ -303,26 +306,27 @@ describe('a client outside the node list', () => {
       expect(await member(i).call('subscribers', 'quiet.x')).toBe(0);
       expect(await clientIds(i)).toEqual([mainId]);
     }
-    quiet.kill('SIGKILL');
-    await within(quiet.exited, WAIT, 'the quiet client to die');
+    await quiet.kill();
+    expect(quiet.exitStatus).toEqual({ code: null, signal: 'SIGKILL' });
   });
 
   it('reconnects to a member that reset its connection, and the session resumes', async () => {
-    await main.request({ cmd: 'subscribe', pattern: 'resume.>' });
+    await main.call('subscribe', 'resume.>');
     await until(
       () => member(1).call<number>('subscribers', 'resume.0'),
       (n) => n === 1,
       "member 1 to see the client's subscription",
     );
-    const from = main.log.length;
+    const from = main.reports.length;
     const mark = member(1).events.length;
     expect(await member(1).call('publishAcrossDrop', 40)).toBe(1);
     const got = (): number[] =>
-      main.log
+      main.reports
         .slice(from)
-        .map((r) => r.message)
-        .filter((m) => m.type === 'publication' && m.topic.startsWith('resume.'))
-        .map((m) => (m as { value: number }).value);
+        .filter((r) => r.kind === 'publication')
+        .map((r) => r.data as { topic: string; value: number })
+        .filter((m) => m.topic.startsWith('resume.'))
+        .map((m) => m.value);
     await until(
       () => Promise.resolve(got()),
       (v) => v.length >= 40,
@@ -341,15 +345,15 @@ describe('a client outside the node list', () => {
   });
 
   it('fails the calls in flight to a member killed under it, typed, and calls the other', async () => {
-    await main.request({ cmd: 'start-call', method: 'hang', node: 1 });
+    await main.call('startCall', 'hang', 1);
     await cluster.kill(1);
-    const lost = await main.request<Outcome>({ cmd: 'settle-call' }, WAIT);
+    const lost = await main.invoke<Outcome>('settleCall', [], { timeoutMs: WAIT });
     expect(lost).toMatchObject({ ok: false, code: ErrorCode.NOT_DELIVERED });
     for (let i = 0; i < 8; i++) {
-      const r = await main.request<Outcome>({ cmd: 'call', method: 'echo', value: i });
+      const r = await main.call<Outcome>('call', 'echo', i);
       expect(r).toMatchObject({ ok: true, value: { node: 2, x: i } });
     }
-    const pinned = await main.request<Outcome>({ cmd: 'call', method: 'echo', value: 0, node: 1 });
+    const pinned = await main.call<Outcome>('call', 'echo', 0, 1);
     expect(pinned.ok).toBe(false);
     expect([ErrorCode.NO_SERVER, ErrorCode.NOT_DELIVERED]).toContain(pinned.code);
   });
