@@ -730,6 +730,42 @@ describe('RPC load balancing over 3 servers (tcp)', () => {
     expectIdle(...sbs);
   });
 
+  it('calls still in flight when their server stops serving are refused unrun too', async () => {
+    const runs: number[] = [];
+    const handles = sbs.slice(1, 3).map((sb) =>
+      sb.serve('flight', (n: number) => {
+        runs.push(n);
+        return { node: sb.id, n };
+      }),
+    );
+    await until(
+      () => hubOf(caller).directory.lookup('rpc', 'flight').length === 2,
+      5_000,
+      'two servers',
+    );
+    // Sent, and node 1 stops serving in the same turn: none of them has arrived.
+    const named = Array.from({ length: 4 }, (_, i) =>
+      caller.call<number, { node: number; n: number }>('flight', 100 + i, { node: 1 }).then(
+        (v) => ({ ok: v.n }),
+        (e: SwitchboardError) => ({ code: e.code }),
+      ),
+    );
+    const free = Array.from({ length: 6 }, (_, i) =>
+      caller.call<number, { node: number; n: number }>('flight', i, { strategy: 'round-robin' }),
+    );
+    handles[0]!.close();
+    expect(await Promise.all(named)).toEqual(
+      Array.from({ length: 4 }, () => ({ code: 'ERR_SB_NO_SERVER' })),
+    );
+    const results = await Promise.all(free);
+    expect(results.map((r) => r.n)).toEqual(Array.from({ length: 6 }, (_, i) => i));
+    expect(results.every((r) => r.node === 2)).toBe(true);
+    // Each unnamed call ran once, on node 2; no named one ran.
+    expect([...runs].sort((a, b) => a - b)).toEqual(Array.from({ length: 6 }, (_, i) => i));
+    handles[1]!.close();
+    expectIdle(...sbs);
+  });
+
   it('picks among the servers carrying the tags, or the given node', async () => {
     expect(Object.keys(await tally(12, { tags: ['gpu'] })).sort()).toEqual(['1', '2']);
     expect(await tally(4, { tags: ['gpu', 'zone=a'] })).toEqual({ 1: 4 });

@@ -891,7 +891,8 @@ export class Caller {
       // Still waiting for credit at the deadline: the same timeout as any other.
       this.timedOut(p);
     } else if (err instanceof SwitchboardError && err.code === ErrorCode.NO_RECEIVER) {
-      this.fail(
+      // Never sent: the server stopped serving first. Refused unrun, as by the server.
+      this.refused(
         p,
         new SwitchboardError(ErrorCode.NO_SERVER, `node ${p.node} stopped serving "${p.method}"`, {
           cause: err,
@@ -902,13 +903,30 @@ export class Caller {
     }
   }
 
-  /** Requests in flight when their server's receiver closed or its node was lost. */
+  /**
+   * Requests in flight when their server's receiver closed or its node was
+   * lost. A receiver that closed (the server stopped serving the method)
+   * hands back only what it never took, so those calls were refused unrun,
+   * as if answered ERR_SB_NO_SERVER: an unnamed call goes to another server.
+   * After a lost node nothing is known, and the call fails not delivered.
+   */
   private undelivered(messages: unknown[], err: SwitchboardError): void {
     for (const raw of messages) {
       const m = headOf(raw);
       if (m === undefined || m.head[0] === Op.CANCEL || typeof m.head[1] !== 'number') continue;
       const p = this.pending.get(m.head[1]);
-      if (p === undefined) continue;
+      if (p === undefined || p.state !== OPEN) continue;
+      if (err.code === ErrorCode.NO_RECEIVER && !this.hub.closed) {
+        this.refused(
+          p,
+          new SwitchboardError(
+            ErrorCode.NO_SERVER,
+            `node ${p.node} stopped serving "${p.method}"`,
+            { cause: err },
+          ),
+        );
+        continue;
+      }
       this.fail(
         p,
         this.hub.closed
