@@ -39,6 +39,12 @@ const TASK_WINDOW_BYTES = 128 * 1024;
 class Job implements TaskContext {
   /** When its handler started (`performance.now()`), for stats().metrics. */
   startedAt = 0;
+  /**
+   * The session with its pusher's node ended while it ran: nobody is left to
+   * acknowledge, and a later session of that node (a client in the same
+   * slot, a restarted member) has ack receivers of its own.
+   */
+  orphaned = false;
   private controller: AbortController | undefined;
   private abortedWith: SwitchboardError | undefined;
 
@@ -103,6 +109,7 @@ export class Worker<T> {
   private closePromise: Promise<void> | undefined;
   private readonly flushNow = (): void => this.flushAcks();
   private readonly series: QueueSeries;
+  private readonly unwatchPeers: () => void;
 
   /** @internal Created by `PushPull.worker`. */
   constructor(
@@ -136,6 +143,7 @@ export class Worker<T> {
       c: this.concurrency,
       p: prefetch,
     });
+    this.unwatchPeers = hub.watchPeers({ sessionEnded: (node) => this.pusherGone(node) });
     void this.run();
   }
 
@@ -182,6 +190,7 @@ export class Worker<T> {
     if (this.jobs.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.flushAcks();
     await Promise.all([...this.sending]);
+    this.unwatchPeers();
     this.errorSubject.complete();
   }
 
@@ -261,7 +270,7 @@ export class Worker<T> {
     if (failed) this.fail(job, task, err, true);
     else {
       this.completed++;
-      this.batch(job).done.push(job.id);
+      if (!job.orphaned) this.batch(job).done.push(job.id);
     }
     this.slotFree?.();
     if (this.jobs.size === 0 && this.idleWaiters.length > 0) {
@@ -275,12 +284,13 @@ export class Worker<T> {
     this.failed++;
     const e = err instanceof Error ? err : new Error(String(err));
     const code = (e as { code?: unknown }).code;
-    this.batch(job).failed.push([
-      job.id,
-      e.name,
-      e.message,
-      typeof code === 'string' ? code : null,
-    ]);
+    if (!job.orphaned)
+      this.batch(job).failed.push([
+        job.id,
+        e.name,
+        e.message,
+        typeof code === 'string' ? code : null,
+      ]);
     this.errorSubject.next(
       byHandler || !(e instanceof SwitchboardError)
         ? new TaskError<T>(
@@ -294,6 +304,23 @@ export class Worker<T> {
           )
         : e,
     );
+  }
+
+  /**
+   * The session with `node` ended: acknowledgements still due to its pushers
+   * are dropped, and so are those of its tasks still running (they finish).
+   * Sent later, they would reach whichever receivers of that number's next
+   * session carry the same ids and settle its tasks unrun.
+   */
+  private pusherGone(node: number): void {
+    for (const job of this.jobs) if (job.from === node) job.orphaned = true;
+    for (const [key, b] of this.acks) if (b.from === node) this.acks.delete(key);
+    if (this.lastBatch?.from === node) this.lastBatch = undefined;
+    for (const [key, s] of this.ackSenders) {
+      if (!key.startsWith(`${node}:`)) continue;
+      s.close();
+      this.ackSenders.delete(key);
+    }
   }
 
   private batch(job: Job): AckBatch {
