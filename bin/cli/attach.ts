@@ -22,6 +22,7 @@ import type {
   Sender,
   StreamCallOptions,
   SubscribeOptions,
+  StreamSource,
   Subscription,
 } from '../../lib/index.js';
 import { UnreachableError } from './exit.js';
@@ -38,6 +39,16 @@ export interface Attached {
   callStream<Req = unknown, Res = unknown>(
     method: string,
     request: Req,
+    options?: StreamCallOptions,
+  ): RpcStream<Res>;
+  callClientStream<Req = unknown, Res = unknown>(
+    method: string,
+    requests: StreamSource<Req>,
+    options?: CallOptions,
+  ): Promise<Res>;
+  callBidi<Req = unknown, Res = unknown>(
+    method: string,
+    requests: StreamSource<Req>,
     options?: StreamCallOptions,
   ): RpcStream<Res>;
   publish<T = unknown>(topic: string, value: T): boolean;

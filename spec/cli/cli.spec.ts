@@ -56,8 +56,9 @@ async function sb(
   args: readonly string[],
   code = 0,
   env: Record<string, string> = {},
+  input?: string,
 ): Promise<CliResult> {
-  const r = await runCli([...args, ...attach], env);
+  const r = await runCli([...args, ...attach], env, 30_000, input);
   if (r.code !== code)
     throw new Error(`switchboard ${args.join(' ')}: expected exit ${code}, ${explainCli(r)}`);
   return r;
@@ -145,7 +146,9 @@ describe('switchboard against a live cluster', () => {
       ['add', ['unary'], [1, 2]],
       ['calc.double', ['unary'], [0]],
       ['count', ['server-stream'], [0]],
+      ['doubles', ['bidi'], [0]],
       ['echo', ['unary'], [0, 1, 2]],
+      ['sum', ['client-stream'], [0]],
     ]);
     expect(r.methods[1]!.contracts).toEqual([
       expect.objectContaining({
@@ -184,6 +187,32 @@ describe('switchboard against a live cluster', () => {
     // The server's schema refuses a string: a typed error, exit 1.
     expect((await sb(['call', 'calc.double', '"x"'], 1)).stderr).toContain('ERR_SB_VALIDATION');
   });
+
+  it('call --up: a client-streaming call from --item or stdin lines, a bidi call with --stream', async () => {
+    expect(json(await sb(['call', 'sum', '--up', '--item', '4', '--item', '5']))).toBe(9);
+    // Blank lines are skipped; stdin's end ends the up stream.
+    expect(json(await sb(['call', 'sum', '--up'], 0, {}, '1\n2\n\n3\n'))).toBe(6);
+    expect(json(await sb(['call', 'sum', '--up'], 0, {}, ''))).toBe(0);
+    const lines = (r: CliResult): unknown[] =>
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as unknown);
+    expect(
+      lines(await sb(['call', 'doubles', '--up', '--stream'], 0, {}, '1\n{"n":2}\n3\n')),
+    ).toEqual([2, { n: 4 }, 6]);
+    expect(lines(await sb(['call', 'doubles', '--up', '--stream', '--item', '7']))).toEqual([14]);
+    // A line that is not JSON cancels the call: exit 2 naming the line, no reply printed.
+    const bad = await sb(['call', 'sum', '--up'], 2, {}, '1\nnot json\n3\n');
+    expect(bad.stderr).toContain('stdin line 2 is not JSON');
+    expect(bad.stdout).toBe('');
+    // Misuse is refused before attaching.
+    expect((await sb(['call', 'sum', '1', '--up'], 2)).stderr).toContain('--up takes');
+    expect((await sb(['call', 'sum', '--item', '1'], 2)).stderr).toContain('--item needs --up');
+    expect((await sb(['call', 'sum', '--up', '--item', 'x'], 2)).stderr).toContain(
+      '--item 1 must be JSON',
+    );
+  }, 120_000);
 
   it('push: tasks reach the queue’s worker', async () => {
     const from = cluster.node(1).reports.length;

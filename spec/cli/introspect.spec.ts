@@ -58,7 +58,9 @@ describe('introspection served by every member', () => {
     expect(m0.methods.map((m) => [m.name, m.kind])).toEqual([
       ['calc.double', 'unary'],
       ['count', 'server-stream'],
+      ['doubles', 'bidi'],
       ['echo', 'unary'],
+      ['sum', 'client-stream'],
     ]);
     const hash = m0.methods[0]!.contract?.version;
     expect(hash).toMatch(/^[0-9a-f]{16}$/);

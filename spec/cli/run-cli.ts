@@ -33,7 +33,13 @@ export class CliProcess {
   private timedOut = false;
   private readonly watchers = new Set<() => void>();
 
-  constructor(args: readonly string[], env: Readonly<Record<string, string>>, timeoutMs: number) {
+  constructor(
+    args: readonly string[],
+    env: Readonly<Record<string, string>>,
+    timeoutMs: number,
+    /** Written to its stdin, which then ends; without it, stdin is not connected. */
+    input?: string,
+  ) {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
     // jest runs with NODE_OPTIONS=--experimental-vm-modules; the command needs none of it.
     delete childEnv.NODE_OPTIONS;
@@ -41,8 +47,9 @@ export class CliProcess {
       cwd: ROOT,
       env: childEnv,
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    if (input !== undefined) this.child.stdin!.end(input);
     const changed = (): void => {
       for (const w of this.watchers) w();
     };
@@ -103,8 +110,9 @@ export function runCli(
   args: readonly string[],
   env: Readonly<Record<string, string>> = {},
   timeoutMs = 30_000,
+  input?: string,
 ): Promise<CliResult> {
-  return new CliProcess(args, env, timeoutMs).result();
+  return new CliProcess(args, env, timeoutMs, input).result();
 }
 
 /** Says what the command did, for a failed expectation. */

@@ -4,6 +4,7 @@
  * message carries beyond JSON (bytes, maps, bigints) is printed in the
  * spelling of format.ts.
  */
+import { createInterface } from 'node:readline';
 import { isValidPattern, isValidTopic } from '../../../lib/index.js';
 import { UsageError } from '../../demo/options.js';
 import { defineCommand } from '../command.js';
@@ -31,6 +32,28 @@ function failed(json: boolean, what: string, err: unknown): FailedError {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * One JSON value per line of stdin, blank lines skipped; a line that is not
+ * JSON stops with `bad`. The line reader starts when the call first pulls:
+ * one made earlier reads ahead, and loses the lines (and the end) it
+ * announced before anyone iterated it.
+ */
+async function* stdinJsonLines(bad: (error: UsageError) => void): AsyncGenerator<unknown> {
+  let n = 0;
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    n++;
+    if (line.trim() === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line) as unknown;
+    } catch (err) {
+      bad(new UsageError(`stdin line ${n} is not JSON: ${(err as Error).message}`));
+      return;
+    }
+    yield value;
+  }
+}
+
 export const call = defineCommand({
   name: 'call',
   summary: 'call an RPC method with a JSON request; print the reply',
@@ -39,47 +62,85 @@ export const call = defineCommand({
 Calls <method> with the request [json] (default null) on a member that
 serves it (load-balanced, or --node) and prints the reply as JSON.
 With --stream, calls a server-streaming method and prints each reply on
-its own line as it arrives.`,
+its own line as it arrives.
+With --up, the request is a stream: each --item, or else one JSON value
+per line of stdin until it ends (a client-streaming call: its one reply
+is printed); --up --stream is a bidirectional call, each reply printed on
+its own line as it arrives, while stdin is still being read.`,
   optionsHelp: `  --node <id>             call this member only
-  --stream                a server-streaming call: one JSON line per reply
+  --stream                replies are a stream: one JSON line per reply
+  --up                    the request is a stream: --item values, or stdin lines
+  --item <json>           with --up: one request item (repeat it; stdin unread)
   --timeout <s>           the call's deadline (default 30)`,
-  options: { node: { type: 'string' }, stream: { type: 'boolean' }, timeout: { type: 'string' } },
+  options: {
+    node: { type: 'string' },
+    stream: { type: 'boolean' },
+    up: { type: 'boolean' },
+    item: { type: 'string', multiple: true },
+    timeout: { type: 'string' },
+  },
   positionals: [1, 2],
   parse(a) {
     const [method, raw] = a.positionals as [string, string | undefined];
     const nodeRaw = a.values.node as string | undefined;
     const node =
       nodeRaw === undefined ? undefined : intFlag('node', nodeRaw, 0, a.nodeCount - 1, 0);
+    const up = a.values.up === true;
+    const itemsRaw = a.values.item as string[] | undefined;
+    if (up && raw !== undefined)
+      throw new UsageError('--up takes its request items from --item or stdin, not [json]');
+    if (!up && itemsRaw !== undefined) throw new UsageError('--item needs --up');
     return {
       method,
-      request: parseValue(raw, 'the request'),
+      request: up ? null : parseValue(raw, 'the request'),
       stream: a.values.stream === true,
+      up,
+      items: itemsRaw?.map((x, i) => parseValue(x, `--item ${i + 1}`)),
       options: {
         timeoutMs: secondsFlag('timeout', a.values.timeout as string | undefined, 30),
         ...(node === undefined ? {} : { node }),
       },
     };
   },
-  async run(ctx, { method, request, stream, options }) {
+  async run(ctx, { method, request, stream, up, items, options }) {
     const { sb } = ctx.session;
+    // A stdin line that is not JSON cancels the call, and the command exits as misused.
+    const cancel = new AbortController();
+    let badLine: UsageError | undefined;
+    const upItems = (): Iterable<unknown> | AsyncIterable<unknown> =>
+      items ??
+      stdinJsonLines((e) => {
+        badLine = e;
+        cancel.abort(e);
+      });
+    const callOptions = up ? { ...options, signal: cancel.signal } : options;
     if (stream) {
       let n = 0;
       try {
-        for await (const item of sb.callStream(method, request, options)) {
+        const replies = up
+          ? sb.callBidi(method, upItems(), callOptions)
+          : sb.callStream(method, request, callOptions);
+        for await (const item of replies) {
           out(toJson(item, false));
           n++;
         }
       } catch (err) {
+        if (badLine !== undefined) throw badLine;
         throw failed(ctx.json, `call "${method}" failed after ${n} replies`, err);
       }
+      if (badLine !== undefined) throw badLine;
       return EXIT.OK;
     }
     let reply: unknown;
     try {
-      reply = await sb.call(method, request, options);
+      reply = up
+        ? await sb.callClientStream(method, upItems(), callOptions)
+        : await sb.call(method, request, callOptions);
     } catch (err) {
+      if (badLine !== undefined) throw badLine;
       throw failed(ctx.json, `call "${method}" failed`, err);
     }
+    if (badLine !== undefined) throw badLine;
     out(toJson(reply, !ctx.json));
     return EXIT.OK;
   },
