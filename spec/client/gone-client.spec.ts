@@ -6,7 +6,8 @@
  * acknowledgement must not reach that client and settle its own task before
  * the task ran. Two members (fixtures/slow-member.ts; node 1 works one task
  * at a time) and two client processes of the built kit, one after the
- * other (fixtures/pusher-client.ts).
+ * other (fixtures/pusher-client.ts); then the same with a member's pusher
+ * (node 0) restarted as a new incarnation.
  */
 import { startCluster } from '../../lib/testing/index.js';
 import type { ClusterNode, ProcessCluster } from '../../lib/testing/index.js';
@@ -83,4 +84,33 @@ it('a task still running when its client dies is not acknowledged to the client 
   expect(done).toEqual(['a1', 'b1']);
   expect(b.reports.filter((r) => r.kind === 'failed')).toEqual([]);
   await b.stop(5_000);
+}, 90_000);
+
+it('a task still running when its member pusher restarts is not acknowledged to the new incarnation', async () => {
+  const worker = cluster.node(1);
+  const pusher = cluster.node(0);
+  const doneFrom = worker.reports.length;
+  await pusher.call('push', 'm1', 5_000);
+  await worker.waitForReport('task-start', {
+    from: doneFrom,
+    match: (t) => t === 'm1',
+    timeoutMs: WAIT,
+  });
+  const before = pusher.incarnation;
+  await cluster.restart(0);
+  await cluster.waitUntilAllUp({ timeoutMs: WAIT });
+  expect(pusher.incarnation).not.toBe(before);
+  const settledFrom = pusher.reports.length;
+  expect(worker.reports.slice(doneFrom).filter((r) => r.kind === 'task-done')).toEqual([]);
+  await pusher.call('push', 'm2', 2_000);
+  await pusher.waitForReport('settled', {
+    from: settledFrom,
+    match: (t) => t === 'm2',
+    timeoutMs: WAIT * 2,
+  });
+  const done = worker.reports
+    .slice(doneFrom)
+    .filter((r) => r.kind === 'task-done')
+    .map((r) => r.data);
+  expect(done).toEqual(['m1', 'm2']);
 }, 90_000);
