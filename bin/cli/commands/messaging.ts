@@ -106,13 +106,12 @@ its own line as it arrives, while stdin is still being read.`,
     const { sb } = ctx.session;
     // A stdin line that is not JSON cancels the call, and the command exits as misused.
     const cancel = new AbortController();
-    let badLine: UsageError | undefined;
     const upItems = (): Iterable<unknown> | AsyncIterable<unknown> =>
-      items ??
-      stdinJsonLines((e) => {
-        badLine = e;
-        cancel.abort(e);
-      });
+      items ?? stdinJsonLines((e) => cancel.abort(e));
+    /** Throws the stdin line's UsageError once one cancelled the call. */
+    const misused = (): void => {
+      if (cancel.signal.aborted) throw cancel.signal.reason as UsageError;
+    };
     const callOptions = up ? { ...options, signal: cancel.signal } : options;
     if (stream) {
       let n = 0;
@@ -125,10 +124,10 @@ its own line as it arrives, while stdin is still being read.`,
           n++;
         }
       } catch (err) {
-        if (badLine !== undefined) throw badLine;
+        misused();
         throw failed(ctx.json, `call "${method}" failed after ${n} replies`, err);
       }
-      if (badLine !== undefined) throw badLine;
+      misused();
       return EXIT.OK;
     }
     let reply: unknown;
@@ -137,10 +136,10 @@ its own line as it arrives, while stdin is still being read.`,
         ? await sb.callClientStream(method, upItems(), callOptions)
         : await sb.call(method, request, callOptions);
     } catch (err) {
-      if (badLine !== undefined) throw badLine;
+      misused();
       throw failed(ctx.json, `call "${method}" failed`, err);
     }
-    if (badLine !== undefined) throw badLine;
+    misused();
     out(toJson(reply, !ctx.json));
     return EXIT.OK;
   },
