@@ -32,14 +32,21 @@ export interface BenchOptions {
    * variant `switchboard (before)`.
    */
   vs: string | undefined;
+  /**
+   * `--workloads a,b`: only the workloads whose label contains one of these
+   * strings (`--workloads "64 KiB"`), in the modules that list workloads
+   * (steady); undefined runs them all.
+   */
+  workloads: readonly string[] | undefined;
 }
 
-/** Parses `--quick`, `--rounds N`, `--only a,b` and `--vs PATH`; throws on anything else. */
+/** Parses `--quick`, `--rounds N`, `--only a,b`, `--vs PATH` and `--workloads a,b`; throws on anything else. */
 export function parseBenchArgs(argv: readonly string[] = process.argv.slice(2)): BenchOptions {
   let quick = false;
   let rounds: number | undefined;
   let only: string[] | undefined;
   let vs: string | undefined;
+  let workloads: string[] | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') {
@@ -58,13 +65,17 @@ export function parseBenchArgs(argv: readonly string[] = process.argv.slice(2)):
       if (value === undefined || value.length === 0)
         throw new Error('--vs expects the path of an older build (its dist/lib/index.js)');
       vs = resolve(value);
+    } else if (arg === '--workloads' || arg.startsWith('--workloads=')) {
+      const value = arg === '--workloads' ? argv[++i] : arg.slice('--workloads='.length);
+      workloads = (value ?? '').split(',').filter((s) => s.length > 0);
+      if (workloads.length === 0) throw new Error('--workloads expects labels, e.g. "64 KiB"');
     } else {
       throw new Error(
-        `unknown argument ${arg} (expected --quick, --rounds N, --only a,b, --vs PATH)`,
+        `unknown argument ${arg} (expected --quick, --rounds N, --only a,b, --vs PATH, --workloads a,b)`,
       );
     }
   }
-  return { quick, rounds: rounds ?? (quick ? 2 : 5), only, vs };
+  return { quick, rounds: rounds ?? (quick ? 2 : 5), only, vs, workloads };
 }
 
 /** What the numbers were measured on. */

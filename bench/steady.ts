@@ -346,7 +346,13 @@ export const steady: BenchModule = {
     const many = sb.sender<unknown>('many', { node: 1 });
     const previous = old?.sender<unknown>('observable', { node: 1 });
     try {
-      for (const w of WORKLOADS) {
+      const picked = ctx.workloads;
+      const selected = WORKLOADS.filter(
+        (w) => picked === undefined || picked.some((p) => w.label.includes(p)),
+      );
+      if (selected.length === 0)
+        throw new Error(`--workloads matched none of: ${WORKLOADS.map((w) => w.label).join(', ')}`);
+      for (const w of selected) {
         const log: Record<string, Sample[]> = {};
         const variants: Record<string, Round> = {
           'raw, batched': round(peer, 'raw, batched', w, rawBatched(batched), timing, log),

@@ -10,6 +10,22 @@ export interface FrameSink {
    * keep their chunk alive; they are never overwritten).
    */
   onFrame(type: number, flags: number, stream: number, payload: Buffer): void;
+  /**
+   * Asked when a frame's payload straddles chunks, before any of it is
+   * copied: a buffer of exactly `length` bytes to copy the payload into (the
+   * same buffer then reaches `onFrame`), or undefined for a fresh one.
+   * `prefix` is the payload's first four bytes as a u32 when they are in the
+   * chunk at hand, else -1. The reassembler uses it to place a fragment
+   * straight into the message it belongs to. Bytes written into the buffer
+   * may be left incomplete if the frame never completes.
+   */
+  payloadTarget?(
+    type: number,
+    flags: number,
+    stream: number,
+    length: number,
+    prefix: number,
+  ): Buffer | undefined;
 }
 
 /** Options of a {@link FrameDecoder}. */
@@ -114,7 +130,18 @@ export class FrameDecoder {
           }
         }
         // The frame straddles chunks: buffer it, sized by the validated length.
-        this.body = Buffer.allocUnsafe(payloadLength);
+        const prefix = end - pos >= 4 ? chunk.readUInt32BE(pos) : -1;
+        const target = this.sink.payloadTarget?.(
+          this.type,
+          this.flags,
+          this.stream,
+          payloadLength,
+          prefix,
+        );
+        this.body =
+          target !== undefined && target.length === payloadLength
+            ? target
+            : Buffer.allocUnsafe(payloadLength);
         this.bodyFill = 0;
         this.state = STATE_PAYLOAD;
       }

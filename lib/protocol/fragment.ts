@@ -48,32 +48,38 @@ export function writeFragment(
 interface Partial {
   readonly total: number;
   readonly flags: number;
-  readonly parts: Buffer[];
+  /**
+   * The message: bytes [0, received) are in. Its length, the capacity, is
+   * at most twice what has arrived (and at most the total), so memory
+   * follows the bytes received, never the declared total.
+   */
+  buf: Buffer;
   received: number;
   /** What this message counts against maxPendingBytes (bytes plus overheads). */
   charged: number;
 }
 
 /**
- * What holding one fragment costs beyond its bytes (the view object, its
- * array slot, and for a first fragment the stream's record), charged against
+ * What holding one fragment costs beyond its bytes (its frame's bookkeeping,
+ * and for a first fragment the stream's record), charged against
  * maxPendingBytes. Without it a flood of empty or one-byte fragments would
  * grow memory while the byte count stayed near zero.
  */
 const FRAGMENT_OVERHEAD = 128;
 
 /**
- * A view keeps its whole backing chunk alive, so a peer could make a few
- * counted bytes pin a 64 KiB socket read each. A fragment using less than
- * half of its backing store is copied into its own store, which keeps what
- * is held within about twice what is counted.
+ * Room a reassembler may set aside, across its unfinished messages, beyond
+ * what has arrived of them: a message whose remaining bytes fit gets its
+ * whole size at its first fragment (one buffer, written once, as a raw
+ * reader of length-prefixed messages does). Past it, a buffer is at most
+ * twice what has arrived. So what is held stays within twice the bytes
+ * counted plus this, whatever totals a peer declares.
  */
-function retain(payload: Buffer): Buffer {
-  if (payload.length * 2 >= payload.buffer.byteLength) return payload;
-  const copy = Buffer.allocUnsafeSlow(payload.length);
-  payload.copy(copy);
-  return copy;
-}
+export const REASSEMBLY_HEAD_START = 16 * 1024 * 1024;
+
+/** True when `payload` was written in place, at the end of what `m` holds (see Reassembler.target). */
+const inPlace = (m: Partial, payload: Buffer): boolean =>
+  payload.buffer === m.buf.buffer && payload.byteOffset === m.buf.byteOffset + m.received;
 
 /**
  * The bytes received of a message in progress once `n` more arrive.
@@ -118,6 +124,8 @@ export class Reassembler {
   /** Streams whose message in progress exceeds maxMessageSize: counted, not kept. */
   private readonly skipping = new Map<number, { readonly total: number; received: number }>();
   private pendingBytes = 0;
+  /** Capacity of unfinished messages' buffers beyond their bytes received. */
+  private ahead = 0;
 
   constructor(options: ReassemblerOptions = {}) {
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_FRAME_LIMITS.maxMessageSize;
@@ -205,10 +213,24 @@ export class Reassembler {
         );
       }
       const charged = this.reserve(first.length);
+      const staged = this.staged;
+      this.staged = undefined;
+      let buf: Buffer;
+      if (
+        staged !== undefined &&
+        payload.buffer === staged.buffer &&
+        payload.byteOffset === staged.byteOffset
+      ) {
+        buf = staged.subarray(4);
+      } else {
+        buf = Buffer.allocUnsafeSlow(this.capacityFor(total, first.length, 0));
+        first.copy(buf);
+      }
+      this.ahead += buf.length - first.length;
       this.partials.set(stream, {
         total,
         flags: flags & ~FrameFlag.MORE,
-        parts: [retain(first)],
+        buf,
         received: first.length,
         charged,
       });
@@ -235,14 +257,59 @@ export class Reassembler {
     }
     const received = progress(stream, partial, payload.length, more);
     partial.charged += this.reserve(payload.length);
-    partial.parts.push(retain(payload));
+    if (!inPlace(partial, payload)) {
+      this.grow(partial, received);
+      payload.copy(partial.buf, partial.received);
+    }
+    this.ahead -= received - partial.received;
     partial.received = received;
     if (more) return undefined;
     this.partials.delete(stream);
     this.pendingBytes -= partial.charged;
     this.completedFlags = partial.flags;
-    return Buffer.concat(partial.parts, partial.total);
+    return partial.buf;
   }
+
+  /**
+   * Where the decoder should copy a frame's payload that straddles socket
+   * reads (FrameSink.payloadTarget): for a CONT frame, the place in its
+   * message where its bytes belong; for the first fragment of a message (its
+   * `prefix`, the declared total, known), the start of a new message buffer
+   * behind a 4-byte slot for the prefix. `add` then finds the bytes in place
+   * and copies nothing. Undefined where `add` would refuse the frame or
+   * would not keep it (the decoder then uses a buffer of its own).
+   */
+  target(
+    type: number,
+    flags: number,
+    stream: number,
+    length: number,
+    prefix: number,
+  ): Buffer | undefined {
+    if (this.skipping.size > 0 && this.skipping.has(stream)) return undefined;
+    if (type === FrameType.CONT) {
+      const partial = this.partials.get(stream);
+      if (partial === undefined || partial.received + length > partial.total) return undefined;
+      this.grow(partial, partial.received + length);
+      return partial.buf.subarray(partial.received, partial.received + length);
+    }
+    if (
+      type !== FrameType.DATA ||
+      (flags & FrameFlag.MORE) === 0 ||
+      prefix < 0 ||
+      length < 4 ||
+      prefix > this.maxMessageSize ||
+      length - 4 >= prefix ||
+      this.partials.has(stream)
+    )
+      return undefined;
+    const store = Buffer.allocUnsafeSlow(4 + this.capacityFor(prefix, length - 4, 0));
+    this.staged = store;
+    return store.subarray(0, length);
+  }
+
+  /** The buffer `target` last handed out for a first fragment, until `add` takes it. */
+  private staged: Buffer | undefined;
 
   /** Flags of the first frame of the message `add` last returned (RAW, ...), MORE cleared. */
   completedFlags = 0;
@@ -260,13 +327,36 @@ export class Reassembler {
     if (partial === undefined) return;
     this.partials.delete(stream);
     this.pendingBytes -= partial.charged;
+    this.ahead -= partial.buf.length - partial.received;
   }
 
   /** Drops everything (link torn down). */
   clear(): void {
+    this.staged = undefined;
     this.partials.clear();
     this.skipping.clear();
     this.pendingBytes = 0;
+    this.ahead = 0;
+  }
+
+  /**
+   * The capacity for `needed` bytes of a message of `total` whose buffer
+   * now sets aside `own` bytes beyond those received: the whole total when
+   * the head start allows it, else room for as much again as is needed.
+   */
+  private capacityFor(total: number, needed: number, own: number): number {
+    if (total - needed <= REASSEMBLY_HEAD_START - (this.ahead - own)) return total;
+    return Math.min(total, needed * 2);
+  }
+
+  /** Makes room in `m.buf` for `needed` bytes, keeping the `m.received` already in. */
+  private grow(m: Partial, needed: number): void {
+    if (needed <= m.buf.length) return;
+    const own = m.buf.length - m.received;
+    const next = Buffer.allocUnsafeSlow(this.capacityFor(m.total, needed, own));
+    m.buf.copy(next, 0, 0, m.received);
+    this.ahead += next.length - m.buf.length;
+    m.buf = next;
   }
 
   /**

@@ -193,6 +193,16 @@ export class Connection implements FrameSink {
     }
   }
 
+  payloadTarget(
+    type: number,
+    flags: number,
+    stream: number,
+    length: number,
+    prefix: number,
+  ): Buffer | undefined {
+    return this.sink?.payloadTarget?.(type, flags, stream, length, prefix);
+  }
+
   private writeHandshake(frames: ReadonlyArray<{ type: number; payload: Buffer }>): void {
     if (frames.length === 0) return;
     this.write(frames.map((f) => encodeFrame(f.type, 0, 0, f.payload)));

@@ -432,6 +432,20 @@ export class Link implements FrameSink {
     this.ackTimer = undefined;
   }
 
+  /** Where a fragment that straddles socket reads is copied: into its message (Reassembler.target). */
+  payloadTarget(
+    type: number,
+    flags: number,
+    stream: number,
+    length: number,
+    prefix: number,
+  ): Buffer | undefined {
+    const s = this.session;
+    if (s === undefined || this.skipIncoming > 0) return undefined;
+    if (type !== FrameType.DATA && type !== FrameType.CONT) return undefined;
+    return s.reassembler.target(type, flags, stream, length, prefix);
+  }
+
   /** Frames from the attached connection. */
   onFrame(type: number, flags: number, stream: number, payload: Buffer): void {
     const s = this.session!;

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { ErrorCode, OptionError, ProtocolError } from '../../lib/errors.js';
 import { FrameDecoder } from '../../lib/protocol/decoder.js';
 import { FrameEncoder } from '../../lib/protocol/encoder.js';
-import { Reassembler, writeFragment } from '../../lib/protocol/fragment.js';
+import { REASSEMBLY_HEAD_START, Reassembler, writeFragment } from '../../lib/protocol/fragment.js';
 import type { ReassemblerOptions } from '../../lib/protocol/fragment.js';
 import {
   DEFAULT_FRAME_LIMITS,
@@ -79,11 +79,30 @@ function send(
   return { wire: Buffer.concat(encoder.take()), controls };
 }
 
-/** Feeds `chunks` through a decoder into a reassembler, as a link's read path does. */
-function receive(chunks: readonly Buffer[], options?: ReassemblerOptions): Received {
+/**
+ * Feeds `chunks` through a decoder into a reassembler, as a link's read path
+ * does; with `inPlace`, the decoder copies straddling fragments straight into
+ * their messages (Reassembler.target), as the link does.
+ */
+function receive(
+  chunks: readonly Buffer[],
+  options?: ReassemblerOptions,
+  inPlace = false,
+): Received {
   const reassembler = new Reassembler(options);
   const got: Received = { messages: [], controls: [] };
   const decoder = new FrameDecoder({
+    ...(inPlace
+      ? {
+          payloadTarget: (
+            type: number,
+            flags: number,
+            stream: number,
+            len: number,
+            prefix: number,
+          ) => reassembler.target(type, flags, stream, len, prefix),
+        }
+      : {}),
     onFrame(type, flags, stream, payload) {
       if (type === DATA || type === CONT) {
         const message = reassembler.add(type, flags, stream, payload);
@@ -181,15 +200,100 @@ describe('writeFragment + Reassembler', () => {
         fc.integer({ min: 1, max: 80 }),
         fc.array(fc.nat({ max: 7 }), { maxLength: 200 }),
         fc.array(fc.nat({ max: 20_000 }), { maxLength: 30 }),
-        (messages: Message[], fs: number, schedule: number[], cuts: number[]) => {
+        fc.boolean(),
+        (messages: Message[], fs: number, schedule: number[], cuts: number[], inPlace: boolean) => {
           const { wire, controls } = send(messages, fs, schedule);
-          const got = receive(splitAt(wire, cuts));
+          const got = receive(splitAt(wire, cuts), undefined, inPlace);
           expect(byStream(got.messages)).toEqual(byStream(messages));
           expect(got.controls).toEqual(controls);
         },
       ),
       { numRuns: 300 },
     );
+  });
+
+  it.each([
+    ['a 64 KiB object (one full fragment and 14 bytes)', 65_550, 64 * 1024],
+    ['a 1 MiB message', 1024 * 1024 + 7, 64 * 1024],
+  ])(
+    'places the fragments of %s straight into the message when reads split them',
+    (_label, size, chunkSize) => {
+      const data = pattern(size, 3);
+      const { wire } = send([{ stream: 9, flags: 0, data }], DEFAULT_FRAME_LIMITS.fragmentSize);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < wire.length; at += chunkSize)
+        chunks.push(wire.subarray(at, at + chunkSize));
+      const reassembler = new Reassembler();
+      const handedOut: ArrayBufferLike[] = [];
+      let message: Buffer | undefined;
+      const decoder = new FrameDecoder(
+        {
+          payloadTarget(type, flags, stream, length, prefix) {
+            const t = reassembler.target(type, flags, stream, length, prefix);
+            if (t !== undefined) handedOut.push(t.buffer);
+            return t;
+          },
+          onFrame(type, flags, stream, payload) {
+            if (type !== DATA && type !== CONT) return;
+            message = reassembler.add(type, flags, stream, payload) ?? message;
+          },
+        },
+        { maxFramePayload: DEFAULT_FRAME_LIMITS.maxFramePayload },
+      );
+      for (const c of chunks) decoder.push(c);
+      expect(message?.equals(data)).toBe(true);
+      // The message is one of the buffers handed out: no joining copy at the end.
+      expect(handedOut).toContain(message!.buffer);
+      // Every buffer is at most twice the bytes in by then (plus the prefix slot).
+      expect(Math.max(...handedOut.map((b) => b.byteLength))).toBeLessThanOrEqual(size + 4);
+      expect(reassembler.pending).toBe(0);
+    },
+  );
+
+  it('never sizes an in-place buffer by the declared total alone', () => {
+    const r = new Reassembler({ maxMessageSize: 0xffffffff });
+    // A first fragment of 1,000 bytes declaring 4 GiB: room for 2,000, not 4 GiB.
+    const t = r.target(DATA, MORE, 1, 4 + 1000, 0xfffffff0);
+    expect(t?.length).toBe(1004);
+    expect(t!.buffer.byteLength).toBeLessThanOrEqual(4 + 2000);
+    t!.writeUInt32BE(0xfffffff0, 0);
+    expect(r.add(DATA, MORE, 1, t!)).toBeUndefined();
+    const next = r.target(CONT, MORE, 1, 5000, -1);
+    expect(next!.buffer.byteLength).toBeLessThanOrEqual(2 * 6000);
+    // No place for what add would refuse: over the size limit, a stream in
+    // progress getting DATA, a CONT with no message or past the total.
+    const small = new Reassembler({ maxMessageSize: 100 });
+    expect(small.target(DATA, MORE, 2, 50, 101)).toBeUndefined();
+    expect(r.target(DATA, MORE, 1, 50, 100)).toBeUndefined();
+    expect(r.target(CONT, 0, 7, 50, -1)).toBeUndefined();
+    expect(small.target(DATA, 0, 2, 50, 100)).toBeUndefined();
+    small.add(DATA, MORE, 3, first(20, 10));
+    expect(small.target(CONT, 0, 3, 11, -1)).toBeUndefined();
+    expect(small.target(CONT, 0, 3, 10, -1)?.length).toBe(10);
+  });
+
+  it('sets aside whole messages only within its head start, across streams', () => {
+    const MiB = 1024 * 1024;
+    const r = new Reassembler({ maxMessageSize: 64 * MiB });
+    const room = (stream: number, total: number): number => {
+      const t = r.target(DATA, MORE, stream, 4 + 1024, total)!;
+      t.writeUInt32BE(total, 0);
+      r.add(DATA, MORE, stream, t);
+      return t.buffer.byteLength - 4;
+    };
+    expect(REASSEMBLY_HEAD_START).toBe(16 * MiB);
+    expect(room(1, 12 * MiB)).toBe(12 * MiB);
+    // The head start is mostly taken: the next gets twice what arrived.
+    expect(room(2, 12 * MiB)).toBe(2048);
+    r.discard(1);
+    expect(room(3, 12 * MiB)).toBe(12 * MiB);
+    // Completing a message gives its room back too (stream 2 still sets aside 1 KiB).
+    r.add(CONT, 0, 3, Buffer.alloc(12 * MiB - 1024));
+    expect(room(4, 16 * MiB)).toBe(16 * MiB);
+    // Past the head start, a message grows by doubling what has arrived.
+    expect(room(5, 64 * MiB)).toBe(2048);
+    const next = r.target(CONT, MORE, 5, 64 * 1024, -1)!;
+    expect(next.buffer.byteLength).toBe(2 * (1024 + 64 * 1024));
   });
 
   it('refuses a fragment size below one byte', () => {
