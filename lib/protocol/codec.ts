@@ -35,6 +35,7 @@ import type { CodecContext, CodecLimits, HandleRef } from './codec-types.js';
 import { checkCbor, scan } from './cbor-scan.js';
 import { Gate, REFUSED, checkRule, copyOf, isValidRef } from './payload-rule.js';
 import { locate } from './refusal.js';
+import { decodeFlat, encodeFlat, flatFallback } from './flat-cbor.js';
 
 // What the codec's other files make public, exported from here as before.
 export { DEFAULT_CODEC_LIMITS, HANDLE_TAG, MAX_CODEC_DEPTH, PortableHandle, checkCbor };
@@ -267,13 +268,22 @@ export function checkEncodable(value: unknown, onHandle?: (handle: PortableHandl
  *   `toHandleRef()`), when that is why.
  */
 export function encodeValue(value: unknown, onHandle?: (handle: PortableHandle) => void): Buffer {
-  let out: Buffer;
+  const original = value;
+  let out: Buffer | undefined;
+  try {
+    out = encodeFlat(value);
+  } catch (err) {
+    flatFallback();
+    throw locate(original, err);
+  }
+  if (out !== undefined) return out;
+  value = flatFallback();
   let handles: PortableHandle[] | undefined;
   if (onHandle === undefined) {
     try {
       out = encoder.encode(value);
     } catch (err) {
-      throw locate(value, err);
+      throw locate(original, err);
     }
   } else {
     // One array reused for the outermost encoding (a toHandleRef() that
@@ -285,7 +295,7 @@ export function encodeValue(value: unknown, onHandle?: (handle: PortableHandle) 
       out = encoder.encode(value);
     } catch (err) {
       handles.length = 0;
-      throw locate(value, err);
+      throw locate(original, err);
     } finally {
       handleSink = saved;
     }
@@ -336,6 +346,10 @@ export function decodeValue(
     source = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } else {
     throw new DecodeError('CBOR input must be a Uint8Array or Buffer');
+  }
+  if (limits.maxDepth > 0) {
+    const flat = decodeFlat(source, limits.maxMessageSize);
+    if (flat !== undefined) return flat;
   }
   scan(source, limits.maxDepth, limits.maxMessageSize);
   const savedContext = currentContext;
